@@ -1,0 +1,178 @@
+"""Run the pipeline: check settings, extract and load, read back what each project did."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import dlt
+import duckdb
+from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sources.workspace_images import ConfigError, Progress, workspace_images
+from sources.workspace_images.rows import parse_timestamp
+
+logger = logging.getLogger("workspace_images")
+
+PIPELINE_NAME = "workspace_images"
+DATASET_NAME = "workspace_images"
+DEFAULT_DB = "workspace_images.duckdb"
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad usage or configuration: exit 2 with this one-line message."""
+
+
+class RunFailed(Exception):
+    """The run itself failed (destination, load): exit 3 with this message."""
+
+
+@dataclass
+class RunResult:
+    """What one run did."""
+
+    run_id: str
+    as_of: datetime
+    db_path: Path
+    projects: List[Dict[str, Any]] = field(default_factory=list)
+    new_versions: int = 0
+    retired: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> List[Dict[str, Any]]:
+        return [p for p in self.projects if p["status"] != "ok"]
+
+    @property
+    def images(self) -> int:
+        return sum(p["images"] or 0 for p in self.projects if p["status"] == "ok")
+
+    @property
+    def retries(self) -> int:
+        return sum(p["retries"] or 0 for p in self.projects)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed else EXIT_OK
+
+    def summary(self) -> str:
+        ok = len(self.projects) - len(self.failed)
+        return (
+            f"run {self.run_id[:12]} as of {self.as_of:%Y-%m-%d %H:%M:%S}Z: {ok}/{len(self.projects)} projects ok, "
+            f"{self.images:,} images, {self.new_versions:,} new versions, {self.retired:,} retired, "
+            f"{self.retries} retries, {self.seconds:.1f}s -> {self.db_path}"
+        )
+
+
+def parse_as_of(value: Optional[str]) -> Optional[datetime]:
+    """Parse `--as-of` (ISO date or timestamp, UTC unless it carries an offset)."""
+    if value is None:
+        return None
+    moment = parse_timestamp(value)
+    if moment is None:
+        raise UsageError(f"--as-of {value!r} is not a date or timestamp, e.g. 2026-11-27 or 2026-11-27T06:00:00Z")
+    return moment
+
+
+def default_pipelines_dir(db_path: Path) -> Path:
+    """dlt's working folder of one DuckDB file: beside it, never dlt's machine-wide default."""
+    return db_path.resolve().parent / ".workspace_images" / db_path.name
+
+
+def make_pipeline(db_path: Path, pipelines_dir: Optional[Path] = None) -> dlt.Pipeline:
+    """The `workspace_images` pipeline writing to the DuckDB file `db_path`."""
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=dlt.destinations.duckdb(str(db_path)),
+        dataset_name=DATASET_NAME,
+        pipelines_dir=str(pipelines_dir or default_pipelines_dir(db_path)),
+    )
+
+
+def run(
+    db_path: Path | str = DEFAULT_DB,
+    *,
+    projects: Optional[List[str]] = None,
+    regions: Optional[List[str]] = None,
+    endpoint: Optional[str] = None,
+    iam_endpoint: Optional[str] = None,
+    discover: Optional[bool] = None,
+    filters: Optional[Dict[str, Any]] = None,
+    concurrency: Optional[int] = None,
+    token: Optional[str] = None,
+    as_of: Optional[datetime] = None,
+    pipelines_dir: Optional[Path] = None,
+    on_progress: Optional[Callable[[Progress], None]] = None,
+) -> RunResult:
+    """Extract every project and load it into `db_path`.
+
+    Arguments left as None come from `.dlt/config.toml`, `secrets.toml` and
+    environment variables, as dlt resolves them.
+
+    Raises:
+        UsageError: a setting is missing or wrong; nothing was written.
+        RunFailed: extraction or load failed as a whole.
+    """
+    started = time.monotonic()
+    db_path = Path(db_path)
+    run_id = uuid.uuid4().hex
+    moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    kwargs: Dict[str, Any] = {
+        "projects": projects or None,
+        "regions": regions or None,
+        "endpoint": endpoint,
+        "iam_endpoint": iam_endpoint,
+        "discover_projects": discover,
+        "filters": filters,
+        "concurrency": concurrency,
+    }
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if token is not None:
+        kwargs["credentials"] = {"token": token}
+    if not db_path.parent.exists():
+        raise UsageError(f"--db {db_path}: folder {db_path.parent} does not exist")
+    try:
+        source = workspace_images(as_of=moment, run_id=run_id, on_progress=on_progress, **kwargs)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except ConfigurationException as exc:
+        raise UsageError(f"configuration: {_first_line(exc)}") from None
+
+    pipeline = make_pipeline(db_path, pipelines_dir)
+    try:
+        pipeline.run(source)
+    except PipelineStepFailed as exc:
+        cause = exc.__cause__ or exc.exception
+        if isinstance(cause, ConfigError):
+            raise UsageError(str(cause)) from None
+        raise RunFailed(f"{exc.step} step failed: {_first_line(cause)}") from None
+
+    result = RunResult(run_id=run_id, as_of=moment, db_path=db_path)
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        cursor = con.execute(
+            f"select * from {DATASET_NAME}.project_runs where run_id = ? order by region, project_id", [run_id]
+        )
+        names = [d[0] for d in cursor.description]
+        result.projects = [dict(zip(names, row)) for row in cursor.fetchall()]
+        ok_ids = [p["project_id"] for p in result.projects if p["status"] == "ok"]
+        if ok_ids:
+            result.new_versions, result.retired = con.execute(
+                f"""select count(*) filter (where _dlt_valid_from = ?), count(*) filter (where _dlt_valid_to = ?)
+                    from {DATASET_NAME}.images where project_id in (select unnest(?::varchar[]))""",
+                [moment, moment, ok_ids],
+            ).fetchone()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return text.splitlines()[0]

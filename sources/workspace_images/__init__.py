@@ -1,0 +1,166 @@
+"""dlt source for the product images of Huawei Cloud Workspace, across many projects."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+import dlt
+from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.sources import DltResource
+
+from .auth import TokenAuth
+from .config import (
+    ConfigError,
+    Project,
+    WorkspaceCredentials,
+    check_concurrency,
+    check_credentials,
+    check_endpoint,
+    parse_filters,
+    parse_projects,
+    parse_regions,
+)
+from .fetch import ProjectFetcher, ProjectOutcome, Progress
+from .settings import DEFAULT_CONCURRENCY, DEFAULT_ENDPOINT, DEFAULT_IAM_ENDPOINT, ROW_HASH_COLUMN
+
+__all__ = ["workspace_images", "ConfigError", "Project", "ProjectOutcome", "Progress", "WorkspaceCredentials"]
+
+IMAGES_COLUMNS: TTableSchemaColumns = {
+    "id": {"data_type": "text", "nullable": False},
+    "project_id": {"data_type": "text", "nullable": False},
+    "region": {"data_type": "text", "nullable": False},
+    "min_ram": {"data_type": "bigint"},
+    "min_disk": {"data_type": "bigint"},
+    "created_at": {"data_type": "timestamp", "timezone": True},
+    "fetched_at": {"data_type": "timestamp", "timezone": True},
+}
+
+PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
+    "run_id": {"data_type": "text", "nullable": False},
+    "project_id": {"data_type": "text", "nullable": False},
+    "region": {"data_type": "text", "nullable": False},
+    "as_of": {"data_type": "timestamp", "timezone": True, "nullable": False},
+    "started_at": {"data_type": "timestamp", "timezone": True},
+    "finished_at": {"data_type": "timestamp", "timezone": True},
+    "status": {"data_type": "text", "nullable": False},
+    "images": {"data_type": "bigint"},
+    "total_count": {"data_type": "bigint"},
+    "pages": {"data_type": "bigint"},
+    "requests": {"data_type": "bigint"},
+    "retries": {"data_type": "bigint"},
+    "http_status": {"data_type": "bigint"},
+    "error_code": {"data_type": "text"},
+    "error_msg": {"data_type": "text"},
+}
+
+
+def images_write_disposition(as_of: datetime, ok_project_ids: Sequence[str]) -> Dict[str, Any]:
+    """SCD2 merge whose retirements are confined to the projects fetched whole.
+
+    A project that failed is outside the scope, so none of its images is retired;
+    a project fetched whole with no image left retires all of its images.
+    """
+    if ok_project_ids:
+        scope = "project_id IN (" + ", ".join(f"'{pid}'" for pid in sorted(ok_project_ids)) + ")"
+    else:
+        scope = "1 = 0"
+    return {
+        "disposition": "merge",
+        "strategy": "scd2",
+        "boundary_timestamp": as_of,
+        "row_version_column_name": ROW_HASH_COLUMN,
+        "destination_scope": scope,
+    }
+
+
+@dlt.source(name="workspace_images", max_table_nesting=0)
+def workspace_images(
+    projects: Union[None, str, List[Any]] = None,
+    credentials: WorkspaceCredentials = dlt.secrets.value,
+    endpoint: str = DEFAULT_ENDPOINT,
+    iam_endpoint: str = DEFAULT_IAM_ENDPOINT,
+    regions: Union[None, str, List[str]] = None,
+    filters: Union[None, str, Dict[str, Any]] = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    discover_projects: bool = False,
+    as_of: Optional[datetime] = None,
+    run_id: Optional[str] = None,
+    on_progress: Optional[Callable[[Progress], None]] = None,
+) -> Sequence[DltResource]:
+    """Product images of Huawei Cloud Workspace in each configured project.
+
+    Every setting is checked here, before any request is made: a bad one raises
+    ConfigError naming it.
+
+    Args:
+        projects: `REGION:PROJECT_ID` strings (a list, a JSON list or comma-separated).
+        credentials: Secrets; an IAM token (`credentials.token`) in this version.
+        endpoint: Workspace URL template, `{region}` optional.
+        iam_endpoint: IAM URL (used for discovery and token-based modes).
+        regions: Keep only the projects in these regions.
+        filters: API query parameters applied to every page (os_type, image_type, ...).
+        concurrency: Projects fetched at the same time.
+        discover_projects: List the account's projects through IAM.
+        as_of: Validity timestamp of this load (`_dlt_valid_from` of new versions and
+            `_dlt_valid_to` of retired ones); now when not given.
+        run_id: Identifies this run in `project_runs`; a new UUID when not given.
+        on_progress: Called after each project with the running totals.
+
+    Returns:
+        The `images` (SCD2 history) and `project_runs` resources.
+    """
+    if discover_projects:
+        raise ConfigError("project discovery through IAM is not available in this version: list the projects")
+    region_filter = parse_regions(regions)
+    project_list = parse_projects(projects, region_filter)
+    if not project_list:
+        raise ConfigError(
+            "no projects to load: pass --project REGION:PROJECT_ID or set SOURCES__WORKSPACE_IMAGES__PROJECTS"
+            + (f" (none is in region(s) {', '.join(region_filter)})" if region_filter and projects else "")
+        )
+    token = check_credentials(credentials)
+    endpoint = check_endpoint(endpoint, "endpoint")
+    check_endpoint(iam_endpoint, "iam_endpoint")
+    page_filters = parse_filters(filters)
+    workers = check_concurrency(concurrency)
+    moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    run = run_id or uuid.uuid4().hex
+
+    fetcher = ProjectFetcher(project_list, endpoint, TokenAuth(token), page_filters, workers, on_progress)
+
+    @dlt.resource(
+        name="images",
+        write_disposition=images_write_disposition(moment, []),
+        columns=IMAGES_COLUMNS,
+    )
+    def images() -> Iterator[Any]:
+        """One Arrow table per project fetched whole; then the retirement scope of this run.
+
+        Yields:
+            pyarrow.Table: the images of one project, with project_id, region and fetched_at.
+        """
+        loaded: List[str] = []
+        for outcome in fetcher.completed():
+            if outcome.ok:
+                loaded.append(outcome.project.project_id)
+                if outcome.table is not None and outcome.table.num_rows:
+                    yield outcome.table
+            outcome.table = None
+        yield dlt.mark.with_hints(
+            dlt.mark.materialize_table_schema(),
+            dlt.mark.make_hints(write_disposition=images_write_disposition(moment, loaded)),
+        )
+
+    @dlt.resource(name="project_runs", write_disposition="append", columns=PROJECT_RUNS_COLUMNS)
+    def project_runs() -> Iterator[Dict[str, Any]]:
+        """One row per project of this run: ok or failed, counts, the API's error.
+
+        Yields:
+            dict: a `project_runs` row.
+        """
+        for outcome in fetcher.outcomes():
+            yield outcome.run_row(run, moment)
+
+    return images, project_runs

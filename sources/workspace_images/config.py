@@ -1,0 +1,192 @@
+"""Settings of a run: projects, endpoints, filters, credentials, checked before anything runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from urllib.parse import urlsplit
+
+import dlt
+from dlt.common.configuration import configspec
+from dlt.common.configuration.specs import CredentialsConfiguration
+from dlt.common.typing import TSecretStrValue
+
+from .settings import FILTER_PARAMS, PROJECT_ID_PATTERN, REGION_PATTERN
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong. The message says which one and what to do; it never holds a secret."""
+
+
+@configspec
+class WorkspaceCredentials(CredentialsConfiguration):
+    """Secrets for the Workspace and IAM APIs; which ones are set chooses the mode.
+
+    Only a fixed IAM token is used in this version; the other fields are read so a
+    misconfiguration is reported instead of silently ignored.
+    """
+
+    token: Optional[TSecretStrValue] = None
+    access_key: Optional[TSecretStrValue] = None
+    secret_key: Optional[TSecretStrValue] = None
+    security_token: Optional[TSecretStrValue] = None
+    user_name: Optional[str] = None
+    password: Optional[TSecretStrValue] = None
+    domain_name: Optional[str] = None
+
+    def secrets(self) -> List[str]:
+        """Every secret value that is set, so output can be checked for leaks."""
+        return [
+            str(v)
+            for v in (self.token, self.access_key, self.secret_key, self.security_token, self.password)
+            if v
+        ]
+
+
+@dataclass(frozen=True)
+class Project:
+    """One project to load: its region and id."""
+
+    region: str
+    project_id: str
+
+    def __str__(self) -> str:
+        return f"{self.region}:{self.project_id}"
+
+
+def _as_list(value: Union[None, str, Sequence[Any]]) -> List[Any]:
+    """Accept a list, a JSON list or a comma-separated string (as env vars give them)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"not a valid JSON list: {text!r} ({exc.msg})") from None
+            if not isinstance(parsed, list):
+                raise ConfigError(f"expected a list, got {text!r}")
+            return parsed
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return list(value)
+
+
+def check_region(region: str) -> str:
+    """Return `region` if it looks like a Huawei Cloud region id, else raise ConfigError."""
+    if not isinstance(region, str) or not re.match(REGION_PATTERN, region):
+        raise ConfigError(f"invalid region {region!r}: expected an id like cn-north-4 or ap-southeast-1")
+    return region
+
+
+def parse_project(value: Any) -> Project:
+    """Parse `REGION:PROJECT_ID` or a `{region, project_id}` mapping into a Project."""
+    if isinstance(value, Mapping):
+        region, project_id = value.get("region"), value.get("project_id") or value.get("id")
+    elif isinstance(value, str) and ":" in value:
+        region, _, project_id = value.strip().partition(":")
+    else:
+        raise ConfigError(
+            f"invalid project {value!r}: write it as REGION:PROJECT_ID, e.g. cn-north-4:0605767e1f00d5c32f55c0137fb2b1d7"
+        )
+    check_region(region)
+    if not isinstance(project_id, str) or not re.match(PROJECT_ID_PATTERN, project_id):
+        raise ConfigError(f"invalid project id {project_id!r} in {value!r}: expected letters, digits, '-' or '_'")
+    return Project(region=region, project_id=project_id)
+
+
+def parse_projects(values: Union[None, str, Sequence[Any]], regions: Iterable[str] = ()) -> List[Project]:
+    """Parse the configured projects, drop duplicates, keep those in `regions` (all when empty).
+
+    Raises:
+        ConfigError: a project is malformed, or one project id is given for two regions.
+    """
+    wanted = {check_region(r) for r in regions}
+    seen: Dict[str, Project] = {}
+    for value in _as_list(values):
+        project = parse_project(value)
+        previous = seen.get(project.project_id)
+        if previous and previous.region != project.region:
+            raise ConfigError(
+                f"project {project.project_id} is given for two regions ({previous.region}, {project.region})"
+            )
+        seen[project.project_id] = project
+    return [p for p in seen.values() if not wanted or p.region in wanted]
+
+
+def parse_regions(values: Union[None, str, Sequence[Any]]) -> List[str]:
+    """Parse the region filter."""
+    return [check_region(str(v)) for v in _as_list(values)]
+
+
+def parse_filters(filters: Union[None, str, Mapping[str, Any]]) -> Dict[str, str]:
+    """Check the API query parameters a user set; `limit` and `offset` belong to paging."""
+    if filters is None or filters == "":
+        return {}
+    if isinstance(filters, str):
+        try:
+            filters = json.loads(filters)
+        except json.JSONDecodeError:
+            raise ConfigError(f"filters must be a table or JSON object, got {filters!r}") from None
+    if not isinstance(filters, Mapping):
+        raise ConfigError(f"filters must be a table or JSON object, got {filters!r}")
+    unknown = sorted(set(filters) - set(FILTER_PARAMS))
+    if unknown:
+        raise ConfigError(f"unknown filter(s) {', '.join(unknown)}: allowed are {', '.join(FILTER_PARAMS)}")
+    return {k: str(v) for k, v in filters.items() if v is not None and v != ""}
+
+
+def check_endpoint(template: str, name: str = "endpoint") -> str:
+    """Check an endpoint URL template (`{region}` optional) and return it without a trailing slash."""
+    if not isinstance(template, str) or not template.strip():
+        raise ConfigError(f"{name} is empty")
+    template = template.strip().rstrip("/")
+    try:
+        sample = template.format(region="cn-north-4")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"{name} {template!r}: the only placeholder allowed is {{region}}") from None
+    parts = urlsplit(sample)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} {template!r} is not an http(s) URL")
+    return template
+
+
+def check_concurrency(value: Any) -> int:
+    """Projects fetched at once: a whole number from 1 to 64."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"concurrency must be a whole number, got {value!r}") from None
+    if not 1 <= number <= 64:
+        raise ConfigError(f"concurrency must be between 1 and 64, got {number}")
+    return number
+
+
+def check_credentials(credentials: Optional[WorkspaceCredentials]) -> str:
+    """Return the IAM token to use, or raise ConfigError naming the settings to set."""
+    if credentials is None or not credentials.token:
+        other = credentials is not None and any(
+            (credentials.access_key, credentials.secret_key, credentials.user_name, credentials.password)
+        )
+        if other:
+            raise ConfigError(
+                "only IAM token authentication is available in this version: set "
+                "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN (or credentials.token in .dlt/secrets.toml)"
+            )
+        raise ConfigError(
+            "no credentials: set SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN "
+            "(or [sources.workspace_images.credentials] token in .dlt/secrets.toml)"
+        )
+    token = str(credentials.token).strip()
+    if not token or any(ch in token for ch in "\r\n"):
+        raise ConfigError("the IAM token is empty or spans several lines")
+    return token
+
+
+def config_value(name: str) -> Any:
+    """Read `sources.workspace_images.<name>` through dlt's providers (config.toml, env vars)."""
+    return dlt.config.get(f"sources.workspace_images.{name}")

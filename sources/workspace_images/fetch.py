@@ -1,0 +1,213 @@
+"""Fetch projects whole, several at a time, and keep what each run did per project."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import pyarrow as pa
+from requests import RequestException
+from requests.auth import AuthBase
+
+from .client import FetchError, ImagesPaginator, check_response, make_rest_client, page_params
+from .config import Project
+from .rows import images_table
+from .settings import ERR_CONNECTION, ERR_PAGING_UNSTABLE, IMAGES_PATH, MAX_PAGING_PASSES
+
+logger = logging.getLogger("workspace_images")
+
+
+@dataclass
+class ProjectOutcome:
+    """What fetching one project gave: its rows when it was fetched whole, else the error."""
+
+    project: Project
+    status: str = "failed"
+    table: Optional[pa.Table] = None
+    images: int = 0
+    total_count: Optional[int] = None
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    passes: int = 0
+    http_status: Optional[int] = None
+    error_code: Optional[str] = None
+    error_msg: Optional[str] = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: Optional[datetime] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def run_row(self, run_id: str, as_of: datetime) -> Dict[str, Any]:
+        """The project's row in `project_runs`."""
+        return {
+            "run_id": run_id,
+            "project_id": self.project.project_id,
+            "region": self.project.region,
+            "as_of": as_of,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "status": self.status,
+            "images": self.images,
+            "total_count": self.total_count,
+            "pages": self.pages,
+            "requests": self.requests,
+            "retries": self.retries,
+            "http_status": self.http_status,
+            "error_code": self.error_code,
+            "error_msg": self.error_msg,
+        }
+
+
+def base_url(endpoint: str, region: str) -> str:
+    """The Workspace endpoint of `region` from the endpoint template."""
+    return endpoint.format(region=region) if "{region}" in endpoint else endpoint
+
+
+def fetch_project(
+    project: Project, endpoint: str, auth: AuthBase, filters: Dict[str, str]
+) -> ProjectOutcome:
+    """Page one project to its end and return its images, or why it failed.
+
+    The project is paged again (at most MAX_PAGING_PASSES times) when `total_count`
+    moved while it was paged or the ids read do not add up to it; the rows kept are
+    those of the last pass, deduplicated by id. Any error fails this project only.
+    """
+    outcome = ProjectOutcome(project=project)
+    client, counter = make_rest_client(base_url(endpoint, project.region), auth)
+    path = IMAGES_PATH.format(project_id=project.project_id)
+    params = page_params(filters)
+    try:
+        for attempt in range(1, MAX_PAGING_PASSES + 1):
+            outcome.passes = attempt
+            paginator = ImagesPaginator()
+            by_id: Dict[str, Dict[str, Any]] = {}
+            for page in client.paginate(
+                path, params=params, paginator=paginator, hooks={"response": [check_response]}
+            ):
+                outcome.pages += 1
+                for image in page:
+                    by_id[image["id"]] = image
+            outcome.total_count = paginator.totals[-1] if paginator.totals else 0
+            if not paginator.total_changed and len(by_id) == outcome.total_count:
+                break
+            logger.info(
+                "project %s: total_count moved while paging (%s), %d ids read; paging again",
+                project, " -> ".join(str(t) for t in dict.fromkeys(paginator.totals)), len(by_id),
+            )
+        else:
+            raise FetchError(
+                f"the image list kept changing while it was paged ({MAX_PAGING_PASSES} passes)",
+                200, ERR_PAGING_UNSTABLE,
+            )
+        fetched_at = datetime.now(timezone.utc)
+        outcome.table = images_table(list(by_id.values()), project.project_id, project.region, fetched_at)
+        outcome.images = outcome.table.num_rows
+        outcome.status = "ok"
+    except FetchError as exc:
+        outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, exc.error_msg
+    except RequestException as exc:
+        outcome.error_code = ERR_CONNECTION
+        outcome.error_msg = f"{exc.__class__.__name__} after {counter.attempts} attempt(s): {exc}"[:500]
+    finally:
+        outcome.requests, outcome.retries = counter.attempts, counter.retries
+        outcome.finished_at = datetime.now(timezone.utc)
+    if not outcome.ok:
+        logger.warning(
+            "project %s failed: %s%s%s",
+            project,
+            f"HTTP {outcome.http_status} " if outcome.http_status else "",
+            f"{outcome.error_code}: " if outcome.error_code else "",
+            outcome.error_msg,
+        )
+    return outcome
+
+
+@dataclass
+class Progress:
+    """Running totals of a fetch, for progress lines and the final summary."""
+
+    total: int
+    done: int = 0
+    images: int = 0
+    retries: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        return (
+            f"{self.done}/{self.total} projects, {self.images:,} images, {self.retries} retries, "
+            f"{self.failed} failed, {time.monotonic() - self.started:.1f}s"
+        )
+
+
+class ProjectFetcher:
+    """Fetches every project once, `concurrency` at a time, starting on first use.
+
+    `completed()` hands each outcome over as soon as its project is done (the
+    `images` resource loads from it); `outcomes()` waits for all of them (the
+    `project_runs` resource and the runner read it).
+    """
+
+    def __init__(
+        self,
+        projects: List[Project],
+        endpoint: str,
+        auth: AuthBase,
+        filters: Dict[str, str],
+        concurrency: int,
+        on_progress: Optional[Callable[[Progress], None]] = None,
+    ) -> None:
+        self.projects = projects
+        self.endpoint = endpoint
+        self.auth = auth
+        self.filters = filters
+        self.concurrency = concurrency
+        self.progress = Progress(total=len(projects))
+        self._on_progress = on_progress
+        self._lock = threading.Lock()
+        self._futures: List[Future[ProjectOutcome]] = []
+        self._executor: Optional[ThreadPoolExecutor] = None
+
+    def start(self) -> None:
+        """Submit every project (once)."""
+        with self._lock:
+            if self._executor is not None:
+                return
+            self._executor = ThreadPoolExecutor(
+                max_workers=max(1, min(self.concurrency, len(self.projects))),
+                thread_name_prefix="workspace_images",
+            )
+            logger.info("fetching %d project(s), %d at a time", len(self.projects), self.concurrency)
+            self._futures = [self._executor.submit(self._fetch, p) for p in self.projects]
+            self._executor.shutdown(wait=False)
+
+    def _fetch(self, project: Project) -> ProjectOutcome:
+        outcome = fetch_project(project, self.endpoint, self.auth, self.filters)
+        with self._lock:
+            progress = self.progress
+            progress.done += 1
+            progress.images += outcome.images
+            progress.retries += outcome.retries
+            progress.failed += 0 if outcome.ok else 1
+            if self._on_progress:
+                self._on_progress(progress)
+        return outcome
+
+    def completed(self) -> Iterator[ProjectOutcome]:
+        """Yield outcomes as their projects finish."""
+        self.start()
+        for future in as_completed(self._futures):
+            yield future.result()
+
+    def outcomes(self) -> List[ProjectOutcome]:
+        """Every outcome, in the order the projects were given (waits for all)."""
+        self.start()
+        return [future.result() for future in self._futures]

@@ -1,0 +1,67 @@
+"""Constants of the Workspace images source."""
+
+DEFAULT_ENDPOINT = "https://workspace.{region}.myhuaweicloud.com"
+"""Regional Workspace endpoint; `{region}` is replaced by the project's region."""
+
+DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
+"""Global IAM endpoint."""
+
+IMAGES_PATH = "/v2/{project_id}/images"
+"""The one API this source reads."""
+
+PAGE_LIMIT = 100
+"""Largest page the API serves."""
+
+DEFAULT_CONCURRENCY = 8
+"""Projects fetched at the same time."""
+
+MAX_PAGING_PASSES = 4
+"""How often a project is paged again when `total_count` moves while it is paged."""
+
+DEFAULT_SORT = {"sort_field": "created_at", "sort_type": "asc"}
+"""Page order: new images are appended at the end, so they shift no earlier offset."""
+
+FILTER_PARAMS = (
+    "os_type",
+    "image_type",
+    "platform",
+    "architecture",
+    "package_type",
+    "image_id",
+    "sort_field",
+    "sort_type",
+)
+"""Query parameters a user may set through `filters`."""
+
+KNOWN_STRING_FIELDS = (
+    "id",
+    "name",
+    "image_type",
+    "os_type",
+    "os_version",
+    "disk_format",
+    "product_code",
+    "architecture",
+)
+"""ImageInfo fields loaded as text."""
+
+KNOWN_INT_FIELDS = ("min_ram", "min_disk")
+"""ImageInfo fields loaded as integers."""
+
+KNOWN_TIMESTAMP_FIELDS = ("created_at",)
+"""ImageInfo fields loaded as UTC timestamps."""
+
+ROW_HASH_COLUMN = "_row_hash"
+"""Hash of an image's API fields, project and region: a new value is a new version."""
+
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""What a project id may contain (it is used in URLs and in SQL)."""
+
+REGION_PATTERN = r"^[a-z]{2}(-[a-z0-9]+)+$"
+"""What a region id looks like, e.g. `cn-north-4`, `ap-southeast-1`, `eu-west-101`."""
+
+# error codes of failures the client detects itself (the API's own codes are kept as they come)
+ERR_MALFORMED = "WI.MALFORMED_RESPONSE"
+ERR_PAGING_STUCK = "WI.PAGING_STUCK"
+ERR_PAGING_UNSTABLE = "WI.PAGING_UNSTABLE"
+ERR_CONNECTION = "WI.CONNECTION"
