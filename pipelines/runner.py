@@ -146,6 +146,7 @@ def run(
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
+    before = version_counts(db_path)
     pipeline = make_pipeline(db_path, pipelines_dir)
     try:
         pipeline.run(source)
@@ -162,15 +163,27 @@ def run(
         )
         names = [d[0] for d in cursor.description]
         result.projects = [dict(zip(names, row)) for row in cursor.fetchall()]
-        ok_ids = [p["project_id"] for p in result.projects if p["status"] == "ok"]
-        if ok_ids:
-            result.new_versions, result.retired = con.execute(
-                f"""select count(*) filter (where _dlt_valid_from = ?), count(*) filter (where _dlt_valid_to = ?)
-                    from {DATASET_NAME}.images where project_id in (select unnest(?::varchar[]))""",
-                [moment, moment, ok_ids],
-            ).fetchone()
+    after = version_counts(db_path)
+    result.new_versions, result.retired = after[0] - before[0], after[1] - before[1]
     result.seconds = time.monotonic() - started
     return result
+
+
+def version_counts(db_path: Path) -> tuple[int, int]:
+    """(all versions, retired versions) in `images`; zeros before the first load."""
+    if not db_path.exists():
+        return 0, 0
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'images'",
+            [DATASET_NAME],
+        ).fetchone()[0]
+        if not found:
+            return 0, 0
+        total, retired = con.execute(
+            f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images"
+        ).fetchone()
+    return int(total), int(retired)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from .config import (
     parse_regions,
 )
 from .fetch import ProjectFetcher, ProjectOutcome, Progress
+from .rows import images_table
 from .settings import DEFAULT_CONCURRENCY, DEFAULT_ENDPOINT, DEFAULT_IAM_ENDPOINT, ROW_HASH_COLUMN
 
 __all__ = ["workspace_images", "ConfigError", "Project", "ProjectOutcome", "Progress", "WorkspaceCredentials"]
@@ -148,8 +149,10 @@ def workspace_images(
                 if outcome.table is not None and outcome.table.num_rows:
                     yield outcome.table
             outcome.table = None
+        # an empty table of the known columns carries the retirement scope even when no
+        # project brought a row (a project emptied whole must retire its images)
         yield dlt.mark.with_hints(
-            dlt.mark.materialize_table_schema(),
+            images_table([], "", "", moment),
             dlt.mark.make_hints(write_disposition=images_write_disposition(moment, loaded)),
         )
 

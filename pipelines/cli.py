@@ -1,0 +1,219 @@
+"""`workspace-images` command line: a thin layer over pipelines.runner and pipelines.demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
+
+from sources.workspace_images import Progress
+
+from .runner import (
+    DEFAULT_DB,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    RunFailed,
+    RunResult,
+    UsageError,
+    parse_as_of,
+    run,
+)
+
+logger = logging.getLogger("workspace_images")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad usage in one line and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """Log the pipeline's progress to stderr; dlt's own logger stays at warnings unless -vv."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    for name in ("workspace_images",):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(level)
+        log.propagate = False
+    logging.getLogger("dlt").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+def progress_printer(interval: float = 1.0) -> Callable[[Progress], None]:
+    """A progress callback that logs at most once per `interval` seconds, and always at the end."""
+    last = [0.0]
+    failed = [0]
+
+    def report(progress: Progress) -> None:
+        now = time.monotonic()
+        if progress.done == progress.total or progress.failed != failed[0] or now - last[0] >= interval:
+            last[0], failed[0] = now, progress.failed
+            logger.info("progress: %s", progress.line())
+
+    return report
+
+
+def parse_filters(values: Optional[Sequence[str]]) -> Optional[Dict[str, str]]:
+    """`--filter os_type=Windows` pairs into a dict."""
+    if not values:
+        return None
+    filters: Dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--filter {value!r}: write it as NAME=VALUE, e.g. --filter os_type=Windows")
+        filters[key.strip()] = val.strip()
+    return filters
+
+
+def print_result(result: RunResult) -> None:
+    """The run's one-line summary on stdout, and each failed project on stderr."""
+    for project in result.failed:
+        status = f"HTTP {project['http_status']} " if project["http_status"] else ""
+        code = f"{project['error_code']}: " if project["error_code"] else ""
+        print(
+            f"failed: {project['region']}:{project['project_id']}: {status}{code}{project['error_msg']}",
+            file=sys.stderr,
+        )
+    if result.failed:
+        print(
+            "the failed projects kept their previous images; see workspace_images.project_runs, "
+            "fix the cause and run again",
+            file=sys.stderr,
+        )
+    print(result.summary())
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project", dest="projects", action="append", metavar="REGION:PROJECT_ID",
+        help="a project to load (repeatable); default: sources.workspace_images.projects from config",
+    )
+    parser.add_argument("--discover", action="store_true", default=None, help="list the account's projects through IAM")
+    parser.add_argument(
+        "--region", dest="regions", action="append", metavar="R",
+        help="load only projects in this region (repeatable)",
+    )
+    parser.add_argument(
+        "--endpoint", metavar="URL",
+        help="Workspace URL template, {region} optional (default https://workspace.{region}.myhuaweicloud.com)",
+    )
+    parser.add_argument("--iam-endpoint", metavar="URL", help="IAM URL (default https://iam.myhuaweicloud.com)")
+    parser.add_argument("--db", type=Path, default=Path(DEFAULT_DB), metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    parser.add_argument(
+        "--as-of", metavar="TIMESTAMP",
+        help="validity timestamp of this load, for backfills and replays (default: now, UTC)",
+    )
+    parser.add_argument("--no-models", action="store_true", help="load only; do not build the SQL models")
+    parser.add_argument(
+        "--filter", dest="filters", action="append", metavar="NAME=VALUE",
+        help="API query parameter for every page, e.g. os_type=Windows (repeatable)",
+    )
+    parser.add_argument("--concurrency", type=int, metavar="N", help="projects fetched at once (default 8)")
+    parser.add_argument(
+        "--pipelines-dir", type=Path, metavar="DIR",
+        help="dlt's working folder (default .workspace_images/<db file name> beside the DuckDB file)",
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    result = run(
+        args.db,
+        projects=args.projects,
+        regions=args.regions,
+        endpoint=args.endpoint,
+        iam_endpoint=args.iam_endpoint,
+        discover=args.discover,
+        filters=parse_filters(args.filters),
+        concurrency=args.concurrency,
+        as_of=parse_as_of(args.as_of),
+        pipelines_dir=args.pipelines_dir,
+        on_progress=progress_printer(),
+    )
+    print_result(result)
+    return result.exit_code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(
+        db_path=args.db, days=args.days, projects=args.projects, images=args.images,
+        seed=args.seed, replace=args.replace, fault_rate=args.fault_rate,
+    )
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from simulator.cli import serve
+
+    return serve(args)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="workspace-images",
+        description="Inventory, with history, of Huawei Cloud Workspace product images, in DuckDB.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug, dlt included)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    commands.required = True
+
+    run_parser = commands.add_parser(
+        "run", help="extract every project and load it into DuckDB",
+        description="Extract every project and load it into DuckDB as an SCD2 history. "
+        "Exit 0: every project loaded; 1: some projects failed (see project_runs); "
+        "2: bad usage or configuration; 3: the run failed.",
+    )
+    add_run_arguments(run_parser)
+    run_parser.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="run simulated days against the bundled simulator",
+        description="Start the simulator on a free loopback port and load N simulated days into a DuckDB file.",
+    )
+    demo.add_argument("--db", type=Path, default=Path("demo.duckdb"), metavar="PATH", help="DuckDB file (default demo.duckdb)")
+    demo.add_argument("--days", type=int, default=7, metavar="N", help="simulated days to load (default 7)")
+    demo.add_argument("--projects", type=int, default=6, metavar="N", help="simulated projects (default 6)")
+    demo.add_argument("--images", type=int, default=250, metavar="N", help="images per project on day 0 (default 250)")
+    demo.add_argument("--seed", type=int, default=1, metavar="S", help="simulator seed (default 1)")
+    demo.add_argument("--fault-rate", type=float, default=0.02, metavar="F", help="share of requests that fail and are retried (default 0.02)")
+    demo.add_argument("--replace", action="store_true", help="replace the DuckDB file if it exists")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = commands.add_parser(
+        "simulator", help="serve the Workspace API simulator",
+        description="Serve a local stand-in for the Workspace API until Ctrl-C.",
+    )
+    from simulator.cli import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(func=cmd_simulator)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"workspace-images: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunFailed as exc:
+        print(f"workspace-images: run failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("workspace-images: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

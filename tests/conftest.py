@@ -1,0 +1,85 @@
+"""Shared fixtures: a simulator on 127.0.0.1 and runs of the real pipeline into temp DuckDB files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import duckdb
+import pytest
+
+from pipelines.runner import RunResult, run
+from simulator import Simulator
+
+TOKEN = "sim-token-5f3c1a9e-do-not-leak"
+
+
+@pytest.fixture(autouse=True)
+def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep dlt's folders in the test's temp folder, retry fast, and hide the user's settings."""
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_data"))
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.05")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "5")
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "10")
+    for name in list(__import__("os").environ):
+        if name.startswith("SOURCES__WORKSPACE_IMAGES__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """A simulator with no projects: tests add the ones they need."""
+    with Simulator(projects=0, seed=11, token=TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "images.duckdb"
+
+
+def load(db: Path, sim: Simulator, projects: List[str] | None = None, day: int | None = None, **kwargs: Any) -> RunResult:
+    """Run the real pipeline against `sim` into `db`, as of the simulator's day."""
+    targets = projects if projects is not None else [f"{p.region}:{p.project_id}" for p in sim.projects]
+    return run(
+        db,
+        projects=targets,
+        endpoint=sim.url,
+        token=TOKEN,
+        as_of=sim.as_of(day),
+        pipelines_dir=db.parent / "pipelines",
+        **kwargs,
+    )
+
+
+def query(db: Path, sql: str, params: List[Any] | None = None) -> List[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def current_ids(db: Path, project_id: str) -> List[str]:
+    return [
+        r[0]
+        for r in query(
+            db,
+            "select id from workspace_images.images where project_id = ? and _dlt_valid_to is null order by id",
+            [project_id],
+        )
+    ]
+
+
+def project_run(db: Path, run_id: str, project_id: str) -> Dict[str, Any]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        cur = con.execute(
+            "select * from workspace_images.project_runs where run_id = ? and project_id = ?", [run_id, project_id]
+        )
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    assert len(rows) == 1, rows
+    return dict(zip(names, rows[0]))
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.timezone.utc)
