@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,9 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         log.handlers[:] = [handler]
         log.setLevel(level)
         log.propagate = False
-    logging.getLogger("dlt").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+    if verbose > 1:
+        # dlt sets its logger from [runtime] log_level whenever a pipeline starts
+        os.environ["RUNTIME__LOG_LEVEL"] = "DEBUG"
 
 
 def progress_printer(interval: float = 1.0) -> Callable[[Progress], None]:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import dlt
 import duckdb
-from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.workspace_images import ConfigError, Progress, workspace_images
@@ -143,6 +143,12 @@ def run(
         source = workspace_images(as_of=moment, run_id=run_id, on_progress=on_progress, **kwargs)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    except ConfigValueCannotBeCoercedException as exc:
+        kind = getattr(exc.hint, "__name__", str(exc.hint))
+        raise UsageError(
+            f"setting {exc.field_name} must be a {kind}; in an environment variable write it as JSON, "
+            f"e.g. SOURCES__WORKSPACE_IMAGES__{exc.field_name.upper()}='[\"cn-north-4\"]' for a list"
+        ) from None
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
@@ -157,32 +163,40 @@ def run(
         raise RunFailed(f"{exc.step} step failed: {_first_line(cause)}") from None
 
     result = RunResult(run_id=run_id, as_of=moment, db_path=db_path)
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        cursor = con.execute(
-            f"select * from {DATASET_NAME}.project_runs where run_id = ? order by region, project_id", [run_id]
-        )
-        names = [d[0] for d in cursor.description]
-        result.projects = [dict(zip(names, row)) for row in cursor.fetchall()]
+    result.projects = read_project_runs(db_path, run_id)
     after = version_counts(db_path)
     result.new_versions, result.retired = after[0] - before[0], after[1] - before[1]
     result.seconds = time.monotonic() - started
     return result
 
 
+def read_project_runs(db_path: Path, run_id: str) -> List[Dict[str, Any]]:
+    """The `project_runs` rows of one run."""
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        cursor = con.execute(
+            f"select * from {DATASET_NAME}.project_runs where run_id = ? order by region, project_id", [run_id]
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 def version_counts(db_path: Path) -> tuple[int, int]:
     """(all versions, retired versions) in `images`; zeros before the first load."""
     if not db_path.exists():
         return 0, 0
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        found = con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'images'",
-            [DATASET_NAME],
-        ).fetchone()[0]
-        if not found:
-            return 0, 0
-        total, retired = con.execute(
-            f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images"
-        ).fetchone()
+    try:
+        with duckdb.connect(str(db_path), read_only=True) as con:
+            found = con.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = 'images'",
+                [DATASET_NAME],
+            ).fetchone()[0]
+            if not found:
+                return 0, 0
+            total, retired = con.execute(
+                f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images"
+            ).fetchone()
+    except duckdb.Error as exc:
+        raise RunFailed(f"cannot read {db_path}: {_first_line(exc)}") from None
     return int(total), int(retired)
 
 

@@ -78,12 +78,12 @@ def images_write_disposition(as_of: datetime, ok_project_ids: Sequence[str]) -> 
 
 @dlt.source(name="workspace_images", max_table_nesting=0)
 def workspace_images(
-    projects: Union[None, str, List[Any]] = None,
+    projects: Optional[List[str]] = None,
     credentials: WorkspaceCredentials = dlt.secrets.value,
     endpoint: str = DEFAULT_ENDPOINT,
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT,
-    regions: Union[None, str, List[str]] = None,
-    filters: Union[None, str, Dict[str, Any]] = None,
+    regions: Optional[List[str]] = None,
+    filters: Optional[Dict[str, Any]] = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     discover_projects: bool = False,
     as_of: Optional[datetime] = None,
@@ -96,7 +96,7 @@ def workspace_images(
     ConfigError naming it.
 
     Args:
-        projects: `REGION:PROJECT_ID` strings (a list, a JSON list or comma-separated).
+        projects: `REGION:PROJECT_ID` strings.
         credentials: Secrets; an IAM token (`credentials.token`) in this version.
         endpoint: Workspace URL template, `{region}` optional.
         iam_endpoint: IAM URL (used for discovery and token-based modes).

@@ -1,0 +1,164 @@
+"""Command line for the simulator: ``python -m simulator`` or ``workspace-images simulator``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from simulator.server import Simulator
+
+LOGGER = logging.getLogger("workspace_images.simulator")
+
+TOKEN_ENV = "WORKSPACE_SIMULATOR_TOKEN"
+DEFAULT_TOKEN = "sim-token"
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the simulator's options to a parser.
+
+    Args:
+        parser: The parser (or sub-command parser) to extend.
+    """
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=_non_negative_int, default=0, help="port; 0 picks a free one (default: 0)")
+    parser.add_argument("--projects", type=_non_negative_int, default=3, help="number of projects (default: 3)")
+    parser.add_argument("--images", type=_non_negative_int, default=120,
+                        help="images per project on day 0 (default: 120)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of all generated data and faults (default: 1)")
+    parser.add_argument("--day", type=_non_negative_int, default=0, help="simulated day to serve (default: 0)")
+    parser.add_argument("--latency-ms", type=_non_negative_float, default=0.0,
+                        help="delay added to every request, in milliseconds (default: 0)")
+    parser.add_argument("--fault-rate", type=_rate, default=0.0,
+                        help="probability 0..1 that an images request fails with 429, 500, 503 "
+                             "or a dropped connection (default: 0)")
+    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV, DEFAULT_TOKEN),
+                        help=f"X-Auth-Token value to accept (default: ${TOKEN_ENV}, else {DEFAULT_TOKEN})")
+    parser.add_argument("--access-key", help="AK for AK/SK signing (reserved, not checked yet)")
+    parser.add_argument("--secret-key", help="SK for AK/SK signing (reserved, not checked yet)")
+    parser.add_argument("--user", help="IAM user name (reserved, not checked yet)")
+    parser.add_argument("--password", help="IAM password (reserved, not checked yet)")
+    parser.add_argument("--domain", help="IAM account (domain) name (reserved, not checked yet)")
+
+
+def build_simulator(args: argparse.Namespace) -> Simulator:
+    """Create (not start) a simulator from parsed arguments.
+
+    Args:
+        args: Arguments parsed with :func:`add_arguments`.
+
+    Returns:
+        The simulator.
+    """
+    return Simulator(
+        projects=args.projects,
+        images=args.images,
+        seed=args.seed,
+        day=args.day,
+        latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate,
+        token=args.token,
+        host=args.host,
+        port=args.port,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        user=args.user,
+        password=args.password,
+        domain=args.domain,
+    )
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the simulator until Ctrl-C (or SIGTERM).
+
+    Prints the URL and the projects (``region:project_id``) to stdout, ready
+    for ``workspace-images run --endpoint URL --project REGION:ID``.
+
+    Args:
+        args: Arguments parsed with :func:`add_arguments`.
+
+    Returns:
+        The exit code: 0.
+    """
+    sim = build_simulator(args).start()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
+    try:
+        for project in sim.projects:
+            LOGGER.info("%s %s %d", project.region, project.project_id, len(sim.images(project.project_id)))
+        token = sim.token if sim.token == DEFAULT_TOKEN else f"the value of --token / ${TOKEN_ENV}"
+        lines = [
+            f"Workspace simulator listening on {sim.url}",
+            f"  seed {sim.seed}, day {sim.day}, latency {args.latency_ms:g} ms, fault rate {args.fault_rate:g}",
+            f"  send header X-Auth-Token: {token}",
+            "Projects (region:project_id):",
+            *(f"  {p.region}:{p.project_id}" for p in sim.projects),
+        ]
+        if sim.projects:
+            first = sim.projects[0]
+            lines.append(f"Try: workspace-images run --endpoint {sim.url} --project {first.region}:{first.project_id}")
+        lines.append("Press Ctrl-C to stop.")
+        print("\n".join(lines), flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m simulator``.
+
+    Args:
+        argv: Arguments; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit code.
+    """
+    parser = argparse.ArgumentParser(prog="python -m simulator",
+                                     description="Serve a local Huawei Cloud Workspace images API.")
+    add_arguments(parser)
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return serve(args)

@@ -1,0 +1,793 @@
+"""A local HTTP stand-in for Huawei Cloud Workspace ``GET /v2/{project_id}/images``.
+
+:class:`Simulator` serves seeded, day-evolving image catalogues for many
+projects on one loopback port, with the API's paging, filters, sorting, error
+bodies and authentication, and with the faults a client has to survive:
+throttling with and without ``Retry-After``, 5xx errors, dropped connections,
+malformed bodies, paging that never advances, and data that changes while a
+project is being paged.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import random
+import re
+import socket
+import socketserver
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from simulator.data import (
+    DEFAULT_REGIONS,
+    Image,
+    ProjectHistory,
+    new_image,
+    project_id_for,
+    sort_images,
+)
+
+LOGGER = logging.getLogger("workspace_images.simulator")
+
+IMAGES_PATH = re.compile(r"^/v2/(?P<project_id>[^/]+)/images$")
+MAX_LIMIT = 100
+MAX_OFFSET = 2**31 - 1
+FILTER_FIELDS = {
+    "os_type": "os_type",
+    "image_type": "image_type",
+    "platform": "os_type",
+    "architecture": "architecture",
+    "package_type": "package_type",
+    "image_id": "id",
+}
+"""Query parameter -> the image field it matches exactly.
+
+An image without the field passes the filter: ImageInfo has no package_type,
+so ``package_type`` filters only once ``extra_fields`` or live data add one.
+"""
+SORT_FIELDS = ("name", "created_at")
+SORT_TYPES = ("asc", "desc")
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+POLL_INTERVAL = 0.05
+IDLE_TIMEOUT = 60
+THROTTLE_MSG = "The throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 minute"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failed answer to an images request.
+
+    Attributes:
+        status: HTTP status code.
+        error_code: The body's ``error_code``.
+        error_msg: The body's ``error_msg``.
+        retry_after: Seconds for a ``Retry-After`` header; None sends none.
+        drop: Close the connection without any response instead.
+    """
+
+    status: int = 0
+    error_code: str = ""
+    error_msg: str = ""
+    retry_after: int | None = None
+    drop: bool = False
+
+
+STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("WKS.0001", "The request is invalid."),
+    401: ("APIG.0301", "Incorrect IAM authentication information: the token is invalid."),
+    403: ("APIG.0302", "The IAM or FunctionGraph authorizer does not allow the request."),
+    404: ("APIG.0101", "The API does not exist or has not been published in the environment."),
+    429: ("APIG.0308", THROTTLE_MSG),
+    500: ("WKS.0500", "Internal server error."),
+    502: ("APIG.0202", "Backend unavailable."),
+    503: ("WKS.0503", "The service is unavailable. Try again later."),
+    504: ("APIG.0201", "Backend timeout."),
+}
+"""Default error_code and error_msg of a status, for faults given only a status."""
+
+RANDOM_FAULTS: dict[str, Fault] = {
+    "throttle": Fault(429, "APIG.0308", THROTTLE_MSG, retry_after=1),
+    "throttle_no_retry_after": Fault(429, "APIG.0308", THROTTLE_MSG),
+    "internal_error": Fault(500, *STATUS_ERRORS[500]),
+    "unavailable": Fault(503, *STATUS_ERRORS[503]),
+    "drop": Fault(drop=True),
+}
+"""The faults ``fault_rate`` draws from (uniformly over ``Simulator.fault_kinds``)."""
+
+PROJECT_FAULT_KINDS = ("status", "flaky", "retry_after", "malformed", "stuck", *RANDOM_FAULTS)
+"""Kinds accepted by :meth:`Simulator.fail_project`."""
+
+
+def _default_error(status: int) -> tuple[str, str]:
+    if status in STATUS_ERRORS:
+        return STATUS_ERRORS[status]
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return f"WKS.{status:04d}", f"{phrase}."
+
+
+@dataclass(frozen=True)
+class SimProject:
+    """A project the simulator serves.
+
+    Attributes:
+        region: Region id, e.g. ``cn-north-4``.
+        project_id: 32 lowercase hex digits.
+        name: The IAM project name: the region id, or ``{region}_{suffix}``
+            for further projects in the same region.
+    """
+
+    region: str
+    project_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the simulator answered.
+
+    Attributes:
+        method: HTTP method.
+        path: Path without the query string.
+        query: Query parameters (first value of each).
+        status: HTTP status sent; None when the connection was dropped.
+        project_id: The project of an images request; None for other paths.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int | None
+    project_id: str | None
+
+
+@dataclass
+class _ProjectFault:
+    kind: str
+    fault: Fault | None
+    times: int | None
+
+    def active(self) -> bool:
+        return self.times is None or self.times > 0
+
+    def consume(self) -> None:
+        if self.times is not None:
+            self.times -= 1
+
+
+@dataclass
+class _ProjectState:
+    project: SimProject
+    history: ProjectHistory
+    added_day: int
+    live: list[Image]
+    faults: list[_ProjectFault] = field(default_factory=list)
+    hook: Callable[[Simulator, str, int], Any] | None = None
+    requests: int = 0
+
+
+@dataclass
+class _Response:
+    status: int | None
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
+        self.simulator = simulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def track(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        LOGGER.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "api-gateway"
+    timeout = IDLE_TIMEOUT
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        LOGGER.debug("%s " + format, self.address_string(), *args)
+
+    def _discard_body(self) -> None:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 0:
+            self.rfile.read(length)
+
+    def _dispatch(self) -> None:
+        self._discard_body()
+        simulator = self.server.simulator
+        response, project_id, query = simulator._handle(self.command, self.path, self.headers)
+        simulator._record(
+            RequestRecord(self.command, urlsplit(self.path).path, query, response.status, project_id)
+        )
+        if response.status is None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+
+class Simulator:
+    """A Workspace images API on ``127.0.0.1``, serving seeded projects.
+
+    Args:
+        projects: How many projects to create.
+        images: How many images each project has on day 0.
+        seed: Seed of every random choice: project IDs, data, faults.
+        day: The simulated day to start on.
+        latency_ms: Milliseconds every request waits before it is answered.
+        fault_rate: Probability (0..1) that an images request fails with one
+            of ``fault_kinds`` (see :data:`RANDOM_FAULTS`).
+        token: The ``X-Auth-Token`` value the server accepts.
+        start_date: The date of day 0.
+        regions: Regions to spread the projects over (round robin); default
+            :data:`~simulator.data.DEFAULT_REGIONS`.
+        host: Address to listen on.
+        port: Port to listen on; 0 picks a free one.
+        access_key: Reserved for AK/SK signing; stored, not checked yet.
+        secret_key: Reserved for AK/SK signing; stored, not checked yet.
+        user: Reserved for IAM password tokens; stored, not checked yet.
+        password: Reserved for IAM password tokens; stored, not checked yet.
+        domain: Reserved for IAM password tokens; stored, not checked yet.
+
+    Attributes:
+        extra_fields: Keys added to every served image that lacks them, to
+            simulate fields the API adds later.
+        fault_kinds: Names in :data:`RANDOM_FAULTS` that ``fault_rate`` picks from.
+        requests: Every request answered, in order.
+    """
+
+    def __init__(
+        self,
+        projects: int = 3,
+        images: int = 120,
+        seed: int = 7,
+        day: int = 0,
+        latency_ms: float = 0,
+        fault_rate: float = 0.0,
+        token: str = "sim-token",
+        start_date: dt.date = dt.date(2026, 11, 1),
+        regions: list[str] | tuple[str, ...] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        domain: str | None = None,
+    ) -> None:
+        if projects < 0 or images < 0 or day < 0 or latency_ms < 0:
+            raise ValueError("projects, images, day and latency_ms must be >= 0")
+        if not 0.0 <= fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be between 0 and 1, got {fault_rate}")
+        self.regions = list(regions) if regions is not None else list(DEFAULT_REGIONS)
+        if not self.regions:
+            raise ValueError("regions must not be empty")
+        self.seed = seed
+        self.latency_ms = latency_ms
+        self.fault_rate = fault_rate
+        self.token = token
+        self.start_date = start_date
+        self.host = host
+        self.port = port
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.user = user
+        self.password = password
+        self.domain = domain
+        self.extra_fields: dict[str, Any] = {}
+        self.fault_kinds: tuple[str, ...] = tuple(RANDOM_FAULTS)
+        self.requests: list[RequestRecord] = []
+        self._day = day
+        self._lock = threading.RLock()
+        self._fault_rng = random.Random(f"{seed}:faults")
+        self._mutation_rng = random.Random(f"{seed}:mutations")
+        self._states: dict[str, _ProjectState] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for index in range(projects):
+            self._add(self.regions[index % len(self.regions)], images, project_id_for(seed, index), added_day=0)
+
+    def __enter__(self) -> Simulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "not started"
+        return f"Simulator({where}, projects={len(self._states)}, seed={self.seed}, day={self._day})"
+
+    # lifecycle
+
+    def start(self) -> Simulator:
+        """Start serving on a daemon thread.
+
+        Returns:
+            The simulator itself.
+        """
+        if self._server is not None:
+            raise RuntimeError("the simulator is already started")
+        self._server = _Server((self.host, self.port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": POLL_INTERVAL},
+            name="workspace-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        LOGGER.info("simulator serving %d projects on %s (seed %s, day %d)",
+                    len(self._states), self.url, self.seed, self._day)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close open connections. Safe to call twice."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join()
+        self._server = None
+        self._thread = None
+        LOGGER.info("simulator stopped")
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``http://127.0.0.1:PORT``."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return f"http://{self._server.server_name}:{self._server.server_port}"
+
+    # projects and data
+
+    @property
+    def projects(self) -> list[SimProject]:
+        """The projects, in the order they were created."""
+        with self._lock:
+            return [state.project for state in self._states.values()]
+
+    @property
+    def day(self) -> int:
+        """The current simulated day."""
+        return self._day
+
+    def as_of(self, d: int | None = None) -> dt.datetime:
+        """Return noon UTC of a simulated day.
+
+        Images published on a day are created before noon, so this is a
+        validity timestamp that covers everything served on that day.
+
+        Args:
+            d: The day; the current day when None.
+
+        Returns:
+            ``start_date + d`` at 12:00 UTC.
+        """
+        day = self._day if d is None else d
+        return dt.datetime.combine(self.start_date + dt.timedelta(days=day), dt.time(12), tzinfo=dt.timezone.utc)
+
+    def add_project(self, region: str = "cn-north-4", images: int = 101, project_id: str | None = None) -> SimProject:
+        """Add a project with exactly ``images`` images on the current day.
+
+        Its data evolves from its own seed when :meth:`set_day` moves to a later
+        day (its day 0 is the day it was added; earlier days serve that set too).
+
+        Args:
+            region: Region id.
+            images: Number of images now (0 allowed).
+            project_id: Its ID; generated from the seed when None.
+
+        Returns:
+            The new project.
+        """
+        with self._lock:
+            index = len(self._states)
+            project_id = project_id or project_id_for(self.seed, index)
+            if project_id in self._states:
+                raise ValueError(f"project {project_id} already exists")
+            return self._add(region, images, project_id, added_day=self._day)
+
+    def _add(self, region: str, images: int, project_id: str, added_day: int) -> SimProject:
+        index = len(self._states)
+        in_region = sum(1 for state in self._states.values() if state.project.region == region)
+        name = region if in_region == 0 else f"{region}_team{in_region}"
+        project = SimProject(region=region, project_id=project_id, name=name)
+        history = ProjectHistory(self.seed, index, images, self.start_date + dt.timedelta(days=added_day))
+        state = _ProjectState(project, history, added_day, live=[])
+        state.live = self._day_images(state, self._day)
+        self._states[project_id] = state
+        return project
+
+    @staticmethod
+    def _day_images(state: _ProjectState, day: int) -> list[Image]:
+        return state.history.day(max(0, day - state.added_day))
+
+    def set_day(self, d: int) -> None:
+        """Switch every project to simulated day ``d``; live mutations are lost.
+
+        Args:
+            d: The day (0 or later).
+        """
+        if d < 0:
+            raise ValueError(f"day must be >= 0, got {d}")
+        with self._lock:
+            for state in self._states.values():
+                state.live = self._day_images(state, d)
+            self._day = d
+        LOGGER.info("simulator switched to day %d (%s)", d, self.start_date + dt.timedelta(days=d))
+
+    def images(self, project_id: str) -> list[Image]:
+        """Return a project's live images as the API serialises them, in its default order.
+
+        Args:
+            project_id: The project.
+
+        Returns:
+            Deep copies, sorted by name then id.
+        """
+        with self._lock:
+            return [copy.deepcopy(self._serialise(image)) for image in sort_images(self._state(project_id).live)]
+
+    def _state(self, project_id: str) -> _ProjectState:
+        try:
+            return self._states[project_id]
+        except KeyError:
+            raise KeyError(f"unknown project {project_id}") from None
+
+    def _find(self, state: _ProjectState, image_id: str) -> int:
+        for i, image in enumerate(state.live):
+            if image["id"] == image_id:
+                return i
+        raise KeyError(f"project {state.project.project_id} has no image {image_id}")
+
+    def withdraw(self, project_id: str, image_id: str) -> None:
+        """Remove an image from a project's live data.
+
+        Args:
+            project_id: The project.
+            image_id: The image.
+        """
+        with self._lock:
+            state = self._state(project_id)
+            del state.live[self._find(state, image_id)]
+
+    def publish(self, project_id: str, image: dict[str, Any] | None = None) -> Image:
+        """Add an image to a project's live data.
+
+        Args:
+            project_id: The project.
+            image: Fields of the image; missing ones (``id`` included) are
+                generated, ``created_at`` on the current simulated day.
+
+        Returns:
+            A copy of the stored image.
+        """
+        with self._lock:
+            state = self._state(project_id)
+            taken = {existing["name"] for existing in state.live}
+            created_on = self.start_date + dt.timedelta(days=self._day)
+            stored = new_image(self._mutation_rng, created_on, taken)
+            stored.update(copy.deepcopy(image or {}))
+            if any(existing["id"] == stored["id"] for existing in state.live):
+                raise ValueError(f"project {project_id} already has image {stored['id']}")
+            state.live.append(stored)
+            return copy.deepcopy(stored)
+
+    def modify(self, project_id: str, image_id: str, **fields: Any) -> Image:
+        """Change fields of a live image.
+
+        Args:
+            project_id: The project.
+            image_id: The image.
+            **fields: New values.
+
+        Returns:
+            A copy of the changed image.
+        """
+        with self._lock:
+            state = self._state(project_id)
+            image = state.live[self._find(state, image_id)]
+            image.update(copy.deepcopy(fields))
+            return copy.deepcopy(image)
+
+    # faults and hooks
+
+    def fail_project(
+        self,
+        project_id: str,
+        kind: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        times: int | None = None,
+        retry_after: int | None = 1,
+    ) -> None:
+        """Make a project's images requests fail, until :meth:`clear_faults`.
+
+        Faults apply in the order added; the first active one that answers
+        with an error wins. Kinds:
+
+        - ``status``: an error response (default 403 ``APIG.0302``), persistent.
+        - ``flaky``: an error (default 503) for the first ``times`` (default 1)
+          requests, then normal answers.
+        - ``retry_after``: 429 ``APIG.0308`` with ``Retry-After`` for the first
+          ``times`` (default 1) requests.
+        - ``drop``: close the connection without a response.
+        - ``malformed``: 200 with a truncated, non-JSON body.
+        - ``stuck``: every offset answers with the first page; total_count is true.
+        - any name in :data:`RANDOM_FAULTS`: that fault.
+
+        Args:
+            project_id: The project.
+            kind: One of :data:`PROJECT_FAULT_KINDS`.
+            status: HTTP status of ``status`` and ``flaky``.
+            error_code: Overrides the body's error_code.
+            error_msg: Overrides the body's error_msg.
+            times: How many requests fail; None means until cleared
+                (``flaky`` and ``retry_after`` default to 1).
+            retry_after: Seconds in ``Retry-After`` (``retry_after`` kind, or any
+                429); None sends no header.
+        """
+        if kind not in PROJECT_FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(PROJECT_FAULT_KINDS)}")
+        fault: Fault | None
+        if kind in ("status", "flaky", "retry_after"):
+            default_status = {"status": 403, "flaky": 503, "retry_after": 429}[kind]
+            code = status if status is not None and kind != "retry_after" else default_status
+            default_code, default_msg = _default_error(code)
+            fault = Fault(
+                code,
+                error_code or default_code,
+                error_msg or default_msg,
+                retry_after=retry_after if code == 429 else None,
+            )
+            if times is None and kind != "status":
+                times = 1
+        elif kind in RANDOM_FAULTS:
+            fault = RANDOM_FAULTS[kind]
+            if not fault.drop and (error_code or error_msg):
+                fault = Fault(fault.status, error_code or fault.error_code, error_msg or fault.error_msg,
+                              fault.retry_after)
+        else:
+            fault = None
+        with self._lock:
+            self._state(project_id).faults.append(_ProjectFault(kind, fault, times))
+
+    def clear_faults(self, project_id: str | None = None) -> None:
+        """Remove the faults of one project, or of all when None.
+
+        Args:
+            project_id: The project, or None for all.
+        """
+        with self._lock:
+            states = [self._state(project_id)] if project_id else list(self._states.values())
+            for state in states:
+                state.faults.clear()
+
+    def on_request(self, project_id: str, fn: Callable[[Simulator, str, int], Any] | None) -> None:
+        """Call ``fn(sim, project_id, request_number)`` after each images request of a project.
+
+        It runs under the simulator's lock once the answer is built and before
+        it is sent, for every request that passed authentication (faults
+        included); ``request_number`` counts them from 1. None removes it.
+
+        Args:
+            project_id: The project.
+            fn: The hook, or None.
+        """
+        with self._lock:
+            self._state(project_id).hook = fn
+
+    # request handling
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self.requests.append(record)
+
+    def _authenticate(self, headers: Mapping[str, str], project_id: str) -> str | None:
+        """Return why a request may not read a project, or None when it may."""
+        token = headers.get("X-Auth-Token")
+        if not token:
+            return "Incorrect IAM authentication information: the X-Auth-Token header is missing"
+        if token != self.token:
+            return "Incorrect IAM authentication information: the token is invalid or expired"
+        if project_id not in self._states:
+            return (f"Incorrect IAM authentication information: the project of the token does not match "
+                    f"project {project_id} in the URL")
+        return None
+
+    def _handle(
+        self, method: str, target: str, headers: Mapping[str, str]
+    ) -> tuple[_Response, str | None, dict[str, str]]:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+        parts = urlsplit(target)
+        query = {name: values[0] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        match = IMAGES_PATH.match(parts.path)
+        if match is None:
+            return self._error(404, *STATUS_ERRORS[404]), None, query
+        project_id = unquote(match["project_id"])
+        if method != "GET":
+            response = self._error(405, "WKS.0405", f"The method {method} is not allowed for {parts.path}.")
+            response.headers["Allow"] = "GET"
+            return response, project_id, query
+        with self._lock:
+            problem = self._authenticate(headers, project_id)
+            if problem is not None:
+                return self._error(401, "APIG.0301", problem), project_id, query
+            state = self._states[project_id]
+            state.requests += 1
+            response = self._answer(state, query)
+            if state.hook is not None:
+                try:
+                    state.hook(self, project_id, state.requests)
+                except Exception:
+                    LOGGER.exception("on_request hook of project %s failed", project_id)
+        return response, project_id, query
+
+    def _answer(self, state: _ProjectState, query: dict[str, str]) -> _Response:
+        failing = next((f for f in state.faults if f.fault is not None and f.active()), None)
+        if failing is not None:
+            failing.consume()
+            return self._fault(failing.fault)
+        if self.fault_rate and self.fault_kinds and self._fault_rng.random() < self.fault_rate:
+            return self._fault(RANDOM_FAULTS[self._fault_rng.choice(self.fault_kinds)])
+        try:
+            limit = _int_param(query, "limit", MAX_LIMIT, MAX_LIMIT)
+            offset = _int_param(query, "offset", 0, MAX_OFFSET)
+            sort_field = _enum_param(query, "sort_field", SORT_FIELDS)
+            sort_type = _enum_param(query, "sort_type", SORT_TYPES)
+        except _BadRequest as exc:
+            return self._error(400, "WKS.0001", str(exc))
+        if self._modifier(state, "stuck"):
+            offset = 0
+        matching = [image for image in state.live if self._matches(image, query)]
+        ordered = sort_images(matching, sort_field, descending=sort_type == "desc")
+        page = [self._serialise(image) for image in ordered[offset:offset + limit]]
+        text = json.dumps({"total_count": len(matching), "images": page}, ensure_ascii=False, separators=(",", ":"))
+        if self._modifier(state, "malformed"):
+            text = text[: max(1, len(text) // 2)]
+        return _Response(200, text.encode("utf-8"), self._headers())
+
+    def _modifier(self, state: _ProjectState, kind: str) -> bool:
+        for fault in state.faults:
+            if fault.kind == kind and fault.active():
+                fault.consume()
+                return True
+        return False
+
+    def _matches(self, image: Image, query: dict[str, str]) -> bool:
+        for param, field_name in FILTER_FIELDS.items():
+            wanted = query.get(param)
+            if not wanted:
+                continue
+            value = image.get(field_name, self.extra_fields.get(field_name))
+            if value is not None and value != wanted:
+                return False
+        return True
+
+    def _serialise(self, image: Image) -> Image:
+        if not self.extra_fields:
+            return image
+        served = dict(image)
+        for name, value in self.extra_fields.items():
+            served.setdefault(name, value)
+        return served
+
+    @staticmethod
+    def _headers() -> dict[str, str]:
+        return {"Content-Type": JSON_CONTENT_TYPE, "X-Request-Id": uuid.uuid4().hex}
+
+    def _error(self, status: int, error_code: str, error_msg: str) -> _Response:
+        headers = self._headers()
+        body = {"error_code": error_code, "error_msg": error_msg, "request_id": headers["X-Request-Id"]}
+        return _Response(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers)
+
+    def _fault(self, fault: Fault) -> _Response:
+        if fault.drop:
+            return _Response(None)
+        response = self._error(fault.status, fault.error_code, fault.error_msg)
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = str(fault.retry_after)
+        return response
+
+
+def _int_param(query: dict[str, str], name: str, default: int, maximum: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if re.fullmatch(r"-?[0-9]{1,12}", raw) is None or not 0 <= int(raw) <= maximum:
+        raise _BadRequest(f"The parameter {name} is invalid: {raw!r} is not an integer from 0 to {maximum}.")
+    return int(raw)
+
+
+def _enum_param(query: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    raw = query.get(name)
+    if raw is None:
+        return allowed[0]
+    if raw not in allowed:
+        raise _BadRequest(f"The parameter {name} is invalid: {raw!r} is not one of {', '.join(allowed)}.")
+    return raw

@@ -1,0 +1,164 @@
+"""The `workspace-images` command as a user runs it: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from simulator import Simulator
+from tests.conftest import TOKEN, query
+
+
+def cli(args: List[str], cwd: Path, token: Optional[str] = TOKEN, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__WORKSPACE_IMAGES__")}
+    env["DLT_DATA_DIR"] = str(cwd / "dlt_data")
+    env["RUNTIME__REQUEST_BACKOFF_FACTOR"] = "0.01"
+    env["RUNTIME__REQUEST_MAX_RETRY_DELAY"] = "0.05"
+    if token:
+        env["SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN"] = token
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_run_loads_every_project_and_exits_0(sim: Simulator, tmp_path: Path) -> None:
+    a = sim.add_project("cn-north-4", images=130)
+    b = sim.add_project("ap-southeast-1", images=3)
+    proc = cli(["run", "--endpoint", sim.url, "--project", f"cn-north-4:{a.project_id}",
+                "--project", f"ap-southeast-1:{b.project_id}", "--db", "x.duckdb", "--no-models"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert "2/2 projects ok, 133 images, 133 new versions, 0 retired, 0 retries" in lines[0]
+    assert "progress: 2/2 projects, 133 images, 0 retries, 0 failed" in proc.stderr
+    assert query(tmp_path / "x.duckdb", "select count(*) from workspace_images.images") == [(133,)]
+    assert (tmp_path / ".workspace_images" / "x.duckdb").is_dir()  # dlt's working folder beside the DB
+    assert not (tmp_path / "dlt_data").exists()
+
+
+def test_run_with_a_failed_project_exits_1_and_names_it(sim: Simulator, tmp_path: Path) -> None:
+    good = sim.add_project("cn-north-4", images=10)
+    bad = sim.add_project("cn-east-3", images=10)
+    sim.fail_project(bad.project_id, "status", status=403, error_code="APIG.0302",
+                     error_msg="Incorrect IAM authentication information: no permission")
+    proc = cli(["run", "--endpoint", sim.url, "--project", f"cn-north-4:{good.project_id}",
+                "--project", f"cn-east-3:{bad.project_id}", "--db", "x.duckdb"], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert (f"failed: cn-east-3:{bad.project_id}: HTTP 403 APIG.0302: "
+            "Incorrect IAM authentication information: no permission") in proc.stderr
+    assert "1/2 projects ok, 10 images" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--project", "nonsense"], "invalid project 'nonsense': write it as REGION:PROJECT_ID"),
+        (["run", "--project", "cn-north-4:ab'c"], "invalid project id \"ab'c\""),
+        (["run", "--project", "Mars:abc"], "invalid region 'Mars'"),
+        (["run"], "no projects to load"),
+        (["run", "--project", "cn-north-4:abc", "--as-of", "yesterday"], "--as-of 'yesterday' is not a date"),
+        (["run", "--project", "cn-north-4:abc", "--endpoint", "ftp://x"], "endpoint 'ftp://x' is not an http(s) URL"),
+        (["run", "--project", "cn-north-4:abc", "--filter", "color=red"], "unknown filter(s) color"),
+        (["run", "--project", "cn-north-4:abc", "--concurrency", "0"], "concurrency must be between 1 and 64"),
+        (["run", "--project", "cn-north-4:abc", "--region", "nowhere"], "invalid region 'nowhere'"),
+        (["run", "--project", "cn-north-4:abc", "--db", "missing/dir/x.duckdb"], "folder missing/dir does not exist"),
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args: List[str], message: str) -> None:
+    proc = cli(args, tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == []  # no DB, no working folder
+
+
+def test_missing_token_exits_2(tmp_path: Path) -> None:
+    proc = cli(["run", "--project", "cn-north-4:abc"], tmp_path, token=None)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "workspace-images: error: no credentials: set SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN "
+        "(or [sources.workspace_images.credentials] token in .dlt/secrets.toml)"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_projects_and_settings_come_from_env_vars(sim: Simulator, tmp_path: Path) -> None:
+    a = sim.add_project("cn-north-4", images=40)
+    b = sim.add_project("cn-east-3", images=40)
+    env = {
+        "SOURCES__WORKSPACE_IMAGES__PROJECTS": f'["cn-north-4:{a.project_id}", "cn-east-3:{b.project_id}"]',
+        "SOURCES__WORKSPACE_IMAGES__ENDPOINT": sim.url,
+        "SOURCES__WORKSPACE_IMAGES__REGIONS": '["cn-east-3"]',
+        "SOURCES__WORKSPACE_IMAGES__FILTERS": '{"os_type": "Linux"}',
+        "SOURCES__WORKSPACE_IMAGES__CONCURRENCY": "2",
+    }
+    proc = cli(["run", "--db", "x.duckdb"], tmp_path, extra_env=env)
+    assert proc.returncode == 0, proc.stderr
+    linux_b = sorted(i["id"] for i in sim.images(b.project_id) if i["os_type"] == "Linux")
+    rows = query(tmp_path / "x.duckdb", "select project_id, id from workspace_images.images order by id")
+    assert rows == [(b.project_id, i) for i in linux_b]
+
+
+def test_a_setting_of_the_wrong_type_exits_2(tmp_path: Path) -> None:
+    proc = cli(["run", "--db", "x.duckdb"], tmp_path, extra_env={"SOURCES__WORKSPACE_IMAGES__REGIONS": "cn-east-3"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "workspace-images: error: setting regions must be a list; in an environment variable write it as JSON, "
+        "e.g. SOURCES__WORKSPACE_IMAGES__REGIONS='[\"cn-north-4\"]' for a list"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_an_unusable_database_exits_3(sim: Simulator, tmp_path: Path) -> None:
+    a = sim.add_project("cn-north-4", images=5)
+    (tmp_path / "x.duckdb").write_bytes(b"this is not a duckdb file" * 100)
+    proc = cli(["run", "--endpoint", sim.url, "--project", f"cn-north-4:{a.project_id}", "--db", "x.duckdb"], tmp_path)
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines()[-1].startswith("workspace-images: run failed: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_secrets_never_leave_the_process(sim: Simulator, tmp_path: Path) -> None:
+    a = sim.add_project("cn-north-4", images=120)
+    b = sim.add_project("cn-east-3", images=5)
+    sim.fail_project(b.project_id, "status", status=401, error_code="APIG.0301",
+                     error_msg="Incorrect IAM authentication information: decrypt token fail")
+    proc = cli(["-vv", "run", "--endpoint", sim.url, "--project", f"cn-north-4:{a.project_id}",
+                "--project", f"cn-east-3:{b.project_id}", "--db", "x.duckdb"], tmp_path)
+    assert proc.returncode == 1
+    assert "Making GET request" in proc.stderr  # debug output really was on
+    assert TOKEN not in proc.stdout and TOKEN not in proc.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in written) and len(written) > 5
+    for path in written:
+        assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_demo_loads_simulated_days(tmp_path: Path) -> None:
+    proc = cli(["demo", "--days", "3", "--projects", "2", "--images", "40", "--db", "d.duckdb"], tmp_path, token=None)
+    assert proc.returncode == 0, proc.stderr
+    days = [line for line in proc.stdout.splitlines() if line.startswith("day ")]
+    assert [line.split(" (")[0] for line in days] == ["day 0", "day 1", "day 2"]
+    assert days[0].startswith("day 0 (2026-11-01): 2/2 projects ok, 80 images, 80 new versions, 0 retired")
+    runs = query(tmp_path / "d.duckdb", "select count(distinct run_id), count(*) from workspace_images.project_runs")
+    assert runs == [(3, 6)]
+    again = cli(["demo", "--days", "1", "--db", "d.duckdb"], tmp_path, token=None)
+    assert again.returncode == 2 and "d.duckdb exists: pass --replace" in again.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "simulator"])
+def test_every_command_has_help(tmp_path: Path, command: str) -> None:
+    proc = cli([command, "--help"], tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(f"usage: workspace-images {command}")
