@@ -15,13 +15,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/workspace-images demo --db demo.duckdb
+	$(BIN)/workspace-images demo --db demo.duckdb --replace
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python -m bench.run_load
+	$(BIN)/python -m bench.run_load --repeat 3
 
 clean:
 	rm -rf $(VENV) *.duckdb .workspace_images build *.egg-info

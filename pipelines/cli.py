@@ -34,8 +34,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
-    """Log the pipeline's progress to stderr; dlt's own logger stays at warnings unless -vv."""
-    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    """Log the pipeline's progress to stderr; dlt's own logger stays at warnings unless -v."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     for name in ("workspace_images",):
@@ -43,7 +43,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         log.handlers[:] = [handler]
         log.setLevel(level)
         log.propagate = False
-    if verbose > 1:
+    if verbose:
         # dlt sets its logger from [runtime] log_level whenever a pipeline starts
         os.environ["RUNTIME__LOG_LEVEL"] = "DEBUG"
 
@@ -163,7 +163,7 @@ def build_parser() -> ArgumentParser:
         prog="workspace-images",
         description="Inventory, with history, of Huawei Cloud Workspace product images, in DuckDB.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug, dlt included)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug output, dlt's included")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     commands.required = True

@@ -39,6 +39,7 @@ def run_demo(
         db_path.unlink()
         shutil.rmtree(default_pipelines_dir(db_path), ignore_errors=True)
     token = secrets.token_urlsafe(24)
+    logging.getLogger("workspace_images.simulator").setLevel(logging.WARNING)
     exit_code = EXIT_OK
     with Simulator(projects=projects, images=images, seed=seed, token=token, fault_rate=fault_rate) as sim:
         targets = [f"{p.region}:{p.project_id}" for p in sim.projects]

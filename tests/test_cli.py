@@ -134,7 +134,7 @@ def test_secrets_never_leave_the_process(sim: Simulator, tmp_path: Path) -> None
     b = sim.add_project("cn-east-3", images=5)
     sim.fail_project(b.project_id, "status", status=401, error_code="APIG.0301",
                      error_msg="Incorrect IAM authentication information: decrypt token fail")
-    proc = cli(["-vv", "run", "--endpoint", sim.url, "--project", f"cn-north-4:{a.project_id}",
+    proc = cli(["-v", "run", "--endpoint", sim.url, "--project", f"cn-north-4:{a.project_id}",
                 "--project", f"cn-east-3:{b.project_id}", "--db", "x.duckdb"], tmp_path)
     assert proc.returncode == 1
     assert "Making GET request" in proc.stderr  # debug output really was on
@@ -162,3 +162,18 @@ def test_every_command_has_help(tmp_path: Path, command: str) -> None:
     proc = cli([command, "--help"], tmp_path)
     assert proc.returncode == 0
     assert proc.stdout.startswith(f"usage: workspace-images {command}")
+
+
+def test_readme_documents_every_command_and_flag() -> None:
+    from pipelines.cli import build_parser
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# workspace-images\n\n```\nmake demo")
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        assert f"### `{name}`" in readme, name
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert f"`{option}" in readme, f"{name} {option}"

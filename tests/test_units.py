@@ -1,0 +1,97 @@
+"""Pure functions: timestamp parsing, settings checks, Arrow rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from sources.workspace_images.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
+from sources.workspace_images.rows import images_table, parse_timestamp, row_hash
+
+UTC = dt.timezone.utc
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2025-03-05T10:22:11Z", dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("2025-03-05T10:22:11.000Z", dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("2025-03-05T10:22:11.123456789Z", dt.datetime(2025, 3, 5, 10, 22, 11, 123456, tzinfo=UTC)),
+        ("2025-03-05 10:22:11", dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("2025-03-05T18:22:11+08:00", dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("2025-03-05T18:22:11+0800", dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("2025-03-05T08:22:11-02:00", dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("2025-03-05 10:22:11 UTC", dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("2025-03-05T10:22", dt.datetime(2025, 3, 5, 10, 22, tzinfo=UTC)),
+        ("2025-03-05", dt.datetime(2025, 3, 5, tzinfo=UTC)),
+        (1741170131, dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        (1741170131000, dt.datetime(2025, 3, 5, 10, 22, 11, tzinfo=UTC)),
+        ("", None),
+        (None, None),
+        ("yesterday", None),
+        ("2025-13-05T10:22:11Z", None),
+        (True, None),
+    ],
+)
+def test_parse_timestamp(text: object, expected: object) -> None:
+    assert parse_timestamp(text) == expected
+
+
+def test_parse_projects_dedupes_and_filters_regions() -> None:
+    given = ["cn-north-4:aaa", "cn-east-3:bbb", "cn-north-4:aaa", {"region": "ap-southeast-1", "project_id": "ccc"}]
+    assert parse_projects(given) == [
+        Project("cn-north-4", "aaa"), Project("cn-east-3", "bbb"), Project("ap-southeast-1", "ccc")
+    ]
+    assert parse_projects(given, ["cn-east-3"]) == [Project("cn-east-3", "bbb")]
+    assert parse_projects('["cn-north-4:aaa"]') == [Project("cn-north-4", "aaa")]
+    with pytest.raises(ConfigError, match="given for two regions"):
+        parse_projects(["cn-north-4:aaa", "cn-east-3:aaa"])
+
+
+@pytest.mark.parametrize("template", ["https://workspace.{region}.myhuaweicloud.com", "http://127.0.0.1:8080/"])
+def test_check_endpoint_accepts(template: str) -> None:
+    assert check_endpoint(template) == template.rstrip("/")
+
+
+@pytest.mark.parametrize("template, message", [
+    ("", "is empty"), ("workspace.example.com", "not an http(s) URL"), ("https://{zone}.x", "only placeholder"),
+])
+def test_check_endpoint_rejects(template: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_endpoint(template)
+
+
+def test_filters_reject_paging_parameters() -> None:
+    assert parse_filters({"os_type": "Linux", "architecture": None}) == {"os_type": "Linux"}
+    with pytest.raises(ConfigError, match="unknown filter.*limit, offset"):
+        parse_filters({"offset": 5, "limit": 10})
+
+
+def test_images_table_types_known_fields_and_keeps_new_ones() -> None:
+    images = [
+        {"id": "a", "name": "名", "min_ram": "2048", "min_disk": 40, "created_at": "2025-01-01 00:00:00",
+         "gpu": True, "tags": ["x", "y"], "region": "shadowed", "score": 1},
+        {"id": "b", "name": "b", "min_ram": None, "min_disk": 50.0, "created_at": "nonsense", "score": 2.5},
+    ]
+    fetched = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    table = images_table(images, "p1", "cn-north-4", fetched)
+    assert table.schema.field("min_ram").type == pa.int64()
+    assert table.column("min_ram").to_pylist() == [2048, None]
+    assert table.column("min_disk").to_pylist() == [40, 50]
+    assert table.column("created_at").to_pylist() == [dt.datetime(2025, 1, 1, tzinfo=UTC), None]
+    assert table.column("gpu").to_pylist() == [True, None]
+    assert table.column("tags").to_pylist() == ['["x", "y"]', None]
+    assert table.column("score").to_pylist() == [1.0, 2.5]
+    assert table.column("api_region").to_pylist() == ["shadowed", None]
+    assert table.column("region").to_pylist() == ["cn-north-4", "cn-north-4"]
+    assert not table.schema.field("id").nullable
+    assert table.column("_row_hash").to_pylist() == [row_hash(i, "p1", "cn-north-4") for i in images]
+
+
+def test_row_hash_ignores_key_order_but_not_values() -> None:
+    a = {"id": "x", "name": "n", "min_disk": 40}
+    assert row_hash(a, "p", "r") == row_hash(dict(reversed(list(a.items()))), "p", "r")
+    assert row_hash(a, "p", "r") != row_hash({**a, "min_disk": 41}, "p", "r")
+    assert row_hash(a, "p", "r") != row_hash(a, "q", "r")
