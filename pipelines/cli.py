@@ -202,6 +202,8 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # dlt's usage telemetry stays off unless the environment turns it on
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)

@@ -152,6 +152,7 @@ def run(
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
+    check_as_of_order(db_path, moment)
     before = version_counts(db_path)
     pipeline = make_pipeline(db_path, pipelines_dir)
     try:
@@ -180,17 +181,45 @@ def read_project_runs(db_path: Path, run_id: str) -> List[Dict[str, Any]]:
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [DATASET_NAME, table],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def check_as_of_order(db_path: Path, as_of: datetime) -> None:
+    """Refuse a load dated before the latest one already in the file.
+
+    SCD2 validity only makes sense when snapshots are loaded in time order: a
+    replay at the same timestamp is fine, an older one would close versions
+    before they opened.
+    """
+    if not db_path.exists():
+        return
+    try:
+        with duckdb.connect(str(db_path), read_only=True) as con:
+            if not _table_exists(con, "project_runs"):
+                return
+            latest = con.execute(f"select max(as_of) from {DATASET_NAME}.project_runs").fetchone()[0]
+    except duckdb.Error as exc:
+        raise RunFailed(f"cannot read {db_path}: {_first_line(exc)}") from None
+    if latest is not None and as_of < latest:
+        raise UsageError(
+            f"--as-of {as_of:%Y-%m-%d %H:%M:%S}Z is before the latest load in {db_path} "
+            f"({latest.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}Z): load snapshots in time order, "
+            "or backfill into a new file"
+        )
+
+
 def version_counts(db_path: Path) -> tuple[int, int]:
     """(all versions, retired versions) in `images`; zeros before the first load."""
     if not db_path.exists():
         return 0, 0
     try:
         with duckdb.connect(str(db_path), read_only=True) as con:
-            found = con.execute(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = 'images'",
-                [DATASET_NAME],
-            ).fetchone()[0]
-            if not found:
+            if not _table_exists(con, "images"):
                 return 0, 0
             total, retired = con.execute(
                 f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images"

@@ -23,6 +23,7 @@ def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.05")
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "5")
     monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "10")
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     for name in list(__import__("os").environ):
         if name.startswith("SOURCES__WORKSPACE_IMAGES__"):
             monkeypatch.delenv(name)

@@ -249,3 +249,15 @@ def test_as_of_sets_the_validity_timestamps(sim: Simulator, db: Path) -> None:
     assert rows[1:] == [(utc(2025, 1, 1, 6), None)] * 2
     as_of = query(db, "select distinct as_of from workspace_images.project_runs order by 1")
     assert as_of == [(utc(2025, 1, 1, 6),), (utc(2025, 1, 2, 6),)]
+
+
+def test_a_load_older_than_the_latest_is_refused(sim: Simulator, db: Path) -> None:
+    from pipelines.runner import UsageError
+
+    sim.add_project("cn-north-4", images=5)
+    load(db, sim, day=3)
+    before = query(db, "select count(*) from workspace_images.project_runs")
+    with pytest.raises(UsageError, match=r"--as-of 2026-11-03 12:00:00Z is before the latest load .*\(2026-11-04 12:00:00Z\)"):
+        load(db, sim, day=2)
+    assert query(db, "select count(*) from workspace_images.project_runs") == before
+    assert load(db, sim, day=3).exit_code == 0  # a replay at the same timestamp is fine
