@@ -261,3 +261,16 @@ def test_a_load_older_than_the_latest_is_refused(sim: Simulator, db: Path) -> No
         load(db, sim, day=2)
     assert query(db, "select count(*) from workspace_images.project_runs") == before
     assert load(db, sim, day=3).exit_code == 0  # a replay at the same timestamp is fine
+
+
+def test_a_run_where_every_project_fails_retires_nothing(sim: Simulator, db: Path) -> None:
+    project = sim.add_project("cn-north-4", images=30)
+    load(db, sim, day=0)
+    before = query(db, "select * from workspace_images.images order by id")
+    sim.set_day(4)
+    sim.fail_project(project.project_id, "status", status=503, error_code="APIG.0201", error_msg="Backend unavailable")
+    result = load(db, sim, day=4)
+    assert result.exit_code == 1 and (result.new_versions, result.retired) == (0, 0)
+    assert query(db, "select * from workspace_images.images order by id") == before
+    row = project_run(db, result.run_id, project.project_id)
+    assert (row["http_status"], row["error_code"], row["requests"], row["retries"]) == (503, "APIG.0201", 5, 4)

@@ -13,7 +13,7 @@ from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
-from .settings import DEFAULT_SORT, ERR_MALFORMED, ERR_PAGING_STUCK, PAGE_LIMIT
+from .settings import DEFAULT_SORT, ERR_MALFORMED, ERR_PAGING_STUCK, PAGE_LIMIT, REQUEST_HEADERS
 
 MAX_ERROR_MSG = 500
 """Longest API error message kept."""
@@ -155,7 +155,9 @@ def make_rest_client(base_url: str, auth: AuthBase) -> tuple[RESTClient, Request
         return retrying_send(request, **kwargs)
 
     session.send = counted_send  # type: ignore[method-assign]
-    client = RESTClient(base_url=base_url, auth=auth, session=session, data_selector="images")
+    client = RESTClient(
+        base_url=base_url, headers=dict(REQUEST_HEADERS), auth=auth, session=session, data_selector="images"
+    )
     return client, counter
 
 

@@ -9,6 +9,9 @@ DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 IMAGES_PATH = "/v2/{project_id}/images"
 """The one API this source reads."""
 
+REQUEST_HEADERS = {"Content-Type": "application/json", "User-Agent": "workspace-images/0.1"}
+"""Headers of every request; the API reference marks Content-Type mandatory, even on GET."""
+
 PAGE_LIMIT = 100
 """Largest page the API serves."""
 
