@@ -21,6 +21,7 @@ from .runner import (
     UsageError,
     parse_as_of,
     run,
+    run_models,
 )
 
 logger = logging.getLogger("workspace_images")
@@ -138,9 +139,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         as_of=parse_as_of(args.as_of),
         pipelines_dir=args.pipelines_dir,
         on_progress=progress_printer(),
+        models=not args.no_models,
     )
     print_result(result)
     return result.exit_code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    print(run_models(args.db).summary())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    if not args.db.exists():
+        raise UsageError(f"{args.db} does not exist: load it first with `workspace-images run`")
+    if args.days < 1:
+        raise UsageError("--days must be at least 1")
+    if args.changes < 0:
+        raise UsageError("--changes must be 0 or more")
+    print(report.terminal_report(args.db, days=args.days, changes=args.changes))
+    for fmt, directory in (("csv", args.csv), ("parquet", args.parquet)):
+        if directory:
+            written = report.export(args.db, directory, fmt)
+            print(f"wrote {len(written)} {fmt} files to {directory}")
+    if args.html:
+        print(f"wrote {report.write_html(args.db, args.html)}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -176,6 +202,27 @@ def build_parser() -> ArgumentParser:
     )
     add_run_arguments(run_parser)
     run_parser.set_defaults(func=cmd_run)
+
+    models = commands.add_parser(
+        "models", help="build the SQL models and run their data tests",
+        description="Rebuild the models of sql/ in schema analytics, in one transaction, and run their "
+        "data tests. Exit 3 when a test fails (the previous models are kept).",
+    )
+    models.add_argument("--db", type=Path, default=Path(DEFAULT_DB), metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    models.set_defaults(func=cmd_models)
+
+    report_parser = commands.add_parser(
+        "report", help="print the inventory, the OS-version trend and recent changes; export; draw",
+        description="Print the inventory by region and OS, the OS-version trend and the latest changes "
+        "from the models; optionally export every model and write an HTML page with charts.",
+    )
+    report_parser.add_argument("--db", type=Path, default=Path(DEFAULT_DB), metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    report_parser.add_argument("--days", type=int, default=7, metavar="N", help="days of OS-version trend to print (default 7)")
+    report_parser.add_argument("--changes", type=int, default=15, metavar="N", help="latest changes to print (default 15)")
+    report_parser.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML page with charts")
+    report_parser.add_argument("--csv", type=Path, metavar="DIR", help="export every model as CSV into DIR")
+    report_parser.add_argument("--parquet", type=Path, metavar="DIR", help="export every model as Parquet into DIR")
+    report_parser.set_defaults(func=cmd_report)
 
     demo = commands.add_parser(
         "demo", help="run simulated days against the bundled simulator",

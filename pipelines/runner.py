@@ -16,6 +16,8 @@ from dlt.common.configuration.exceptions import ConfigurationException, ConfigVa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.workspace_images import ConfigError, Progress, workspace_images
+
+from .models import DataTestFailed, ModelsResult, ModelsUnavailable, build_models
 from sources.workspace_images.rows import parse_timestamp
 
 logger = logging.getLogger("workspace_images")
@@ -46,6 +48,7 @@ class RunResult:
     new_versions: int = 0
     retired: int = 0
     seconds: float = 0.0
+    models: Optional[ModelsResult] = None
 
     @property
     def failed(self) -> List[Dict[str, Any]]:
@@ -111,15 +114,18 @@ def run(
     as_of: Optional[datetime] = None,
     pipelines_dir: Optional[Path] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
+    models: bool = True,
 ) -> RunResult:
     """Extract every project and load it into `db_path`.
 
     Arguments left as None come from `.dlt/config.toml`, `secrets.toml` and
-    environment variables, as dlt resolves them.
+    environment variables, as dlt resolves them. With `models`, the SQL models are
+    rebuilt after the load (also when some projects failed: their images stay as
+    they were, flagged stale).
 
     Raises:
         UsageError: a setting is missing or wrong; nothing was written.
-        RunFailed: extraction or load failed as a whole.
+        RunFailed: extraction, load or a model's data test failed.
     """
     started = time.monotonic()
     db_path = Path(db_path)
@@ -167,8 +173,22 @@ def run(
     result.projects = read_project_runs(db_path, run_id)
     after = version_counts(db_path)
     result.new_versions, result.retired = after[0] - before[0], after[1] - before[1]
+    if models:
+        result.models = run_models(db_path)
     result.seconds = time.monotonic() - started
     return result
+
+
+def run_models(db_path: Path) -> ModelsResult:
+    """Build the SQL models, turning their failures into the CLI's errors."""
+    try:
+        return build_models(db_path)
+    except ModelsUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    except DataTestFailed as exc:
+        raise RunFailed(f"{exc}; the previous models were kept") from None
+    except duckdb.Error as exc:
+        raise RunFailed(f"models: {_first_line(exc)}") from None
 
 
 def read_project_runs(db_path: Path, run_id: str) -> List[Dict[str, Any]]:

@@ -1,0 +1,168 @@
+"""Build the SQL models of sql/ in one transaction and run their data tests."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import duckdb
+
+logger = logging.getLogger("workspace_images")
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+ANALYTICS = "analytics"
+RAW_TABLES = ("workspace_images.images", "workspace_images.project_runs")
+SAMPLE_ROWS = 5
+
+
+class ModelsUnavailable(Exception):
+    """The database has no loaded data to build models from (exit 2)."""
+
+
+class DataTestFailed(Exception):
+    """A model's data test found offending rows; nothing was committed (exit 3)."""
+
+    def __init__(self, model: str, test: str, columns: List[str], rows: List[tuple], total: int) -> None:
+        self.model, self.test, self.columns, self.rows, self.total = model, test, columns, rows, total
+        sample = "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row)) for row in rows)
+        super().__init__(f"data test failed: {model}: {test}: {total} offending row(s), e.g. {sample}")
+
+
+@dataclass
+class Model:
+    """One model: a `select` in sql/<name>.sql, materialised as analytics.<name>."""
+
+    name: str
+    sql: str
+    tests: List[Tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def depends_on(self) -> List[str]:
+        return sorted(set(re.findall(rf"\b{ANALYTICS}\.(\w+)\b", self.sql)) - {self.name})
+
+
+@dataclass
+class ModelsResult:
+    """What a build did: seconds per model, tests run."""
+
+    seconds: Dict[str, float] = field(default_factory=dict)
+    rows: Dict[str, int] = field(default_factory=dict)
+    tests: int = 0
+    total_seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"models: {len(self.seconds)} built ({', '.join(f'{n} {self.rows[n]:,} rows' for n in self.seconds)}), "
+            f"{self.tests} data tests passed, {self.total_seconds:.1f}s"
+        )
+
+
+def _split_tests(text: str) -> List[Tuple[str, str]]:
+    """Split a tests file on `-- test: NAME` lines into (name, query) pairs."""
+    tests: List[Tuple[str, str]] = []
+    for chunk in re.split(r"^--\s*test:\s*", text, flags=re.MULTILINE)[1:]:
+        name, _, body = chunk.partition("\n")
+        query = body.strip().rstrip(";").strip()
+        if query:
+            tests.append((name.strip(), query))
+    return tests
+
+
+def load_models(sql_dir: Path = SQL_DIR) -> List[Model]:
+    """Every model of `sql_dir` with its tests, in dependency order."""
+    models: Dict[str, Model] = {}
+    for path in sorted(sql_dir.glob("*.sql")):
+        tests_path = sql_dir / "tests" / path.name
+        tests = _split_tests(tests_path.read_text(encoding="utf-8")) if tests_path.exists() else []
+        models[path.stem] = Model(path.stem, path.read_text(encoding="utf-8").strip().rstrip(";"), tests)
+    graph = {name: [d for d in model.depends_on if d in models] for name, model in models.items()}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise ValueError(f"models depend on each other in a cycle: {exc.args[1]}") from None
+    return [models[name] for name in order]
+
+
+def macro_scripts(sql_dir: Path = SQL_DIR) -> List[str]:
+    """The scripts of sql/macros/ (`create or replace macro ...;` statements), in file order."""
+    return [path.read_text(encoding="utf-8") for path in sorted((sql_dir / "macros").glob("*.sql"))]
+
+
+def _has_raw_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema || '.' || table_name in ?",
+        [list(RAW_TABLES)],
+    ).fetchone()
+    return bool(found and found[0] == len(RAW_TABLES))
+
+
+def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool = True) -> ModelsResult:
+    """Rebuild every model in one transaction, then run the data tests before committing.
+
+    A dashboard reading the database sees either the previous tables or the new
+    ones, never a mix; when a data test fails, the previous tables stay.
+
+    Raises:
+        ModelsUnavailable: nothing has been loaded into `db_path` yet.
+        DataTestFailed: a test found offending rows (the build is rolled back).
+    """
+    started = time.monotonic()
+    result = ModelsResult()
+    models = load_models(sql_dir)
+    if not Path(db_path).exists():
+        raise ModelsUnavailable(f"{db_path} does not exist: load it first with `workspace-images run`")
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        if not _has_raw_tables(con):
+            raise ModelsUnavailable(f"{db_path} has no loaded images yet: load it first with `workspace-images run`")
+        con.execute("begin transaction")
+        try:
+            con.execute(f"create schema if not exists {ANALYTICS}")
+            for script in macro_scripts(sql_dir):
+                con.execute(script)
+            for model in models:
+                began = time.monotonic()
+                con.execute(f"create or replace table {ANALYTICS}.{model.name} as\n{model.sql}")
+                result.rows[model.name] = con.execute(f"select count(*) from {ANALYTICS}.{model.name}").fetchone()[0]
+                result.seconds[model.name] = time.monotonic() - began
+                logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
+            if run_tests:
+                for model in models:
+                    for test, query in model.tests:
+                        _run_test(con, model.name, test, query)
+                        result.tests += 1
+        except BaseException:
+            con.execute("rollback")
+            raise
+        con.execute("commit")
+    result.total_seconds = time.monotonic() - started
+    return result
+
+
+def _run_test(con: duckdb.DuckDBPyConnection, model: str, test: str, query: str) -> None:
+    total = con.execute(f"select count(*) from ({query})").fetchone()[0]
+    if total:
+        cursor = con.execute(f"select * from ({query}) limit {SAMPLE_ROWS}")
+        columns = [d[0] for d in cursor.description]
+        raise DataTestFailed(model, test, columns, cursor.fetchall(), total)
+
+
+def model_names(sql_dir: Path = SQL_DIR) -> List[str]:
+    """The models' names, in build order."""
+    return [m.name for m in load_models(sql_dir)]
+
+
+def describe(db_path: Path | str, name: str) -> Optional[List[Tuple[str, str]]]:
+    """(column, type) of analytics.<name>, or None when it is not built."""
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        rows = con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [ANALYTICS, name],
+        ).fetchall()
+    return rows or None

@@ -1,0 +1,191 @@
+"""The SQL models against expectations computed in the test from the simulator's own data."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Set, Tuple
+
+import duckdb
+import pytest
+
+from pipelines.models import build_models, macro_scripts
+from simulator import Simulator
+from tests.conftest import TOKEN, load, query
+
+DAYS = 5
+Snapshot = Dict[str, Dict[str, Dict[str, Any]]]  # project_id -> image id -> image
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Tuple[Path, Simulator, List[Snapshot]]:
+    """Five simulated days loaded through the real pipeline; the last day one project fails."""
+    db = tmp_path / "h.duckdb"
+    snapshots: List[Snapshot] = []
+    with Simulator(projects=3, images=120, seed=21, token=TOKEN) as sim:
+        failing = sim.projects[2].project_id
+        for day in range(DAYS):
+            sim.set_day(day)
+            if day == DAYS - 1:
+                sim.fail_project(failing, "status", status=500, error_code="WKS.0500", error_msg="Internal error")
+            snapshot = {p.project_id: {i["id"]: i for i in sim.images(p.project_id)} for p in sim.projects}
+            if day == DAYS - 1:
+                snapshot[failing] = snapshots[-1][failing]  # what the pipeline keeps for a failed project
+            snapshots.append(snapshot)
+            load(db, sim, day=day)
+        yield db, sim, snapshots
+
+
+def test_os_version_trend_counts_every_day(history: Tuple[Path, Simulator, List[Snapshot]]) -> None:
+    db, sim, snapshots = history
+    expected: Dict[Tuple[Any, ...], Tuple[int, int]] = {}
+    versions = {(i["os_type"], i["os_version"]) for s in snapshots for p in s.values() for i in p.values()}
+    for day, snapshot in enumerate(snapshots):
+        date = sim.as_of(day).date()
+        per_version: Counter = Counter()
+        holders: Dict[Tuple[str, str], Set[str]] = defaultdict(set)
+        for project_id, images in snapshot.items():
+            for image in images.values():
+                key = (image["os_type"], image["os_version"])
+                per_version[key] += 1
+                holders[key].add(project_id)
+        for key in versions:
+            expected[(date, *key)] = (per_version[key], len(holders[key]))
+    rows = query(db, "select day, os_type, os_version, images, projects from analytics.os_version_trend")
+    assert {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows} == expected
+    changes = query(db, "select day, os_type, os_version, images_change from analytics.os_version_trend")
+    for day, os_type, os_version, change in changes:
+        index = (day - sim.as_of(0).date()).days
+        if index == 0:
+            assert change is None
+        else:
+            before = expected[(sim.as_of(index - 1).date(), os_type, os_version)][0]
+            assert change == expected[(day, os_type, os_version)][0] - before
+
+
+def test_os_version_trend_shows_the_migrations(history: Tuple[Path, Simulator, List[Snapshot]]) -> None:
+    db, _, _ = history
+    trend = dict(query(db, """
+        select os_version, sum(images_change) from analytics.os_version_trend
+        where os_version in ('Windows 10 Enterprise 64bit', 'Windows 11 Enterprise 64bit') group by 1"""))
+    assert trend["Windows 10 Enterprise 64bit"] < 0 < trend["Windows 11 Enterprise 64bit"]
+
+
+def test_image_changes_match_the_daily_differences(history: Tuple[Path, Simulator, List[Snapshot]]) -> None:
+    db, sim, snapshots = history
+    expected = set()
+    for day, snapshot in enumerate(snapshots):
+        at = sim.as_of(day)
+        previous: Snapshot = snapshots[day - 1] if day else {}
+        for project_id, images in snapshot.items():
+            before = previous.get(project_id, {})
+            for image_id in images.keys() - before.keys():
+                expected.add((at, project_id, image_id, "added", None))
+            for image_id in before.keys() - images.keys():
+                expected.add((at, project_id, image_id, "removed", None))
+            for image_id in images.keys() & before.keys():
+                old, new = before[image_id], images[image_id]
+                if old != new:
+                    columns = ", ".join(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
+                    expected.add((at, project_id, image_id, "changed", columns))
+    rows = set(query(db, "select changed_at, project_id, image_id, change, changed_columns from analytics.image_changes"))
+    assert rows == expected
+    kinds = Counter(r[3] for r in rows)
+    assert kinds["added"] > 360 and kinds["removed"] > 0 and kinds["changed"] > 0
+
+
+def test_image_inventory_is_the_last_snapshot(history: Tuple[Path, Simulator, List[Snapshot]]) -> None:
+    db, sim, snapshots = history
+    failing = sim.projects[2].project_id
+    last = snapshots[-1]
+    rows = query(db, """
+        select project_id, image_id, name, os_version, min_disk, first_seen_at, last_changed_at, last_seen_at, is_stale
+        from analytics.image_inventory""")
+    assert {(r[0], r[1]) for r in rows} == {(p, i) for p, images in last.items() for i in images}
+    for project_id, image_id, name, os_version, min_disk, first_seen, last_changed, last_seen, stale in rows:
+        image = last[project_id][image_id]
+        assert (name, os_version, min_disk) == (image["name"], image["os_version"], image["min_disk"])
+        first_day = next(d for d, s in enumerate(snapshots) if image_id in s[project_id])
+        assert first_seen == sim.as_of(first_day)
+        changed_day = next(d for d in range(DAYS - 1, -1, -1)
+                           if d == 0 or snapshots[d - 1][project_id].get(image_id) != image)
+        assert last_changed == sim.as_of(changed_day)
+        assert stale == (project_id == failing)
+        assert last_seen == sim.as_of(DAYS - 2 if project_id == failing else DAYS - 1)
+
+
+def test_inventory_summary_counts(history: Tuple[Path, Simulator, List[Snapshot]]) -> None:
+    db, sim, snapshots = history
+    regions = {p.project_id: p.region for p in sim.projects}
+    expected: Counter = Counter()
+    for project_id, images in snapshots[-1].items():
+        for image in images.values():
+            expected[(regions[project_id], project_id, image["os_type"], image["image_type"], image["architecture"])] += 1
+    rows = query(db, "select region, project_id, os_type, image_type, architecture, images from analytics.inventory_summary")
+    assert {r[:5]: r[5] for r in rows} == dict(expected)
+
+
+def test_new_api_columns_reach_the_models(sim: Simulator, db: Path) -> None:
+    sim.add_project("cn-north-4", images=10)
+    load(db, sim, day=0)
+    sim.extra_fields = {"package_type": "ultimate"}
+    load(db, sim, day=1)
+    assert query(db, "select distinct package_type from analytics.image_inventory") == [("ultimate",)]
+    assert query(db, "select distinct changed_columns from analytics.image_changes where change = 'changed'") == [
+        ("package_type",)
+    ]
+
+
+def test_a_failing_data_test_keeps_the_previous_models(sim: Simulator, db: Path) -> None:
+    from pipelines.models import DataTestFailed
+
+    sim.add_project("cn-north-4", images=10)
+    load(db, sim, day=0)
+    before = query(db, "select * from analytics.image_inventory order by image_id")
+    with duckdb.connect(str(db)) as con:  # a duplicate version breaks the staging key
+        con.execute("insert into workspace_images.images select * from workspace_images.images limit 1")
+    with pytest.raises(DataTestFailed) as failure:
+        build_models(db)
+    assert failure.value.model == "stg_images"
+    assert failure.value.test == "unique key (project_id, image_id, valid_from)"
+    assert failure.value.total == 1 and failure.value.rows[0][-1] == 2
+    assert query(db, "select * from analytics.image_inventory order by image_id") == before
+
+
+@pytest.mark.parametrize(
+    "os_version, family, number",
+    [
+        ("EulerOS 2.5 64bit", "EulerOS", "2.5"),
+        ("EulerOS 2.9 64bit", "EulerOS", "2.9"),
+        ("Huawei Cloud EulerOS 2.0 64bit", "Huawei Cloud EulerOS", "2.0"),
+        ("openEuler 22.03 64bit", "openEuler", "22.03"),
+        ("Windows Server 2019 Datacenter 64bit", "Windows Server", "2019"),
+        ("Windows Server 2016 Standard 64bit", "Windows Server", "2016"),
+        ("Windows Server 2022 Datacenter 64bit", "Windows Server", "2022"),
+        ("Windows 10 Enterprise 64bit", "Windows", "10"),
+        ("Windows 11 Enterprise 64bit", "Windows", "11"),
+        ("Windows 10 64bit", "Windows", "10"),
+        ("Ubuntu 22.04 server 64bit", "Ubuntu", "22.04"),
+        ("Ubuntu 20.04 server 64bit", "Ubuntu", "20.04"),
+        ("Ubuntu 18.04 server 64bit", "Ubuntu", "18.04"),
+        ("CentOS 7.6 64bit", "CentOS", "7.6"),
+        ("UOS 20 SP1 64bit", "UOS", "20 SP1"),
+        ("UnionTech OS Desktop 20 Professional 64bit", "UOS", "20"),
+        ("Kylin V10 SP2 64bit", "Kylin", "V10 SP2"),
+        ("Kylin V10 SP1 64bit", "Kylin", "V10 SP1"),
+        ("NeoKylin 7.0 64bit", "Kylin", "7.0"),
+        ("Debian 11.1.0 64bit", "Debian", "11.1.0"),
+        ("Other 64bit", "Other", None),
+        ("Other(64bit)", "Other", None),
+        ("", None, None),
+        (None, None, None),
+    ],
+)
+def test_os_version_parsing(os_version: str, family: str, number: str) -> None:
+    con = duckdb.connect()
+    con.execute("create schema analytics")
+    for script in macro_scripts():
+        con.execute(script)
+    assert con.execute(
+        "select analytics.os_family(?), analytics.os_version_number(?)", [os_version, os_version]
+    ).fetchone() == (family, number)
