@@ -22,7 +22,6 @@ versions as (
         os_version,
         valid_from,
         valid_to,
-        lag(valid_from) over image_versions as previous_valid_from,
         lag(valid_to) over image_versions as previous_valid_to,
         lead(valid_from) over image_versions as next_valid_from,
     from images
@@ -55,68 +54,46 @@ changed as (
         region,
         image_name,
         os_version,
-        previous_valid_from,
     from versions
     where previous_valid_to = valid_from
 
 ),
 
-compared_versions as (
-
-    select changed.changed_at, 'after' as side, images.*
-    from images
-    join changed
-        on images.project_id = changed.project_id
-        and images.image_id = changed.image_id
-        and images.valid_from = changed.changed_at
-    union all by name
-    select changed.changed_at, 'before' as side, images.*
-    from images
-    join changed
-        on images.project_id = changed.project_id
-        and images.image_id = changed.image_id
-        and images.valid_from = changed.previous_valid_from
-
-),
-
--- every API column as text, loader and derived columns left out
-version_values as (
+-- for each version, which API columns differ from the version before
+-- (loader and derived columns left out); one boolean column per API column
+column_flags as (
 
     select
-        project_id,
-        image_id,
-        changed_at,
-        side,
+        project_id as flagged_project_id,
+        image_id as flagged_image_id,
+        valid_from as flagged_valid_from,
+        lag(valid_to) over image_versions as flagged_previous_valid_to,
         columns(* exclude (
-            project_id, image_id, changed_at, side, region, fetched_at, row_hash,
+            project_id, image_id, region, fetched_at, row_hash,
             valid_from, valid_to, is_current, os_family, os_version_number
-        ))::varchar,
-    from compared_versions
-
-),
-
--- one (column_name, column_value) row per API column of each compared version
-column_values as (
-
-    select *
-    from version_values
-    unpivot include nulls (
-        column_value for column_name in (columns(* exclude (project_id, image_id, changed_at, side)))
-    )
+        )) is distinct from lag(columns(* exclude (
+            project_id, image_id, region, fetched_at, row_hash,
+            valid_from, valid_to, is_current, os_family, os_version_number
+        ))) over image_versions,
+    from images
+    window image_versions as (partition by project_id, image_id order by valid_from)
 
 ),
 
 column_changes as (
 
     select
-        project_id,
-        image_id,
-        changed_at,
+        flagged_project_id as project_id,
+        flagged_image_id as image_id,
+        flagged_valid_from as changed_at,
         column_name,
-    from column_values
-    group by project_id, image_id, changed_at, column_name
-    having max(column_value) filter (where side = 'before')
-        is distinct from max(column_value) filter (where side = 'after')
+    from (select * from column_flags where flagged_previous_valid_to = flagged_valid_from)
+    unpivot (
+        is_changed for column_name in (columns(* exclude (
+            flagged_project_id, flagged_image_id, flagged_valid_from, flagged_previous_valid_to
+        )))
+    )
+    where is_changed
 
 ),
 
