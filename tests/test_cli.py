@@ -157,7 +157,7 @@ def test_demo_loads_simulated_days(tmp_path: Path) -> None:
     assert again.returncode == 2 and "d.duckdb exists: pass --replace" in again.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "demo", "simulator"])
+@pytest.mark.parametrize("command", ["run", "models", "report", "demo", "simulator"])
 def test_every_command_has_help(tmp_path: Path, command: str) -> None:
     proc = cli([command, "--help"], tmp_path)
     assert proc.returncode == 0
@@ -177,3 +177,39 @@ def test_readme_documents_every_command_and_flag() -> None:
             for option in action.option_strings:
                 if option.startswith("--") and option != "--help":
                     assert f"`{option}" in readme, f"{name} {option}"
+
+
+def test_models_command_builds_and_fails_a_data_test_with_exit_3(sim: Simulator, tmp_path: Path) -> None:
+    import duckdb
+
+    a = sim.add_project("cn-north-4", images=20)
+    load = cli(["run", "--endpoint", sim.url, "--project", f"cn-north-4:{a.project_id}", "--db", "x.duckdb",
+                "--no-models"], tmp_path)
+    assert load.returncode == 0
+    assert query(tmp_path / "x.duckdb", "select count(*) from information_schema.schemata "
+                                        "where schema_name = 'analytics'") == [(0,)]
+    built = cli(["models", "--db", "x.duckdb"], tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.startswith("models: 5 built (")
+    assert "22 data tests passed" in built.stdout
+    assert query(tmp_path / "x.duckdb", "select count(*) from analytics.image_inventory") == [(20,)]
+    with duckdb.connect(str(tmp_path / "x.duckdb")) as con:
+        con.execute("update workspace_images.images set _dlt_valid_to = null where id = "
+                    "(select min(id) from workspace_images.images)")
+        con.execute("insert into workspace_images.images select * from workspace_images.images "
+                    "where id = (select min(id) from workspace_images.images)")
+    failed = cli(["models", "--db", "x.duckdb"], tmp_path)
+    assert failed.returncode == 3
+    assert failed.stderr.strip().splitlines()[-1].startswith(
+        "workspace-images: run failed: data test failed: stg_images: unique key (project_id, image_id, valid_from): "
+        "1 offending row(s), e.g. project_id=")
+    assert "the previous models were kept" in failed.stderr
+
+
+def test_models_without_data_exit_2(tmp_path: Path) -> None:
+    proc = cli(["models", "--db", "nothing.duckdb"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "workspace-images: error: nothing.duckdb does not exist: load it first with `workspace-images run`"
+    )
+    assert not (tmp_path / "nothing.duckdb").exists()
