@@ -15,7 +15,7 @@ import duckdb
 from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.workspace_images import ConfigError, Progress, workspace_images
+from sources.workspace_images import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
 
 from .models import DataTestFailed, ModelsResult, ModelsUnavailable, build_models
 from sources.workspace_images.rows import parse_timestamp
@@ -111,6 +111,8 @@ def run(
     filters: Optional[Dict[str, Any]] = None,
     concurrency: Optional[int] = None,
     token: Optional[str] = None,
+    credentials: Optional[Dict[str, str]] = None,
+    accounts: Optional[Dict[str, Any]] = None,
     as_of: Optional[datetime] = None,
     pipelines_dir: Optional[Path] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
@@ -118,6 +120,8 @@ def run(
 ) -> RunResult:
     """Extract every project and load it into `db_path`.
 
+    `token` is a shortcut for `credentials={"token": ...}`; `credentials` holds the
+    default account's secrets (see WorkspaceCredentials), `accounts` more accounts.
     Arguments left as None come from `.dlt/config.toml`, `secrets.toml` and
     environment variables, as dlt resolves them. With `models`, the SQL models are
     rebuilt after the load (also when some projects failed: their images stay as
@@ -142,13 +146,19 @@ def run(
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if token is not None:
-        kwargs["credentials"] = {"token": token}
+        credentials = {**(credentials or {}), "token": token}
+    if credentials is not None:
+        kwargs["credentials"] = WorkspaceCredentials(**credentials)
+    if accounts is not None:
+        kwargs["accounts"] = accounts
     if not db_path.parent.exists():
         raise UsageError(f"--db {db_path}: folder {db_path.parent} does not exist")
     try:
         source = workspace_images(as_of=moment, run_id=run_id, on_progress=on_progress, **kwargs)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    except DiscoveryFailed as exc:
+        raise RunFailed(str(exc)) from None
     except ConfigValueCannotBeCoercedException as exc:
         kind = getattr(exc.hint, "__name__", str(exc.hint))
         raise UsageError(

@@ -69,10 +69,10 @@ column_flags as (
         valid_from as flagged_valid_from,
         lag(valid_to) over image_versions as flagged_previous_valid_to,
         columns(* exclude (
-            project_id, image_id, region, fetched_at, row_hash,
+            project_id, image_id, account, region, fetched_at, row_hash,
             valid_from, valid_to, is_current, os_family, os_version_number
         )) is distinct from lag(columns(* exclude (
-            project_id, image_id, region, fetched_at, row_hash,
+            project_id, image_id, account, region, fetched_at, row_hash,
             valid_from, valid_to, is_current, os_family, os_version_number
         ))) over image_versions,
     from images

@@ -87,8 +87,10 @@ def test_missing_token_exits_2(tmp_path: Path) -> None:
     proc = cli(["run", "--project", "cn-north-4:abc"], tmp_path, token=None)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "workspace-images: error: no credentials: set SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN "
-        "(or [sources.workspace_images.credentials] token in .dlt/secrets.toml)"
+        "workspace-images: error: no credentials for sources.workspace_images: set "
+        "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN, or SOURCES__WORKSPACE_IMAGES__CREDENTIALS__USER_NAME + "
+        "PASSWORD + DOMAIN_NAME, or SOURCES__WORKSPACE_IMAGES__CREDENTIALS__ACCESS_KEY + SECRET_KEY "
+        "(or [sources.workspace_images.credentials] in .dlt/secrets.toml)"
     )
     assert [p.name for p in tmp_path.iterdir()] == []
 

@@ -10,26 +10,33 @@ import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.sources import DltResource
 
-from .auth import TokenAuth
+from .accounts import MODE_AKSK, Account, DiscoveryFailed, connect_accounts, resolve_accounts
 from .config import (
     ConfigError,
     Project,
     WorkspaceCredentials,
     check_concurrency,
-    check_credentials,
     check_endpoint,
     parse_filters,
-    parse_projects,
-    parse_regions,
 )
-from .fetch import ProjectFetcher, ProjectOutcome, Progress
+from .fetch import ProjectFetcher, ProjectOutcome, Progress, Target
 from .rows import images_table
 from .settings import DEFAULT_CONCURRENCY, DEFAULT_ENDPOINT, DEFAULT_IAM_ENDPOINT, ROW_HASH_COLUMN
 
-__all__ = ["workspace_images", "ConfigError", "Project", "ProjectOutcome", "Progress", "WorkspaceCredentials"]
+__all__ = [
+    "workspace_images",
+    "Account",
+    "ConfigError",
+    "DiscoveryFailed",
+    "Project",
+    "ProjectOutcome",
+    "Progress",
+    "WorkspaceCredentials",
+]
 
 IMAGES_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
+    "account": {"data_type": "text"},
     "project_id": {"data_type": "text", "nullable": False},
     "region": {"data_type": "text", "nullable": False},
     "min_ram": {"data_type": "bigint"},
@@ -40,8 +47,11 @@ IMAGES_COLUMNS: TTableSchemaColumns = {
 
 PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
     "run_id": {"data_type": "text", "nullable": False},
+    "account": {"data_type": "text"},
     "project_id": {"data_type": "text", "nullable": False},
+    "project_name": {"data_type": "text"},
     "region": {"data_type": "text", "nullable": False},
+    "discovered": {"data_type": "bool"},
     "as_of": {"data_type": "timestamp", "timezone": True, "nullable": False},
     "started_at": {"data_type": "timestamp", "timezone": True},
     "finished_at": {"data_type": "timestamp", "timezone": True},
@@ -79,31 +89,38 @@ def images_write_disposition(as_of: datetime, ok_project_ids: Sequence[str]) -> 
 @dlt.source(name="workspace_images", max_table_nesting=0)
 def workspace_images(
     projects: Optional[List[str]] = None,
-    credentials: WorkspaceCredentials = dlt.secrets.value,
+    credentials: Optional[WorkspaceCredentials] = None,
     endpoint: str = DEFAULT_ENDPOINT,
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT,
     regions: Optional[List[str]] = None,
     filters: Optional[Dict[str, Any]] = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     discover_projects: bool = False,
+    accounts: Optional[Dict[str, Any]] = None,
     as_of: Optional[datetime] = None,
     run_id: Optional[str] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
 ) -> Sequence[DltResource]:
     """Product images of Huawei Cloud Workspace in each configured project.
 
-    Every setting is checked here, before any request is made: a bad one raises
-    ConfigError naming it.
+    Every setting is checked here before any Workspace request: a bad one raises
+    ConfigError naming it. Then each account is connected: with a password, one IAM
+    token request checks it (a wrong one raises ConfigError); with discovery, IAM
+    lists the account's projects.
 
     Args:
         projects: `REGION:PROJECT_ID` strings.
-        credentials: Secrets; an IAM token (`credentials.token`) in this version.
+        credentials: Secrets of the default account: a token, a user name + password +
+            domain name, or an AK/SK pair (+ security token).
         endpoint: Workspace URL template, `{region}` optional.
         iam_endpoint: IAM URL (used for discovery and token-based modes).
         regions: Keep only the projects in these regions.
         filters: API query parameters applied to every page (os_type, image_type, ...).
         concurrency: Projects fetched at the same time.
-        discover_projects: List the account's projects through IAM.
+        discover_projects: List the account's projects through IAM (MOS and disabled
+            projects skipped; the region is the project name up to its first `_`).
+        accounts: More accounts by name, each a table with its own `projects`,
+            `discover_projects`, `regions` and `credentials`.
         as_of: Validity timestamp of this load (`_dlt_valid_from` of new versions and
             `_dlt_valid_to` of retired ones); now when not given.
         run_id: Identifies this run in `project_runs`; a new UUID when not given.
@@ -112,24 +129,23 @@ def workspace_images(
     Returns:
         The `images` (SCD2 history) and `project_runs` resources.
     """
-    if discover_projects:
-        raise ConfigError("project discovery through IAM is not available in this version: list the projects")
-    region_filter = parse_regions(regions)
-    project_list = parse_projects(projects, region_filter)
-    if not project_list:
-        raise ConfigError(
-            "no projects to load: pass --project REGION:PROJECT_ID or set SOURCES__WORKSPACE_IMAGES__PROJECTS"
-            + (f" (none is in region(s) {', '.join(region_filter)})" if region_filter and projects else "")
-        )
-    token = check_credentials(credentials)
+    account_list = resolve_accounts(projects, credentials, discover_projects, regions, accounts)
     endpoint = check_endpoint(endpoint, "endpoint")
-    check_endpoint(iam_endpoint, "iam_endpoint")
+    iam_endpoint = check_endpoint(iam_endpoint, "iam_endpoint")
     page_filters = parse_filters(filters)
     workers = check_concurrency(concurrency)
     moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     run = run_id or uuid.uuid4().hex
-
-    fetcher = ProjectFetcher(project_list, endpoint, TokenAuth(token), page_filters, workers, on_progress)
+    connect_accounts(account_list, iam_endpoint)
+    targets = [
+        Target(project, account.auth_for(project), account.name if account.mode == MODE_AKSK else None)
+        for account in account_list
+        for project in account.projects
+    ]
+    if not targets:
+        raise ConfigError("no projects to load: discovery found none"
+                          + (" in the selected regions" if any(a.regions for a in account_list) else ""))
+    fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress)
 
     @dlt.resource(
         name="images",

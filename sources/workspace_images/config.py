@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
-import dlt
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
@@ -22,10 +21,11 @@ class ConfigError(ValueError):
 
 @configspec
 class WorkspaceCredentials(CredentialsConfiguration):
-    """Secrets for the Workspace and IAM APIs; which ones are set chooses the mode.
+    """Secrets for the Workspace and IAM APIs; which ones are set chooses the mode:
 
-    Only a fixed IAM token is used in this version; the other fields are read so a
-    misconfiguration is reported instead of silently ignored.
+    - `token`: a fixed IAM token;
+    - `user_name` + `password` + `domain_name`: IAM tokens issued per project;
+    - `access_key` + `secret_key` (+ `security_token` for temporary credentials): AK/SK signing.
     """
 
     token: Optional[TSecretStrValue] = None
@@ -45,12 +45,58 @@ class WorkspaceCredentials(CredentialsConfiguration):
         ]
 
 
+CREDENTIAL_FIELDS = ("token", "access_key", "secret_key", "security_token", "user_name", "password", "domain_name")
+MODE_TOKEN, MODE_PASSWORD, MODE_AKSK = "token", "password", "aksk"
+
+
+def credentials_mode(credentials: Optional[WorkspaceCredentials], where: str = "sources.workspace_images") -> str:
+    """Which authentication the set secrets choose: token, password or aksk.
+
+    Raises:
+        ConfigError: none is set, a mix of modes is set, or a mode misses a part.
+    """
+    env = where.upper().replace(".", "__") + "__CREDENTIALS__"
+
+    def given(*names: str) -> List[str]:
+        return [n for n in names if credentials is not None and str(getattr(credentials, n) or "").strip()]
+
+    token = given("token")
+    password = given("user_name", "password", "domain_name")
+    aksk = given("access_key", "secret_key", "security_token")
+    chosen = [mode for mode, parts in ((MODE_TOKEN, token), (MODE_PASSWORD, password), (MODE_AKSK, aksk)) if parts]
+    if not chosen:
+        raise ConfigError(
+            f"no credentials for {where}: set {env}TOKEN, or {env}USER_NAME + PASSWORD + DOMAIN_NAME, "
+            f"or {env}ACCESS_KEY + SECRET_KEY (or [{where}.credentials] in .dlt/secrets.toml)"
+        )
+    if len(chosen) > 1:
+        names = ", ".join(token + password + aksk)
+        raise ConfigError(f"conflicting credentials for {where}: {names} are set; set only one of token, "
+                          "user_name/password/domain_name, access_key/secret_key")
+    mode = chosen[0]
+    missing = {
+        MODE_TOKEN: [],
+        MODE_PASSWORD: [n for n in ("user_name", "password", "domain_name") if n not in password],
+        MODE_AKSK: [n for n in ("access_key", "secret_key") if n not in aksk],
+    }[mode]
+    if missing:
+        raise ConfigError(f"incomplete credentials for {where}: {mode} mode also needs "
+                          + ", ".join(f"{env}{n.upper()}" for n in missing))
+    for name in token + password + aksk:
+        if any(ch in str(getattr(credentials, name)) for ch in "\r\n"):
+            raise ConfigError(f"credentials.{name} of {where} spans several lines")
+    return mode
+
+
 @dataclass(frozen=True)
 class Project:
-    """One project to load: its region and id."""
+    """One project to load: its region and id, the account it belongs to, where it came from."""
 
     region: str
     project_id: str
+    account: str = "default"
+    name: Optional[str] = None
+    discovered: bool = False
 
     def __str__(self) -> str:
         return f"{self.region}:{self.project_id}"
@@ -83,7 +129,7 @@ def check_region(region: str) -> str:
     return region
 
 
-def parse_project(value: Any) -> Project:
+def parse_project(value: Any, account: str = "default") -> Project:
     """Parse `REGION:PROJECT_ID` or a `{region, project_id}` mapping into a Project."""
     if isinstance(value, Mapping):
         region, project_id = value.get("region"), value.get("project_id") or value.get("id")
@@ -96,10 +142,12 @@ def parse_project(value: Any) -> Project:
     check_region(region)
     if not isinstance(project_id, str) or not re.match(PROJECT_ID_PATTERN, project_id):
         raise ConfigError(f"invalid project id {project_id!r} in {value!r}: expected letters, digits, '-' or '_'")
-    return Project(region=region, project_id=project_id)
+    return Project(region=region, project_id=project_id, account=account)
 
 
-def parse_projects(values: Union[None, str, Sequence[Any]], regions: Iterable[str] = ()) -> List[Project]:
+def parse_projects(
+    values: Union[None, str, Sequence[Any]], regions: Iterable[str] = (), account: str = "default"
+) -> List[Project]:
     """Parse the configured projects, drop duplicates, keep those in `regions` (all when empty).
 
     Raises:
@@ -108,7 +156,7 @@ def parse_projects(values: Union[None, str, Sequence[Any]], regions: Iterable[st
     wanted = {check_region(r) for r in regions}
     seen: Dict[str, Project] = {}
     for value in _as_list(values):
-        project = parse_project(value)
+        project = parse_project(value, account)
         previous = seen.get(project.project_id)
         if previous and previous.region != project.region:
             raise ConfigError(
@@ -164,29 +212,3 @@ def check_concurrency(value: Any) -> int:
     if not 1 <= number <= 64:
         raise ConfigError(f"concurrency must be between 1 and 64, got {number}")
     return number
-
-
-def check_credentials(credentials: Optional[WorkspaceCredentials]) -> str:
-    """Return the IAM token to use, or raise ConfigError naming the settings to set."""
-    if credentials is None or not credentials.token:
-        other = credentials is not None and any(
-            (credentials.access_key, credentials.secret_key, credentials.user_name, credentials.password)
-        )
-        if other:
-            raise ConfigError(
-                "only IAM token authentication is available in this version: set "
-                "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN (or credentials.token in .dlt/secrets.toml)"
-            )
-        raise ConfigError(
-            "no credentials: set SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN "
-            "(or [sources.workspace_images.credentials] token in .dlt/secrets.toml)"
-        )
-    token = str(credentials.token).strip()
-    if not token or any(ch in token for ch in "\r\n"):
-        raise ConfigError("the IAM token is empty or spans several lines")
-    return token
-
-
-def config_value(name: str) -> Any:
-    """Read `sources.workspace_images.<name>` through dlt's providers (config.toml, env vars)."""
-    return dlt.config.get(f"sources.workspace_images.{name}")

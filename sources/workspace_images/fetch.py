@@ -14,10 +14,19 @@ import pyarrow as pa
 from requests import RequestException
 from requests.auth import AuthBase
 
-from .client import FetchError, ImagesPaginator, check_response, make_rest_client, page_params
+from .auth import CredentialsRejected, IamError, IamTokenAuth
+from .client import ApiError, FetchError, ImagesPaginator, check_response, make_rest_client, page_params
 from .config import Project
 from .rows import images_table
-from .settings import ERR_CONNECTION, ERR_PAGING_UNSTABLE, IMAGES_PATH, MAX_PAGING_PASSES
+from .settings import (
+    ERR_CONNECTION,
+    ERR_CREDENTIALS,
+    ERR_NOT_TRIED,
+    ERR_PAGING_UNSTABLE,
+    IMAGES_PATH,
+    MAX_PAGING_PASSES,
+    TOKEN_EXPIRED_CODES,
+)
 
 logger = logging.getLogger("workspace_images")
 
@@ -49,8 +58,11 @@ class ProjectOutcome:
         """The project's row in `project_runs`."""
         return {
             "run_id": run_id,
+            "account": self.project.account,
             "project_id": self.project.project_id,
+            "project_name": self.project.name,
             "region": self.project.region,
+            "discovered": self.project.discovered,
             "as_of": as_of,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -78,23 +90,37 @@ def fetch_project(
 
     The project is paged again (at most MAX_PAGING_PASSES times) when `total_count`
     moved while it was paged or the ids read do not add up to it; the rows kept are
-    those of the last pass, deduplicated by id. Any error fails this project only.
+    those of the last pass, deduplicated by id. With IAM password tokens, a 401 that
+    says the token must be updated renews the token once and pages the project again.
+    Any error fails this project only.
     """
     outcome = ProjectOutcome(project=project)
     client, counter = make_rest_client(base_url(endpoint, project.region), auth)
     path = IMAGES_PATH.format(project_id=project.project_id)
     params = page_params(filters)
+    renewed = False
     try:
-        for attempt in range(1, MAX_PAGING_PASSES + 1):
+        attempt = 0
+        while attempt < MAX_PAGING_PASSES:
+            attempt += 1
             outcome.passes = attempt
             paginator = ImagesPaginator()
             by_id: Dict[str, Dict[str, Any]] = {}
-            for page in client.paginate(
-                path, params=params, paginator=paginator, hooks={"response": [check_response]}
-            ):
-                outcome.pages += 1
-                for image in page:
-                    by_id[image["id"]] = image
+            try:
+                for page in client.paginate(
+                    path, params=params, paginator=paginator, hooks={"response": [check_response]}
+                ):
+                    outcome.pages += 1
+                    for image in page:
+                        by_id[image["id"]] = image
+            except ApiError as exc:
+                if renewed or not isinstance(auth, IamTokenAuth) or not is_expired_token(exc):
+                    raise
+                logger.info("project %s: the IAM token must be updated; renewing it", project)
+                auth.renew()
+                renewed = True
+                attempt -= 1
+                continue
             outcome.total_count = paginator.totals[-1] if paginator.totals else 0
             if not paginator.total_changed and len(by_id) == outcome.total_count:
                 break
@@ -108,11 +134,17 @@ def fetch_project(
                 200, ERR_PAGING_UNSTABLE,
             )
         fetched_at = datetime.now(timezone.utc)
-        outcome.table = images_table(list(by_id.values()), project.project_id, project.region, fetched_at)
+        outcome.table = images_table(
+            list(by_id.values()), project.project_id, project.region, fetched_at, project.account
+        )
         outcome.images = outcome.table.num_rows
         outcome.status = "ok"
     except FetchError as exc:
         outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, exc.error_msg
+    except CredentialsRejected as exc:
+        outcome.error_code, outcome.error_msg = ERR_CREDENTIALS, str(exc)
+    except IamError as exc:
+        outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, str(exc)
     except RequestException as exc:
         outcome.error_code = ERR_CONNECTION
         outcome.error_msg = f"{exc.__class__.__name__} after {counter.attempts} attempt(s): {exc}"[:500]
@@ -128,6 +160,29 @@ def fetch_project(
             outcome.error_msg,
         )
     return outcome
+
+
+def is_expired_token(error: ApiError) -> bool:
+    """The gateway's answer to an expired IAM token: 401 APIG.0307 "The token must be updated"."""
+    return error.http_status == 401 and (error.error_code or "") in TOKEN_EXPIRED_CODES
+
+
+@dataclass
+class Target:
+    """A project to fetch and how its requests authenticate."""
+
+    project: Project
+    auth: AuthBase
+    probe_group: Optional[str] = None
+    """Projects of one group wait for the group's first project; when the API refused its
+    credentials (HTTP 401), the others are failed without a request. Used for AK/SK, whose
+    gateway locks a key after a few bad signatures in a row."""
+
+
+class _Probe:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.rejection: Optional[ProjectOutcome] = None
 
 
 @dataclass
@@ -158,23 +213,27 @@ class ProjectFetcher:
 
     def __init__(
         self,
-        projects: List[Project],
+        targets: List[Target],
         endpoint: str,
-        auth: AuthBase,
         filters: Dict[str, str],
         concurrency: int,
         on_progress: Optional[Callable[[Progress], None]] = None,
     ) -> None:
-        self.projects = projects
+        self.targets = targets
         self.endpoint = endpoint
-        self.auth = auth
         self.filters = filters
         self.concurrency = concurrency
-        self.progress = Progress(total=len(projects))
+        self.progress = Progress(total=len(targets))
         self._on_progress = on_progress
         self._lock = threading.Lock()
         self._futures: List[Future[ProjectOutcome]] = []
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._probes: Dict[str, _Probe] = {}
+        self._probe_targets: Dict[str, int] = {}
+        for index, target in enumerate(targets):
+            if target.probe_group and target.probe_group not in self._probes:
+                self._probes[target.probe_group] = _Probe()
+                self._probe_targets[target.probe_group] = index
 
     def start(self) -> None:
         """Submit every project (once)."""
@@ -182,15 +241,43 @@ class ProjectFetcher:
             if self._executor is not None:
                 return
             self._executor = ThreadPoolExecutor(
-                max_workers=max(1, min(self.concurrency, len(self.projects))),
+                max_workers=max(1, min(self.concurrency, len(self.targets))),
                 thread_name_prefix="workspace_images",
             )
-            logger.info("fetching %d project(s), %d at a time", len(self.projects), self.concurrency)
-            self._futures = [self._executor.submit(self._fetch, p) for p in self.projects]
+            logger.info("fetching %d project(s), %d at a time", len(self.targets), self.concurrency)
+            self._futures = [self._executor.submit(self._fetch, i) for i in range(len(self.targets))]
             self._executor.shutdown(wait=False)
 
-    def _fetch(self, project: Project) -> ProjectOutcome:
-        outcome = fetch_project(project, self.endpoint, self.auth, self.filters)
+    def _fetch_gated(self, index: int) -> ProjectOutcome:
+        target = self.targets[index]
+        probe = self._probes.get(target.probe_group or "")
+        if probe is None:
+            return fetch_project(target.project, self.endpoint, target.auth, self.filters)
+        if self._probe_targets[target.probe_group or ""] == index:
+            try:
+                outcome = fetch_project(target.project, self.endpoint, target.auth, self.filters)
+                if outcome.http_status == 401:
+                    probe.rejection = outcome
+                return outcome
+            finally:
+                probe.done.set()
+        probe.done.wait()
+        if probe.rejection is None:
+            return fetch_project(target.project, self.endpoint, target.auth, self.filters)
+        first = probe.rejection
+        return ProjectOutcome(
+            project=target.project,
+            http_status=first.http_status,
+            error_code=ERR_NOT_TRIED,
+            error_msg=(
+                f"not tried: the credentials of account {target.project.account} were refused on project "
+                f"{first.project} ({first.error_code}: {first.error_msg})"
+            ),
+            finished_at=datetime.now(timezone.utc),
+        )
+
+    def _fetch(self, index: int) -> ProjectOutcome:
+        outcome = self._fetch_gated(index)
         with self._lock:
             progress = self.progress
             progress.done += 1
@@ -208,6 +295,6 @@ class ProjectFetcher:
             yield future.result()
 
     def outcomes(self) -> List[ProjectOutcome]:
-        """Every outcome, in the order the projects were given (waits for all)."""
+        """Every outcome, in the order the targets were given (waits for all)."""
         self.start()
         return [future.result() for future in self._futures]

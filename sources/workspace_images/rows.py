@@ -21,9 +21,9 @@ from .settings import (
 logger = logging.getLogger("workspace_images")
 
 KNOWN_FIELDS = (*KNOWN_STRING_FIELDS, *KNOWN_INT_FIELDS, *KNOWN_TIMESTAMP_FIELDS)
-ADDED_COLUMNS = ("project_id", "region", "fetched_at", ROW_HASH_COLUMN)
+ADDED_COLUMNS = ("account", "project_id", "region", "fetched_at", ROW_HASH_COLUMN)
 """Columns the loader adds; an API field of the same name is kept as `api_<name>`."""
-NOT_NULL_COLUMNS = ("id", "project_id", "region", ROW_HASH_COLUMN)
+NOT_NULL_COLUMNS = ("id", "account", "project_id", "region", ROW_HASH_COLUMN)
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 _TS_RE = re.compile(
@@ -110,7 +110,7 @@ def _extra_column(values: Sequence[Any]) -> pa.Array:
 
 
 def images_table(
-    images: List[Dict[str, Any]], project_id: str, region: str, fetched_at: datetime
+    images: List[Dict[str, Any]], project_id: str, region: str, fetched_at: datetime, account: str = "default"
 ) -> pa.Table:
     """Build the `images` rows of one project.
 
@@ -119,11 +119,12 @@ def images_table(
         project_id: The project they were read from.
         region: The project's region.
         fetched_at: When the project was read (UTC).
+        account: The configured account the project belongs to (not part of the row hash).
 
     Returns:
         One row per image: known fields typed (min_ram, min_disk integers; created_at
         a UTC timestamp), fields the source does not know in columns of their own,
-        then project_id, region, fetched_at and the row version hash.
+        then account, project_id, region, fetched_at and the row version hash.
     """
     columns: Dict[str, pa.Array] = {}
     for name in KNOWN_STRING_FIELDS:
@@ -149,6 +150,7 @@ def images_table(
     for key, name in extra.items():
         columns[name] = _extra_column([i.get(key) for i in images])
     count = len(images)
+    columns["account"] = pa.array([account] * count, type=pa.string())
     columns["project_id"] = pa.array([project_id] * count, type=pa.string())
     columns["region"] = pa.array([region] * count, type=pa.string())
     columns["fetched_at"] = pa.array([fetched_at] * count, type=TIMESTAMP_TYPE)

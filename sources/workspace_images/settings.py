@@ -68,3 +68,20 @@ ERR_MALFORMED = "WI.MALFORMED_RESPONSE"
 ERR_PAGING_STUCK = "WI.PAGING_STUCK"
 ERR_PAGING_UNSTABLE = "WI.PAGING_UNSTABLE"
 ERR_CONNECTION = "WI.CONNECTION"
+ERR_CREDENTIALS = "WI.CREDENTIALS_REJECTED"
+ERR_NOT_TRIED = "WI.NOT_TRIED"
+
+TOKEN_EXPIRED_CODES = ("APIG.0307", "APIGW.0307")
+"""Gateway codes of a 401 that asks for a new IAM token."""
+
+DEFAULT_ACCOUNT = "default"
+"""Name of the account formed by the top-level projects and credentials."""
+
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+"""What an account name may look like (it is a config section and a column value)."""
+
+SKIPPED_PROJECTS = ("MOS",)
+"""IAM projects that are not regions (MOS is the billing project)."""
+
+MAX_DISCOVERY_PAGES = 50
+"""Pages of an IAM project listing followed at most."""

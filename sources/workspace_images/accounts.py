@@ -1,0 +1,271 @@
+"""Accounts: their credentials, how their requests authenticate, and project discovery through IAM."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+import dlt
+from requests import RequestException, Response
+from requests.auth import AuthBase
+
+from dlt.sources.helpers.requests import Client
+
+from .auth import AkSkAuth, CredentialsRejected, IamError, IamTokenAuth, IamTokenProvider, TokenAuth, iam_url
+from .config import (
+    CREDENTIAL_FIELDS,
+    MODE_AKSK,
+    MODE_PASSWORD,
+    MODE_TOKEN,
+    ConfigError,
+    Project,
+    WorkspaceCredentials,
+    credentials_mode,
+    parse_projects,
+    parse_regions,
+)
+from .settings import ACCOUNT_NAME_PATTERN, DEFAULT_ACCOUNT, MAX_DISCOVERY_PAGES, REGION_PATTERN, SKIPPED_PROJECTS
+
+logger = logging.getLogger("workspace_images")
+
+
+class DiscoveryFailed(Exception):
+    """IAM could not list an account's projects for a reason other than its credentials."""
+
+
+@dataclass
+class Account:
+    """One account (IAM domain) to load: its credentials and which of its projects.
+
+    Call `connect()` before `auth_for()`: it checks the credentials with IAM where
+    that is possible (password mode: one token request) and discovers projects.
+    """
+
+    name: str
+    credentials: WorkspaceCredentials
+    mode: str
+    projects: List[Project] = field(default_factory=list)
+    discover: bool = False
+    regions: List[str] = field(default_factory=list)
+    provider: Optional[IamTokenProvider] = None
+
+    @property
+    def where(self) -> str:
+        return "sources.workspace_images" if self.name == DEFAULT_ACCOUNT else f"sources.workspace_images.accounts.{self.name}"
+
+    def connect(self, iam_endpoint: str, http: Optional[Client] = None) -> None:
+        """Check the credentials with IAM (password mode) and discover projects when asked.
+
+        Raises:
+            ConfigError: IAM refused the credentials (tried once).
+            DiscoveryFailed: IAM did not list the projects.
+        """
+        http = http or Client(raise_for_status=False)
+        if self.mode == MODE_PASSWORD:
+            self.provider = IamTokenProvider(
+                iam_endpoint,
+                str(self.credentials.user_name),
+                str(self.credentials.password),
+                str(self.credentials.domain_name),
+                post=http.post,
+            )
+        if self.discover:
+            self.projects = self._merge(self.projects, self._discover(iam_endpoint, http))
+        if self.provider is not None and self.projects:
+            first = self.projects[0]
+            try:
+                self.provider.token(first.project_id, first.region)
+            except CredentialsRejected as exc:
+                raise ConfigError(str(exc)) from None
+            except IamError as exc:
+                raise DiscoveryFailed(f"account {self.name}: {exc}") from None
+
+    def auth_for(self, project: Project) -> AuthBase:
+        """How requests to `project`'s Workspace endpoint authenticate."""
+        creds = self.credentials
+        if self.mode == MODE_TOKEN:
+            return TokenAuth(str(creds.token))
+        if self.mode == MODE_PASSWORD:
+            assert self.provider is not None, "connect() first"
+            return IamTokenAuth(self.provider, project.project_id, project.region)
+        return AkSkAuth(
+            str(creds.access_key),
+            str(creds.secret_key),
+            project_id=project.project_id,
+            security_token=str(creds.security_token) if creds.security_token else None,
+        )
+
+    @staticmethod
+    def _merge(configured: List[Project], discovered: List[Project]) -> List[Project]:
+        known = {p.project_id for p in configured}
+        return configured + [p for p in discovered if p.project_id not in known]
+
+    def _discover(self, iam_endpoint: str, http: Client) -> List[Project]:
+        base = iam_url(iam_endpoint, None)
+        if self.mode == MODE_AKSK:
+            url = base + "/v3/projects"
+            auth: AuthBase = AkSkAuth(
+                str(self.credentials.access_key),
+                str(self.credentials.secret_key),
+                security_token=str(self.credentials.security_token) if self.credentials.security_token else None,
+            )
+        else:
+            url = base + "/v3/auth/projects"
+            if self.mode == MODE_TOKEN:
+                auth = TokenAuth(str(self.credentials.token))
+            else:
+                assert self.provider is not None
+                try:
+                    auth = TokenAuth(self.provider.token(None))
+                except CredentialsRejected as exc:
+                    raise ConfigError(str(exc)) from None
+                except IamError as exc:
+                    raise DiscoveryFailed(f"account {self.name}: {exc}") from None
+        listed: List[Mapping[str, Any]] = []
+        next_url: Optional[str] = url
+        for _ in range(MAX_DISCOVERY_PAGES):
+            if not next_url:
+                break
+            body = self._get_json(http, next_url, auth)
+            page = body.get("projects")
+            if not isinstance(page, list):
+                raise DiscoveryFailed(f"account {self.name}: IAM answered without a `projects` list")
+            listed.extend(p for p in page if isinstance(p, dict))
+            links = body.get("links") if isinstance(body.get("links"), dict) else {}
+            next_url = links.get("next") if isinstance(links.get("next"), str) else None
+        return self._keep(listed)
+
+    def _get_json(self, http: Client, url: str, auth: AuthBase) -> Dict[str, Any]:
+        try:
+            response: Response = http.get(url, auth=auth)
+        except RequestException as exc:
+            raise DiscoveryFailed(f"account {self.name}: IAM at {url} did not answer ({exc.__class__.__name__})") from None
+        if response.status_code in (401, 403):
+            raise ConfigError(
+                f"account {self.name}: IAM refused to list projects (HTTP {response.status_code}: "
+                f"{_message(response)}): check the credentials and that they may list projects"
+            )
+        if response.status_code != 200:
+            raise DiscoveryFailed(
+                f"account {self.name}: listing projects failed: HTTP {response.status_code}: {_message(response)}"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise DiscoveryFailed(f"account {self.name}: IAM's project list is not JSON") from None
+        return body if isinstance(body, dict) else {}
+
+    def _keep(self, listed: List[Mapping[str, Any]]) -> List[Project]:
+        kept: List[Project] = []
+        for item in listed:
+            name, project_id = str(item.get("name") or ""), str(item.get("id") or "")
+            region = name.split("_", 1)[0]
+            if name in SKIPPED_PROJECTS:
+                reason = "not a region"
+            elif item.get("enabled") is False:
+                reason = "disabled"
+            elif not re.match(REGION_PATTERN, region) or not project_id:
+                reason = "name is not a region"
+            elif self.regions and region not in self.regions:
+                reason = "region not selected"
+            else:
+                kept.append(Project(region, project_id, account=self.name, name=name, discovered=True))
+                continue
+            logger.info("account %s: skipping project %s (%s): %s", self.name, name, project_id, reason)
+        logger.info(
+            "account %s: discovered %d project(s): %s",
+            self.name, len(kept), ", ".join(f"{p.name} ({p.project_id})" for p in kept) or "none",
+        )
+        return kept
+
+
+def _message(response: Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or response.reason or "")[:200]
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error)[:200]
+        return str(body.get("error_msg") or body)[:200]
+    return str(body)[:200]
+
+
+def _account_credentials(name: str, given: Any) -> WorkspaceCredentials:
+    """An account's credentials: from its `credentials` table, else read key by key with dlt
+    (`SOURCES__WORKSPACE_IMAGES__ACCOUNTS__<NAME>__CREDENTIALS__<KEY>` or secrets.toml)."""
+    credentials = WorkspaceCredentials()
+    values: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    for key in CREDENTIAL_FIELDS:
+        value = values.get(key)
+        if value is None:
+            value = dlt.secrets.get(f"sources.workspace_images.accounts.{name}.credentials.{key}")
+        if value is not None and str(value).strip():
+            setattr(credentials, key, str(value))
+    return credentials
+
+
+def resolve_accounts(
+    projects: Any,
+    credentials: Optional[WorkspaceCredentials],
+    discover_projects: bool,
+    regions: Any,
+    accounts: Optional[Mapping[str, Any]],
+) -> List[Account]:
+    """The accounts of a run, checked without any request.
+
+    The top-level `projects` / `discover_projects` / `credentials` form the account
+    `default`; each entry of `accounts` is one more, with its own `projects`,
+    `discover_projects`, `regions` and `credentials`.
+
+    Raises:
+        ConfigError: a setting is missing, malformed or conflicting.
+    """
+    region_filter = parse_regions(regions)
+    result: List[Account] = []
+    top_projects = parse_projects(projects, region_filter)
+    if top_projects or discover_projects or not accounts:
+        mode = credentials_mode(credentials)
+        assert credentials is not None
+        result.append(Account(DEFAULT_ACCOUNT, credentials, mode, top_projects, bool(discover_projects), region_filter))
+    if accounts is not None and not isinstance(accounts, Mapping):
+        raise ConfigError("accounts must be a table of account names, e.g. [sources.workspace_images.accounts.prod]")
+    for name, settings in (accounts or {}).items():
+        if not re.match(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
+            raise ConfigError(f"invalid account name {name!r}: use letters, digits and '_' (not 'default')")
+        settings = settings if isinstance(settings, Mapping) else {}
+        unknown = sorted(set(settings) - {"projects", "discover_projects", "regions", "credentials"})
+        if unknown:
+            raise ConfigError(f"account {name}: unknown setting(s) {', '.join(unknown)}")
+        own_regions = parse_regions(settings.get("regions")) or region_filter
+        creds = _account_credentials(name, settings.get("credentials"))
+        mode = credentials_mode(creds, f"sources.workspace_images.accounts.{name}")
+        result.append(Account(
+            name, creds, mode,
+            parse_projects(settings.get("projects"), own_regions, account=name),
+            bool(settings.get("discover_projects", False)),
+            own_regions,
+        ))
+    for account in result:
+        if not account.projects and not account.discover:
+            raise ConfigError(
+                f"no projects to load in account {account.name}: pass --project REGION:PROJECT_ID or --discover, "
+                f"or set {account.where.upper().replace('.', '__')}__PROJECTS"
+            )
+    seen: Dict[str, str] = {}
+    for account in result:
+        for project in account.projects:
+            if seen.setdefault(project.project_id, account.name) != account.name:
+                raise ConfigError(f"project {project.project_id} is listed in accounts {seen[project.project_id]} "
+                                  f"and {account.name}")
+    return result
+
+
+def connect_accounts(accounts: List[Account], iam_endpoint: str) -> None:
+    """Connect every account (credential checks, discovery); raise on the first that fails."""
+    http = Client(raise_for_status=False)
+    for account in accounts:
+        account.connect(iam_endpoint, http)
