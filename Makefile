@@ -4,7 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+# Debian's chromium (and a CJK font, so Chinese and Japanese names render) for the report's
+# screenshot and its browser test; installed when missing, which needs root.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+
+.PHONY: install browser demo test bench clean
 
 install: $(STAMP)
 
@@ -14,10 +18,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: install
+browser:
+	@if command -v chromium >/dev/null && [ -e $(CJK_FONT) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; \
+	else \
+		echo "chromium (or its CJK font) is missing and installing it needs root: run" \
+			"'sudo apt-get install chromium fonts-wqy-microhei'. Until then \`make demo\` writes no" \
+			"screenshot and \`make test\` fails its browser test." >&2; \
+	fi
+
+demo: install browser
 	$(BIN)/workspace-images demo --db demo.duckdb --replace
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
 bench: install

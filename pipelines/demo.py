@@ -9,6 +9,7 @@ from pathlib import Path
 
 from simulator import Simulator
 
+from .report import ScreenshotFailed, screenshot, terminal_report, write_html
 from .runner import EXIT_OK, EXIT_PARTIAL, UsageError, default_pipelines_dir, run
 
 logger = logging.getLogger("workspace_images")
@@ -24,6 +25,10 @@ def run_demo(
     fault_rate: float = 0.02,
 ) -> int:
     """Load `days` simulated days, one `--as-of` per day, and print what each day loaded.
+
+    Then print the report, and write the HTML page `<db stem>_report.html` beside the
+    DuckDB file with its screenshot `<db stem>_report.png` (skipped, with a warning, when
+    no Chromium is installed).
 
     Returns:
         0 when every day loaded every project, 1 when some project failed on some day.
@@ -56,4 +61,16 @@ def run_demo(
             if result.failed:
                 exit_code = EXIT_PARTIAL
     print(f"history in {db_path}: tables workspace_images.images and workspace_images.project_runs")
+    print()
+    print(terminal_report(db_path))
+    print()
+    page = write_html(db_path, db_path.with_name(f"{db_path.stem}_report.html"))
+    print(f"report page: {page}")
+    try:
+        shot = screenshot(page, page.with_suffix(".png"))
+    except ScreenshotFailed as exc:
+        logger.warning("no screenshot of the report page: %s", exc)
+        shot = None
+    if shot:
+        print(f"screenshot: {shot}")
     return exit_code
