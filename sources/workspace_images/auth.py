@@ -22,7 +22,8 @@ SIGNED_HEADER_NAMES = ("content-type", "host", "x-project-id", "x-sdk-date", "x-
 """Headers covered by the signature when present; the transport may add others, unsigned."""
 
 TOKEN_RENEW_MARGIN = timedelta(minutes=10)
-"""A cached IAM token is renewed when it expires within this margin."""
+"""A cached IAM token is renewed when it expires within this margin (or within a quarter
+of its lifetime, for tokens that live less than 40 minutes)."""
 
 
 class TokenAuth(AuthBase):
@@ -192,6 +193,7 @@ class IamTokenProvider:
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: Dict[str, Tuple[str, Optional[datetime]]] = {}
+        self._renew_at: Dict[str, datetime] = {}
         self._rejected: Optional[str] = None
         self.issued = 0
 
@@ -207,10 +209,15 @@ class IamTokenProvider:
             if self._rejected:
                 raise CredentialsRejected(self._rejected)
             cached = self._tokens.get(key)
-            if cached and (cached[1] is None or cached[1] - self._clock() > TOKEN_RENEW_MARGIN):
+            if cached and (key not in self._renew_at or self._clock() < self._renew_at[key]):
                 return cached[0]
+            issued_at = self._clock()
             token, expires_at = self._issue(project_id, region)
             self._tokens[key] = (token, expires_at)
+            self._renew_at.pop(key, None)
+            if expires_at is not None:
+                margin = min(TOKEN_RENEW_MARGIN, max(expires_at - issued_at, timedelta(0)) / 4)
+                self._renew_at[key] = expires_at - margin
             return token
 
     def invalidate(self, project_id: Optional[str] = None, token: Optional[str] = None) -> None:
@@ -219,6 +226,7 @@ class IamTokenProvider:
             cached = self._tokens.get(project_id or "")
             if cached and (token is None or cached[0] == token):
                 del self._tokens[project_id or ""]
+                self._renew_at.pop(project_id or "", None)
 
     def _issue(self, project_id: Optional[str], region: Optional[str]) -> Tuple[str, Optional[datetime]]:
         body = {

@@ -21,7 +21,6 @@ from .rows import images_table
 from .settings import (
     ERR_CONNECTION,
     ERR_CREDENTIALS,
-    ERR_NOT_TRIED,
     ERR_PAGING_UNSTABLE,
     IMAGES_PATH,
     MAX_PAGING_PASSES,
@@ -268,10 +267,10 @@ class ProjectFetcher:
         return ProjectOutcome(
             project=target.project,
             http_status=first.http_status,
-            error_code=ERR_NOT_TRIED,
+            error_code=first.error_code,
             error_msg=(
-                f"not tried: the credentials of account {target.project.account} were refused on project "
-                f"{first.project} ({first.error_code}: {first.error_msg})"
+                f"not sent: the gateway refused account {target.project.account}'s AK/SK on project "
+                f"{first.project}: {first.error_msg}"
             ),
             finished_at=datetime.now(timezone.utc),
         )
