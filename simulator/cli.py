@@ -11,6 +11,14 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from simulator.iam import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_DOMAIN,
+    DEFAULT_PASSWORD,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_TOKEN_TTL,
+    DEFAULT_USER,
+)
 from simulator.server import Simulator
 
 LOGGER = logging.getLogger("workspace_images.simulator")
@@ -36,6 +44,13 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
     return value
 
 
@@ -66,11 +81,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or a dropped connection (default: 0)")
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV, DEFAULT_TOKEN),
                         help=f"X-Auth-Token value to accept (default: ${TOKEN_ENV}, else {DEFAULT_TOKEN})")
-    parser.add_argument("--access-key", help="AK for AK/SK signing (reserved, not checked yet)")
-    parser.add_argument("--secret-key", help="SK for AK/SK signing (reserved, not checked yet)")
-    parser.add_argument("--user", help="IAM user name (reserved, not checked yet)")
-    parser.add_argument("--password", help="IAM password (reserved, not checked yet)")
-    parser.add_argument("--domain", help="IAM account (domain) name (reserved, not checked yet)")
+    parser.add_argument("--access-key", default=DEFAULT_ACCESS_KEY,
+                        help="AK of the default account, for SDK-HMAC-SHA256 signing (default: %(default)s)")
+    parser.add_argument("--secret-key", default=DEFAULT_SECRET_KEY,
+                        help="SK of the default account (default: %(default)s)")
+    parser.add_argument("--user", default=DEFAULT_USER,
+                        help="IAM user of the default account, for POST /v3/auth/tokens (default: %(default)s)")
+    parser.add_argument("--password", default=DEFAULT_PASSWORD,
+                        help="password of that IAM user (default: %(default)s)")
+    parser.add_argument("--domain", default=DEFAULT_DOMAIN,
+                        help="name of the default account (IAM domain) that owns the projects (default: %(default)s)")
+    parser.add_argument("--token-ttl", type=_positive_float, default=DEFAULT_TOKEN_TTL, metavar="SECONDS",
+                        help="lifetime of tokens issued by POST /v3/auth/tokens (default: %(default)g)")
 
 
 def build_simulator(args: argparse.Namespace) -> Simulator:
@@ -97,6 +119,7 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
         user=args.user,
         password=args.password,
         domain=args.domain,
+        token_ttl=args.token_ttl,
     )
 
 
@@ -133,7 +156,15 @@ def serve(args: argparse.Namespace) -> int:
         if sim.projects:
             first = sim.projects[0]
             lines.append(f"Try: workspace-images run --endpoint {sim.url} --project {first.region}:{first.project_id}")
-        lines.append("Press Ctrl-C to stop.")
+        account = sim.account()
+        lines += [
+            f"IAM on the same URL (fake simulator credentials), account (domain) {account.domain}:",
+            (f"  user {account.user}, password {account.password}: POST {sim.url}/v3/auth/tokens, "
+             f"tokens live {sim.token_ttl:g} s"),
+            f"  AK {account.access_key}, SK {account.secret_key}: SDK-HMAC-SHA256 signing",
+            "  projects: GET /v3/auth/projects (token) or GET /v3/projects (AK/SK)",
+            "Press Ctrl-C to stop.",
+        ]
         print("\n".join(lines), flush=True)
         while True:
             time.sleep(3600)

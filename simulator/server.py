@@ -1,4 +1,4 @@
-"""A local HTTP stand-in for Huawei Cloud Workspace ``GET /v2/{project_id}/images``.
+"""A local HTTP stand-in for Huawei Cloud Workspace ``GET /v2/{project_id}/images`` and IAM.
 
 :class:`Simulator` serves seeded, day-evolving image catalogues for many
 projects on one loopback port, with the API's paging, filters, sorting, error
@@ -6,6 +6,13 @@ bodies and authentication, and with the faults a client has to survive:
 throttling with and without ``Retry-After``, 5xx errors, dropped connections,
 malformed bodies, paging that never advances, and data that changes while a
 project is being paged.
+
+The same port serves the IAM calls a client makes before it reads images
+(see :mod:`simulator.iam`): ``POST /v3/auth/tokens`` (password tokens),
+``GET /v3/auth/projects`` (token) and ``GET /v3/projects`` (token or AK/SK).
+Workspace requests authenticate with ``X-Auth-Token`` (the fixed token or an
+issued one) or with an ``SDK-HMAC-SHA256`` signature (see
+:mod:`simulator.signing`).
 """
 
 from __future__ import annotations
@@ -36,10 +43,32 @@ from simulator.data import (
     project_id_for,
     sort_images,
 )
+from simulator.iam import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_DOMAIN,
+    DEFAULT_PASSWORD,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_TEMPORARY_TTL,
+    DEFAULT_TOKEN_TTL,
+    DEFAULT_USER,
+    KEYSTONE_TITLES,
+    AuthError,
+    IdentityStore,
+    SimAccount,
+)
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 
 IMAGES_PATH = re.compile(r"^/v2/(?P<project_id>[^/]+)/images$")
+TOKENS_PATH = "/v3/auth/tokens"
+AUTH_PROJECTS_PATH = "/v3/auth/projects"
+PROJECTS_PATH = "/v3/projects"
+IAM_METHODS = {TOKENS_PATH: "POST", AUTH_PROJECTS_PATH: "GET", PROJECTS_PATH: "GET"}
+"""The IAM paths served, with the one method each accepts."""
+WORKSPACE_GATEWAY = "APIG."
+IAM_GATEWAY = "APIGW."
+"""Prefixes of gateway error codes: Workspace answers ``APIG.``, IAM's gateway ``APIGW.``."""
+MAX_BODY = 8 * 1024 * 1024
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31 - 1
 FILTER_FIELDS = {
@@ -250,18 +279,44 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         LOGGER.debug("%s " + format, self.address_string(), *args)
 
-    def _discard_body(self) -> None:
-        if self.headers.get("Transfer-Encoding"):
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
             self.close_connection = True
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 0:
-            self.rfile.read(length)
+            return b""
+        if length > MAX_BODY:
+            self.close_connection = True
+            return b""
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                self.close_connection = True
+                return b""
+            if size == 0:
+                while self.rfile.readline(1024).strip():
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                self.close_connection = True
+                return b""
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
 
     def _dispatch(self) -> None:
-        self._discard_body()
+        body = self._read_body()
         simulator = self.server.simulator
-        response, project_id, query = simulator._handle(self.command, self.path, self.headers)
+        response, project_id, query = simulator._handle(self.command, self.path, self.headers, body)
         simulator._record(
             RequestRecord(self.command, urlsplit(self.path).path, query, response.status, project_id)
         )
@@ -294,23 +349,31 @@ class Simulator:
         latency_ms: Milliseconds every request waits before it is answered.
         fault_rate: Probability (0..1) that an images request fails with one
             of ``fault_kinds`` (see :data:`RANDOM_FAULTS`).
-        token: The ``X-Auth-Token`` value the server accepts.
+        token: A fixed ``X-Auth-Token`` that never expires, valid for every
+            project of the default account (Workspace and IAM listings).
         start_date: The date of day 0.
         regions: Regions to spread the projects over (round robin); default
             :data:`~simulator.data.DEFAULT_REGIONS`.
         host: Address to listen on.
         port: Port to listen on; 0 picks a free one.
-        access_key: Reserved for AK/SK signing; stored, not checked yet.
-        secret_key: Reserved for AK/SK signing; stored, not checked yet.
-        user: Reserved for IAM password tokens; stored, not checked yet.
-        password: Reserved for IAM password tokens; stored, not checked yet.
-        domain: Reserved for IAM password tokens; stored, not checked yet.
+        access_key: The default account's AK (default ``SIMACCESSKEY0000000001``).
+        secret_key: The default account's SK (default
+            ``SimSecretKey0000000000000000000000000001``).
+        user: The default account's IAM user (default ``sim-user``).
+        password: That user's password (default ``sim-password``).
+        domain: The default account's name (default ``sim-domain``); the
+            constructor's projects belong to it.
+        token_ttl: Lifetime in seconds of tokens issued by ``POST /v3/auth/tokens``.
 
     Attributes:
         extra_fields: Keys added to every served image that lacks them, to
             simulate fields the API adds later.
         fault_kinds: Names in :data:`RANDOM_FAULTS` that ``fault_rate`` picks from.
-        requests: Every request answered, in order.
+        requests: Every request answered, IAM calls included, in order (no
+            header or body is kept, so no secret either).
+        token: The fixed token.
+        access_key: The default account's AK; ``secret_key``, ``user``,
+            ``password`` and ``domain`` likewise.
     """
 
     def __init__(
@@ -332,6 +395,7 @@ class Simulator:
         user: str | None = None,
         password: str | None = None,
         domain: str | None = None,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
     ) -> None:
         if projects < 0 or images < 0 or day < 0 or latency_ms < 0:
             raise ValueError("projects, images, day and latency_ms must be >= 0")
@@ -343,15 +407,9 @@ class Simulator:
         self.seed = seed
         self.latency_ms = latency_ms
         self.fault_rate = fault_rate
-        self.token = token
         self.start_date = start_date
         self.host = host
         self.port = port
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.user = user
-        self.password = password
-        self.domain = domain
         self.extra_fields: dict[str, Any] = {}
         self.fault_kinds: tuple[str, ...] = tuple(RANDOM_FAULTS)
         self.requests: list[RequestRecord] = []
@@ -362,6 +420,19 @@ class Simulator:
         self._states: dict[str, _ProjectState] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.iam = IdentityStore(seed, self._lock, token_ttl, token)
+        default = self.iam.add_account(
+            domain or DEFAULT_DOMAIN,
+            user=user or DEFAULT_USER,
+            password=password or DEFAULT_PASSWORD,
+            access_key=access_key or DEFAULT_ACCESS_KEY,
+            secret_key=secret_key or DEFAULT_SECRET_KEY,
+        )
+        self.domain = default.domain
+        self.user = default.user
+        self.password = default.password
+        self.access_key = default.access_key
+        self.secret_key = default.secret_key
         for index in range(projects):
             self._add(self.regions[index % len(self.regions)], images, project_id_for(seed, index), added_day=0)
 
@@ -448,7 +519,15 @@ class Simulator:
         day = self._day if d is None else d
         return dt.datetime.combine(self.start_date + dt.timedelta(days=day), dt.time(12), tzinfo=dt.timezone.utc)
 
-    def add_project(self, region: str = "cn-north-4", images: int = 101, project_id: str | None = None) -> SimProject:
+    def add_project(
+        self,
+        region: str = "cn-north-4",
+        images: int = 101,
+        project_id: str | None = None,
+        account: str | None = None,
+        name: str | None = None,
+        enabled: bool = True,
+    ) -> SimProject:
         """Add a project with exactly ``images`` images on the current day.
 
         Its data evolves from its own seed when :meth:`set_day` moves to a later
@@ -458,6 +537,14 @@ class Simulator:
             region: Region id.
             images: Number of images now (0 allowed).
             project_id: Its ID; generated from the seed when None.
+            account: The domain name of the account it belongs to; the
+                default account when None.
+            name: Its IAM name: ``region`` or ``{region}_{suffix}`` (a
+                sub-project, e.g. ``cn-north-4_finance``); when None, the
+                region for the account's first project there, else
+                ``{region}_teamN``.
+            enabled: Whether IAM lists it as enabled; a disabled project
+                refuses Workspace calls with 403 ``APIG.0302``.
 
         Returns:
             The new project.
@@ -465,20 +552,210 @@ class Simulator:
         with self._lock:
             index = len(self._states)
             project_id = project_id or project_id_for(self.seed, index)
-            if project_id in self._states:
+            if project_id in self._states or self.iam.project(project_id) is not None:
                 raise ValueError(f"project {project_id} already exists")
-            return self._add(region, images, project_id, added_day=self._day)
+            return self._add(region, images, project_id, added_day=self._day, account=account, name=name,
+                             enabled=enabled)
 
-    def _add(self, region: str, images: int, project_id: str, added_day: int) -> SimProject:
+    def _add(
+        self,
+        region: str,
+        images: int,
+        project_id: str,
+        added_day: int,
+        account: str | None = None,
+        name: str | None = None,
+        enabled: bool = True,
+    ) -> SimProject:
         index = len(self._states)
-        in_region = sum(1 for state in self._states.values() if state.project.region == region)
-        name = region if in_region == 0 else f"{region}_team{in_region}"
+        domain = self.iam.account(account).domain
+        name = self.iam.project_name(region, domain, name)
         project = SimProject(region=region, project_id=project_id, name=name)
         history = ProjectHistory(self.seed, index, images, self.start_date + dt.timedelta(days=added_day))
         state = _ProjectState(project, history, added_day, live=[])
         state.live = self._day_images(state, self._day)
+        self.iam.register_project(project_id, name, domain, region, enabled)
         self._states[project_id] = state
         return project
+
+    # accounts and credentials
+
+    def add_account(
+        self,
+        domain: str,
+        user: str | None = None,
+        password: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+    ) -> SimAccount:
+        """Add an account (IAM domain) with one user, one AK/SK pair and a ``MOS`` project.
+
+        Give it Workspace projects with ``add_project(..., account=domain)``.
+
+        Args:
+            domain: The account name; unique.
+            user: The user name (default ``sim-user``).
+            password: The password (default ``sim-password``).
+            access_key: The AK (default ``SIMACCESSKEY`` and a 10-digit
+                account number, e.g. ``SIMACCESSKEY0000000002``).
+            secret_key: The SK (default: 40 characters derived from the seed).
+
+        Returns:
+            The account.
+        """
+        return self.iam.add_account(domain, user=user, password=password, access_key=access_key,
+                                    secret_key=secret_key)
+
+    @property
+    def accounts(self) -> list[SimAccount]:
+        """The accounts, the default one first."""
+        return self.iam.accounts
+
+    def account(self, domain: str | None = None) -> SimAccount:
+        """Return an account by domain name; the default account when None."""
+        return self.iam.account(domain)
+
+    def account_of(self, project_id: str) -> SimAccount:
+        """Return the account a project (Workspace or ``MOS``) belongs to.
+
+        Args:
+            project_id: The project.
+
+        Returns:
+            Its account.
+        """
+        project = self.iam.project(project_id)
+        if project is None:
+            raise KeyError(f"unknown project {project_id}")
+        return self.iam.account(project.domain)
+
+    def projects_of(self, domain: str | None = None) -> list[SimProject]:
+        """Return the Workspace projects of one account (``MOS`` is not one).
+
+        Args:
+            domain: The account; the default one when None.
+
+        Returns:
+            Its projects, in the order they were created.
+        """
+        with self._lock:
+            wanted = self.iam.account(domain).domain
+            return [state.project for state in self._states.values()
+                    if self.iam.project(state.project.project_id).domain == wanted]
+
+    def project_enabled(self, project_id: str) -> bool:
+        """Return whether a project is enabled."""
+        project = self.iam.project(project_id)
+        if project is None:
+            raise KeyError(f"unknown project {project_id}")
+        return project.enabled
+
+    def set_project_enabled(self, project_id: str, enabled: bool) -> None:
+        """Enable or disable a project.
+
+        A disabled project stays in IAM listings with ``enabled: false``;
+        Workspace calls for it answer 403 ``APIG.0302`` and IAM refuses to scope
+        new tokens to it.
+
+        Args:
+            project_id: The project.
+            enabled: The new state.
+        """
+        self.iam.set_enabled(project_id, enabled)
+
+    @property
+    def token(self) -> str:
+        """The fixed ``X-Auth-Token``: never expires, valid for the default account's projects."""
+        return self.iam.fixed_token
+
+    @token.setter
+    def token(self, value: str) -> None:
+        self.iam.fixed_token = value
+
+    @property
+    def token_ttl(self) -> float:
+        """Lifetime in seconds of tokens issued from now on."""
+        return self.iam.token_ttl
+
+    @token_ttl.setter
+    def token_ttl(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"token_ttl must be > 0, got {seconds}")
+        self.iam.token_ttl = float(seconds)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The server clock (epoch seconds) for token expiry, locks and ``X-Sdk-Date``; replaceable."""
+        return self.iam.clock
+
+    @clock.setter
+    def clock(self, fn: Callable[[], float]) -> None:
+        self.iam.clock = fn
+
+    def issue_token(self, project_id: str | None = None, domain: str | None = None,
+                    ttl: float | None = None) -> str:
+        """Issue a token as ``POST /v3/auth/tokens`` would, without the HTTP call.
+
+        Args:
+            project_id: Scope it to this project; to the account's domain when None.
+            domain: The account when no project is given; the default one when None.
+            ttl: Lifetime in seconds; :attr:`token_ttl` when None.
+
+        Returns:
+            The token.
+        """
+        return self.iam.grant_token(domain, project_id, ttl)
+
+    def issued_tokens(self) -> list[str]:
+        """Every token issued so far (through ``POST /v3/auth/tokens`` or :meth:`issue_token`).
+
+        Tests use it to check that no token leaks into output or files.
+        """
+        return self.iam.issued_tokens()
+
+    def expire_tokens(self) -> None:
+        """Make every issued token and temporary credential expire now; the fixed token stays valid."""
+        self.iam.expire_tokens()
+
+    def unlock_users(self) -> None:
+        """Unlock users locked after 5 wrong passwords in a row (they unlock after 15 minutes anyway)."""
+        self.iam.unlock_users()
+
+    def unlock_keys(self) -> None:
+        """Unlock AKs locked after more than 5 bad signatures in a row (they unlock after 5 minutes anyway)."""
+        self.iam.unlock_keys()
+
+    def issue_temporary_credentials(self, domain: str | None = None,
+                                    ttl: float = DEFAULT_TEMPORARY_TTL) -> tuple[str, str, str]:
+        """Create temporary AK/SK credentials of an account.
+
+        Requests signed with the temporary AK must send the security token in
+        ``X-Security-Token``; without it, with another one, or after ``ttl``
+        they answer 401 ``APIG.0301``.
+
+        Args:
+            domain: The account; the default one when None.
+            ttl: Lifetime in seconds.
+
+        Returns:
+            ``(access_key, secret_key, security_token)``.
+        """
+        return self.iam.issue_temporary_credentials(domain, ttl)
+
+    def iam_calls(self, path_prefix: str = TOKENS_PATH, status: int | None = None) -> int:
+        """Count the recorded requests whose path starts with a prefix.
+
+        Args:
+            path_prefix: E.g. ``/v3/auth/tokens`` (token requests), ``/v3``
+                (every IAM call).
+            status: Count only answers with this status.
+
+        Returns:
+            The count.
+        """
+        with self._lock:
+            return sum(1 for r in self.requests
+                       if r.path.startswith(path_prefix) and (status is None or r.status == status))
 
     @staticmethod
     def _day_images(state: _ProjectState, day: int) -> list[Image]:
@@ -667,25 +944,31 @@ class Simulator:
         with self._lock:
             self.requests.append(record)
 
-    def _authenticate(self, headers: Mapping[str, str], project_id: str) -> str | None:
-        """Return why a request may not read a project, or None when it may."""
-        token = headers.get("X-Auth-Token")
-        if not token:
-            return "Incorrect IAM authentication information: the X-Auth-Token header is missing"
-        if token != self.token:
-            return "Incorrect IAM authentication information: the token is invalid or expired"
-        if project_id not in self._states:
-            return (f"Incorrect IAM authentication information: the project of the token does not match "
-                    f"project {project_id} in the URL")
+    def _authenticate(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, project_id: str
+    ) -> AuthError | None:
+        """Return why a request may not read a project's images, or None when it may.
+
+        ``X-Auth-Token`` wins when present (the fixed token, or one issued by
+        ``POST /v3/auth/tokens``); otherwise an ``SDK-HMAC-SHA256`` signature is
+        verified. See :mod:`simulator.iam` for every refusal.
+        """
+        parts = urlsplit(target)
+        try:
+            self.iam.authorize_workspace(method, parts.path, parts.query, headers, body, project_id)
+        except AuthError as refusal:
+            return refusal
         return None
 
     def _handle(
-        self, method: str, target: str, headers: Mapping[str, str]
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[_Response, str | None, dict[str, str]]:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         parts = urlsplit(target)
         query = {name: values[0] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        if parts.path in IAM_METHODS:
+            return self._handle_iam(method, parts.path, parts.query, query, headers, body), None, query
         match = IMAGES_PATH.match(parts.path)
         if match is None:
             return self._error(404, *STATUS_ERRORS[404]), None, query
@@ -695,10 +978,13 @@ class Simulator:
             response.headers["Allow"] = "GET"
             return response, project_id, query
         with self._lock:
-            problem = self._authenticate(headers, project_id)
-            if problem is not None:
-                return self._error(401, "APIG.0301", problem), project_id, query
-            state = self._states[project_id]
+            refusal = self._authenticate(method, target, headers, body, project_id)
+            if refusal is not None:
+                LOGGER.debug("refused an images request for %s: %s", project_id, refusal.message)
+                return self._refusal(refusal, WORKSPACE_GATEWAY), project_id, query
+            state = self._states.get(project_id)
+            if state is None:
+                return self._error(404, *STATUS_ERRORS[404]), project_id, query
             state.requests += 1
             response = self._answer(state, query)
             if state.hook is not None:
@@ -707,6 +993,50 @@ class Simulator:
                 except Exception:
                     LOGGER.exception("on_request hook of project %s failed", project_id)
         return response, project_id, query
+
+    def _handle_iam(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        query: dict[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> _Response:
+        response = self._answer_iam(method, path, raw_query, query, headers, body)
+        response.headers["X-IAM-Trace-Id"] = response.headers["X-Request-Id"]
+        return response
+
+    def _answer_iam(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        query: dict[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> _Response:
+        allowed = IAM_METHODS[path]
+        if method != allowed:
+            response = self._keystone_error(405, f"The method {method} is not allowed for {path}.")
+            response.headers["Allow"] = allowed
+            return response
+        try:
+            if path == TOKENS_PATH:
+                catalog = query.get("nocatalog", "").lower() not in ("true", "1")
+                token, answer = self.iam.issue_token(body, catalog=catalog)
+                response = self._json(201, answer)
+                response.headers["X-Subject-Token"] = token
+                return response
+            caller = self.iam.authorize_iam(method, path, raw_query, headers, body,
+                                            allow_signature=path == PROJECTS_PATH)
+            filters = query if path == PROJECTS_PATH else {}
+            projects = self.iam.listing(caller.account.domain, self.url, filters)
+        except AuthError as refusal:
+            LOGGER.debug("IAM refused %s %s: %s", method, path, refusal.message)
+            return self._refusal(refusal, IAM_GATEWAY)
+        self_link = f"{self.url}{path}" + (f"?{raw_query}" if raw_query and path == PROJECTS_PATH else "")
+        return self._json(200, {"projects": projects, "links": {"self": self_link, "previous": None, "next": None}})
 
     def _answer(self, state: _ProjectState, query: dict[str, str]) -> _Response:
         failing = next((f for f in state.faults if f.fault is not None and f.active()), None)
@@ -760,6 +1090,19 @@ class Simulator:
     @staticmethod
     def _headers() -> dict[str, str]:
         return {"Content-Type": JSON_CONTENT_TYPE, "X-Request-Id": uuid.uuid4().hex}
+
+    def _json(self, status: int, body: dict[str, Any]) -> _Response:
+        headers = self._headers()
+        return _Response(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers)
+
+    def _keystone_error(self, status: int, message: str) -> _Response:
+        title = KEYSTONE_TITLES.get(status, "Error")
+        return self._json(status, {"error": {"code": status, "message": message, "title": title}})
+
+    def _refusal(self, refusal: AuthError, prefix: str) -> _Response:
+        if refusal.code is None:
+            return self._keystone_error(refusal.status, refusal.message)
+        return self._error(refusal.status, f"{prefix}{refusal.code}", refusal.message)
 
     def _error(self, status: int, error_code: str, error_msg: str) -> _Response:
         headers = self._headers()

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from simulator import PROJECT_FAULT_KINDS, RANDOM_FAULTS, RequestRecord, SimProject, Simulator, generate_day
-from simulator.cli import add_arguments
+from simulator.cli import add_arguments, build_simulator
 
 TOKEN = "sim-token"
 START = dt.date(2026, 11, 1)
@@ -570,11 +570,21 @@ def test_cli_arguments():
     args = parser.parse_args([])
     assert (args.host, args.port, args.projects, args.images, args.seed, args.day) == ("127.0.0.1", 0, 3, 120, 1, 0)
     assert (args.latency_ms, args.fault_rate) == (0, 0)
+    assert (args.access_key, args.secret_key, args.user, args.password, args.domain, args.token_ttl) == (
+        "SIMACCESSKEY0000000001", "SimSecretKey0000000000000000000000000001", "sim-user", "sim-password",
+        "sim-domain", 86400)
     args = parser.parse_args(["--access-key", "AK", "--secret-key", "SK", "--user", "u", "--password", "p",
-                              "--domain", "d", "--fault-rate", "0.2"])
+                              "--domain", "d", "--fault-rate", "0.2", "--token-ttl", "90"])
     assert (args.access_key, args.secret_key, args.user, args.password, args.domain) == ("AK", "SK", "u", "p", "d")
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--fault-rate", "1.5"])
+    assert args.token_ttl == 90
+    sim = build_simulator(args)
+    account = sim.account()
+    assert (account.access_key, account.secret_key, account.user, account.password, account.domain) == (
+        "AK", "SK", "u", "p", "d")
+    assert sim.token_ttl == 90
+    for bad in (["--fault-rate", "1.5"], ["--token-ttl", "0"], ["--token-ttl", "x"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
 
 
 def test_cli_serves_until_interrupted():
