@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # screenshot and its browser test; installed when missing, which needs root.
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser timer demo test bench clean
 
 install: $(STAMP)
 
@@ -28,14 +28,24 @@ browser:
 			"screenshot and \`make test\` fails its browser test." >&2; \
 	fi
 
+# GNU time (/usr/bin/time -v) measures the benchmarks' wall time and peak memory.
+timer:
+	@if [ -x /usr/bin/time ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time; \
+	else \
+		echo "/usr/bin/time is missing and installing it needs root: run 'sudo apt-get install time'." >&2; \
+	fi
+
 demo: install browser
 	$(BIN)/workspace-images demo --db demo.duckdb --replace
 
-test: install browser
+test: install browser timer
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install timer
 	$(BIN)/python -m bench.run_load --repeat 3
+	$(BIN)/python -m bench.models_rebuild --repeat 3
 
 clean:
-	rm -rf $(VENV) *.duckdb .workspace_images build *.egg-info
+	rm -rf $(VENV) *.duckdb *_report.html *_report.png .workspace_images build *.egg-info

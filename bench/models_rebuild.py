@@ -51,7 +51,7 @@ def synthetic_history(images: int, days: int, projects: int, seed: int = 1) -> D
     project_of = rng.integers(0, projects, size=total)
     columns: Dict[str, List] = {k: [] for k in (
         "id", "name", "image_type", "os_type", "os_version", "disk_format", "product_code", "architecture",
-        "min_ram", "min_disk", "created_at", "project_id", "region", "fetched_at", "_row_hash",
+        "min_ram", "min_disk", "created_at", "account", "project_id", "region", "fetched_at", "_row_hash",
         "_dlt_valid_from", "_dlt_valid_to")}
     project_ids = [hashlib.md5(f"p{p}".encode()).hexdigest() for p in range(projects)]
     for n in range(total):
@@ -81,6 +81,7 @@ def synthetic_history(images: int, days: int, projects: int, seed: int = 1) -> D
             columns["min_ram"].append(0)
             columns["min_disk"].append(min_disk)
             columns["created_at"].append(START + dt.timedelta(days=start))
+            columns["account"].append("default")
             columns["project_id"].append(project_ids[project_of[n]])
             columns["region"].append(REGIONS[project_of[n] % len(REGIONS)])
             columns["fetched_at"].append(START + dt.timedelta(days=v_from))
@@ -89,6 +90,7 @@ def synthetic_history(images: int, days: int, projects: int, seed: int = 1) -> D
             columns["_dlt_valid_to"].append(START + dt.timedelta(days=v_to) if v_to < days else None)
     runs = {
         "run_id": [f"run{d}" for d in range(days) for _ in range(projects)],
+        "account": ["default"] * (days * projects),
         "project_id": [project_ids[p] for _ in range(days) for p in range(projects)],
         "region": [REGIONS[p % len(REGIONS)] for _ in range(days) for p in range(projects)],
         "as_of": [START + dt.timedelta(days=d) for d in range(days) for _ in range(projects)],
