@@ -23,7 +23,7 @@ logger = logging.getLogger("workspace_images")
 KNOWN_FIELDS = (*KNOWN_STRING_FIELDS, *KNOWN_INT_FIELDS, *KNOWN_TIMESTAMP_FIELDS)
 ADDED_COLUMNS = ("account", "project_id", "region", "fetched_at", ROW_HASH_COLUMN)
 """Columns the loader adds; an API field of the same name is kept as `api_<name>`."""
-NOT_NULL_COLUMNS = ("id", "account", "project_id", "region", ROW_HASH_COLUMN)
+NOT_NULL_COLUMNS = ("id", "project_id", "region", ROW_HASH_COLUMN)
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 _TS_RE = re.compile(
