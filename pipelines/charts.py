@@ -13,7 +13,7 @@ import html
 import math
 import unicodedata
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 # A categorical palette (Observable 10, then darker companions) for series such as OS versions.
 PALETTE: Tuple[str, ...] = (
@@ -129,6 +129,21 @@ def label_room(labels: Sequence[str], width: float) -> float:
     return min(max((text_width(label) for label in labels), default=0) + 14, width * 0.45)
 
 
+def _stacked_scale(
+    series: Sequence[Series], n: int, width: float, height: float, left: float, right: float, top: float
+) -> Tuple[float, float, List[float], List[float], Callable[[float], float]]:
+    """Plot size, stack totals per x, y ticks and the value-to-y mapping of a stacked chart."""
+    plot_w, plot_h = width - left - right, height - top - 30
+    totals = [sum(s.values[i] for s in series) for i in range(n)]
+    ticks = nice_ticks(max(totals))
+    y_max = ticks[-1]
+
+    def y_of(value: float) -> float:
+        return top + plot_h - value / y_max * plot_h
+
+    return plot_w, plot_h, totals, ticks, y_of
+
+
 def stacked_area(
     x_labels: Sequence[str],
     series: Sequence[Series],
@@ -156,14 +171,8 @@ def stacked_area(
     n = len(x_labels)
     if n == 0 or not series or all(v == 0 for s in series for v in s.values):
         return empty_chart(empty_message, title, width)
-    left, right, top, bottom = 56, 16, 14, 30
-    plot_w, plot_h = width - left - right, height - top - bottom
-    totals = [sum(s.values[i] for s in series) for i in range(n)]
-    ticks = nice_ticks(max(totals))
-    y_max = ticks[-1]
-
-    def y_of(value: float) -> float:
-        return top + plot_h - value / y_max * plot_h
+    left, right, top = 56, 16, 14
+    plot_w, plot_h, totals, ticks, y_of = _stacked_scale(series, n, width, height, left, right, top)
 
     single = n == 1
     xs = [left + plot_w / 2] if single else [left + i * plot_w / (n - 1) for i in range(n)]
@@ -227,14 +236,8 @@ def stacked_bars(
     n = len(x_labels)
     if n == 0 or not series or all(v == 0 for s in series for v in s.values):
         return empty_chart(empty_message, title, width)
-    left, right, top, bottom = 56, 16, 22, 30
-    plot_w, plot_h = width - left - right, height - top - bottom
-    totals = [sum(s.values[i] for s in series) for i in range(n)]
-    ticks = nice_ticks(max(totals))
-    y_max = ticks[-1]
-
-    def y_of(value: float) -> float:
-        return top + plot_h - value / y_max * plot_h
+    left, right, top = 56, 16, 22
+    plot_w, plot_h, totals, ticks, y_of = _stacked_scale(series, n, width, height, left, right, top)
 
     band = plot_w / n
     bar_w = min(56.0, band * 0.66)

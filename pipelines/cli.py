@@ -94,6 +94,10 @@ def print_result(result: RunResult) -> None:
     print(result.summary())
 
 
+def add_db_argument(parser: argparse.ArgumentParser, default: str = DEFAULT_DB) -> None:
+    parser.add_argument("--db", type=Path, default=Path(default), metavar="PATH", help=f"DuckDB file (default {default})")
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project", dest="projects", action="append", metavar="REGION:PROJECT_ID",
@@ -109,7 +113,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="Workspace URL template, {region} optional (default https://workspace.{region}.myhuaweicloud.com)",
     )
     parser.add_argument("--iam-endpoint", metavar="URL", help="IAM URL (default https://iam.myhuaweicloud.com)")
-    parser.add_argument("--db", type=Path, default=Path(DEFAULT_DB), metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    add_db_argument(parser)
     parser.add_argument(
         "--as-of", metavar="TIMESTAMP",
         help="validity timestamp of this load, for backfills and replays (default: now, UTC)",
@@ -208,7 +212,7 @@ def build_parser() -> ArgumentParser:
         description="Rebuild the models of sql/ in schema analytics, in one transaction, and run their "
         "data tests. Exit 3 when a test fails (the previous models are kept).",
     )
-    models.add_argument("--db", type=Path, default=Path(DEFAULT_DB), metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    add_db_argument(models)
     models.set_defaults(func=cmd_models)
 
     report_parser = commands.add_parser(
@@ -216,7 +220,7 @@ def build_parser() -> ArgumentParser:
         description="Print the inventory by region and OS, the OS-version trend and the latest changes "
         "from the models; optionally export every model and write an HTML page with charts.",
     )
-    report_parser.add_argument("--db", type=Path, default=Path(DEFAULT_DB), metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    add_db_argument(report_parser)
     report_parser.add_argument("--days", type=int, default=7, metavar="N", help="days of OS-version trend to print (default 7)")
     report_parser.add_argument("--changes", type=int, default=15, metavar="N", help="latest changes to print (default 15)")
     report_parser.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML page with charts")
@@ -228,7 +232,7 @@ def build_parser() -> ArgumentParser:
         "demo", help="run simulated days against the bundled simulator",
         description="Start the simulator on a free loopback port and load N simulated days into a DuckDB file.",
     )
-    demo.add_argument("--db", type=Path, default=Path("demo.duckdb"), metavar="PATH", help="DuckDB file (default demo.duckdb)")
+    add_db_argument(demo, "demo.duckdb")
     demo.add_argument("--days", type=int, default=7, metavar="N", help="simulated days to load (default 7)")
     demo.add_argument("--projects", type=int, default=6, metavar="N", help="simulated projects (default 6)")
     demo.add_argument("--images", type=int, default=250, metavar="N", help="images per project on day 0 (default 250)")

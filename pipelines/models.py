@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import duckdb
 
@@ -93,12 +93,13 @@ def macro_scripts(sql_dir: Path = SQL_DIR) -> List[str]:
     return [path.read_text(encoding="utf-8") for path in sorted((sql_dir / "macros").glob("*.sql"))]
 
 
-def _has_raw_tables(con: duckdb.DuckDBPyConnection) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether `schema.table` exists in the database of `con`."""
     found = con.execute(
-        "select count(*) from information_schema.tables where table_schema || '.' || table_name in ?",
-        [list(RAW_TABLES)],
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
     ).fetchone()
-    return bool(found and found[0] == len(RAW_TABLES))
+    return bool(found and found[0])
 
 
 def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool = True) -> ModelsResult:
@@ -118,7 +119,7 @@ def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool =
         raise ModelsUnavailable(f"{db_path} does not exist: load it first with `workspace-images run`")
     with duckdb.connect(str(db_path)) as con:
         con.execute("set TimeZone = 'UTC'")
-        if not _has_raw_tables(con):
+        if not all(table_exists(con, *name.split(".")) for name in RAW_TABLES):
             raise ModelsUnavailable(f"{db_path} has no loaded images yet: load it first with `workspace-images run`")
         con.execute("begin transaction")
         try:
@@ -150,19 +151,3 @@ def _run_test(con: duckdb.DuckDBPyConnection, model: str, test: str, query: str)
         cursor = con.execute(f"select * from ({query}) limit {SAMPLE_ROWS}")
         columns = [d[0] for d in cursor.description]
         raise DataTestFailed(model, test, columns, cursor.fetchall(), total)
-
-
-def model_names(sql_dir: Path = SQL_DIR) -> List[str]:
-    """The models' names, in build order."""
-    return [m.name for m in load_models(sql_dir)]
-
-
-def describe(db_path: Path | str, name: str) -> Optional[List[Tuple[str, str]]]:
-    """(column, type) of analytics.<name>, or None when it is not built."""
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        rows = con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [ANALYTICS, name],
-        ).fetchall()
-    return rows or None

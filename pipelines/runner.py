@@ -17,7 +17,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.workspace_images import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
 
-from .models import DataTestFailed, ModelsResult, ModelsUnavailable, build_models
+from .models import DataTestFailed, ModelsResult, ModelsUnavailable, build_models, table_exists
 from sources.workspace_images.rows import parse_timestamp
 
 logger = logging.getLogger("workspace_images")
@@ -168,8 +168,8 @@ def run(
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
-    check_as_of_order(db_path, moment)
-    before = version_counts(db_path)
+    before = read_history(db_path)
+    check_as_of_order(db_path, moment, before.latest_as_of)
     pipeline = make_pipeline(db_path, pipelines_dir)
     try:
         pipeline.run(source)
@@ -180,9 +180,9 @@ def run(
         raise RunFailed(f"{exc.step} step failed: {_first_line(cause)}") from None
 
     result = RunResult(run_id=run_id, as_of=moment, db_path=db_path)
-    result.projects = read_project_runs(db_path, run_id)
-    after = version_counts(db_path)
-    result.new_versions, result.retired = after[0] - before[0], after[1] - before[1]
+    after = read_history(db_path, run_id)
+    result.projects = after.projects
+    result.new_versions, result.retired = after.versions - before.versions, after.retired - before.retired
     if models:
         result.models = run_models(db_path)
     result.seconds = time.monotonic() - started
@@ -201,62 +201,55 @@ def run_models(db_path: Path) -> ModelsResult:
         raise RunFailed(f"models: {_first_line(exc)}") from None
 
 
-def read_project_runs(db_path: Path, run_id: str) -> List[Dict[str, Any]]:
-    """The `project_runs` rows of one run."""
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        cursor = con.execute(
-            f"select * from {DATASET_NAME}.project_runs where run_id = ? order by region, project_id", [run_id]
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+@dataclass
+class HistoryState:
+    """What a DuckDB file holds of earlier loads, read in one connection."""
+
+    latest_as_of: Optional[datetime] = None
+    versions: int = 0
+    retired: int = 0
+    projects: List[Dict[str, Any]] = field(default_factory=list)
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [DATASET_NAME, table],
-    ).fetchone()
-    return bool(found and found[0])
+def read_history(db_path: Path, run_id: Optional[str] = None) -> HistoryState:
+    """The latest `as_of`, the version counts of `images` and, given `run_id`, that run's
+    `project_runs` rows; empty before the first load."""
+    state = HistoryState()
+    if not db_path.exists():
+        return state
+    try:
+        with duckdb.connect(str(db_path), read_only=True) as con:
+            if table_exists(con, DATASET_NAME, "project_runs"):
+                runs = f"{DATASET_NAME}.project_runs"
+                state.latest_as_of = con.execute(f"select max(as_of) from {runs}").fetchone()[0]
+                if run_id is not None:
+                    cursor = con.execute(
+                        f"select * from {runs} where run_id = ? order by region, project_id", [run_id]
+                    )
+                    names = [d[0] for d in cursor.description]
+                    state.projects = [dict(zip(names, row)) for row in cursor.fetchall()]
+            if table_exists(con, DATASET_NAME, "images"):
+                state.versions, state.retired = con.execute(
+                    f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images"
+                ).fetchone()
+    except duckdb.Error as exc:
+        raise RunFailed(f"cannot read {db_path}: {_first_line(exc)}") from None
+    return state
 
 
-def check_as_of_order(db_path: Path, as_of: datetime) -> None:
+def check_as_of_order(db_path: Path, as_of: datetime, latest: Optional[datetime]) -> None:
     """Refuse a load dated before the latest one already in the file.
 
     SCD2 validity only makes sense when snapshots are loaded in time order: a
     replay at the same timestamp is fine, an older one would close versions
     before they opened.
     """
-    if not db_path.exists():
-        return
-    try:
-        with duckdb.connect(str(db_path), read_only=True) as con:
-            if not _table_exists(con, "project_runs"):
-                return
-            latest = con.execute(f"select max(as_of) from {DATASET_NAME}.project_runs").fetchone()[0]
-    except duckdb.Error as exc:
-        raise RunFailed(f"cannot read {db_path}: {_first_line(exc)}") from None
     if latest is not None and as_of < latest:
         raise UsageError(
             f"--as-of {as_of:%Y-%m-%d %H:%M:%S}Z is before the latest load in {db_path} "
             f"({latest.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}Z): load snapshots in time order, "
             "or backfill into a new file"
         )
-
-
-def version_counts(db_path: Path) -> tuple[int, int]:
-    """(all versions, retired versions) in `images`; zeros before the first load."""
-    if not db_path.exists():
-        return 0, 0
-    try:
-        with duckdb.connect(str(db_path), read_only=True) as con:
-            if not _table_exists(con, "images"):
-                return 0, 0
-            total, retired = con.execute(
-                f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images"
-            ).fetchone()
-    except duckdb.Error as exc:
-        raise RunFailed(f"cannot read {db_path}: {_first_line(exc)}") from None
-    return int(total), int(retired)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -195,7 +195,6 @@ class IamTokenProvider:
         self._tokens: Dict[str, Tuple[str, Optional[datetime]]] = {}
         self._renew_at: Dict[str, datetime] = {}
         self._rejected: Optional[str] = None
-        self.issued = 0
 
     def _scope(self, project_id: Optional[str]) -> Dict[str, object]:
         if project_id:
@@ -249,7 +248,6 @@ class IamTokenProvider:
             response = self._post(url, json=body)
         except Exception as exc:  # requests' errors after dlt's retries
             raise IamError(f"IAM at {url} did not answer: {exc.__class__.__name__}") from None
-        self.issued += 1
         if response.status_code in (401, 403):
             self._rejected = (
                 f"IAM rejected user {self._user_name!r} of account {self._domain_name!r} "

@@ -36,14 +36,6 @@ class WorkspaceCredentials(CredentialsConfiguration):
     password: Optional[TSecretStrValue] = None
     domain_name: Optional[str] = None
 
-    def secrets(self) -> List[str]:
-        """Every secret value that is set, so output can be checked for leaks."""
-        return [
-            str(v)
-            for v in (self.token, self.access_key, self.secret_key, self.security_token, self.password)
-            if v
-        ]
-
 
 CREDENTIAL_FIELDS = ("token", "access_key", "secret_key", "security_token", "user_name", "password", "domain_name")
 MODE_TOKEN, MODE_PASSWORD, MODE_AKSK = "token", "password", "aksk"

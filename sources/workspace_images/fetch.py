@@ -8,7 +8,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 from requests import RequestException
@@ -42,7 +42,6 @@ class ProjectOutcome:
     pages: int = 0
     requests: int = 0
     retries: int = 0
-    passes: int = 0
     http_status: Optional[int] = None
     error_code: Optional[str] = None
     error_msg: Optional[str] = None
@@ -97,12 +96,12 @@ def fetch_project(
     client, counter = make_rest_client(base_url(endpoint, project.region), auth)
     path = IMAGES_PATH.format(project_id=project.project_id)
     params = page_params(filters)
-    renewed = False
-    try:
-        attempt = 0
-        while attempt < MAX_PAGING_PASSES:
-            attempt += 1
-            outcome.passes = attempt
+    renewable = isinstance(auth, IamTokenAuth)
+
+    def read_pass() -> Tuple[ImagesPaginator, Dict[str, Dict[str, Any]]]:
+        """One pass over every page; an expired IAM token is renewed once and the pass restarted."""
+        nonlocal renewable
+        while True:
             paginator = ImagesPaginator()
             by_id: Dict[str, Dict[str, Any]] = {}
             try:
@@ -112,14 +111,17 @@ def fetch_project(
                     outcome.pages += 1
                     for image in page:
                         by_id[image["id"]] = image
+                return paginator, by_id
             except ApiError as exc:
-                if renewed or not isinstance(auth, IamTokenAuth) or not is_expired_token(exc):
+                if not (renewable and is_expired_token(exc)):
                     raise
                 logger.info("project %s: the IAM token must be updated; renewing it", project)
-                auth.renew()
-                renewed = True
-                attempt -= 1
-                continue
+                auth.renew()  # type: ignore[attr-defined]
+                renewable = False
+
+    try:
+        for _ in range(MAX_PAGING_PASSES):
+            paginator, by_id = read_pass()
             outcome.total_count = paginator.totals[-1] if paginator.totals else 0
             if not paginator.total_changed and len(by_id) == outcome.total_count:
                 break
