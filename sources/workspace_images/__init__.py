@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -17,11 +18,19 @@ from .config import (
     WorkspaceCredentials,
     check_concurrency,
     check_endpoint,
+    check_project_timeout,
     parse_filters,
 )
 from .fetch import ProjectFetcher, ProjectOutcome, Progress, Target
 from .rows import images_table
-from .settings import DEFAULT_CONCURRENCY, DEFAULT_ENDPOINT, DEFAULT_IAM_ENDPOINT, ROW_HASH_COLUMN
+from .settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_ENDPOINT,
+    DEFAULT_IAM_ENDPOINT,
+    DEFAULT_PROJECT_TIMEOUT,
+    PROJECT_ID_PATTERN,
+    ROW_HASH_COLUMN,
+)
 
 __all__ = [
     "workspace_images",
@@ -71,8 +80,13 @@ def images_write_disposition(as_of: datetime, ok_project_ids: Sequence[str]) -> 
     """SCD2 merge whose retirements are confined to the projects fetched whole.
 
     A project that failed is outside the scope, so none of its images is retired;
-    a project fetched whole with no image left retires all of its images.
+    a project fetched whole with no image left retires all of its images. The
+    scope is SQL that dlt pastes into its merge, so every id in it must match
+    PROJECT_ID_PATTERN (letters, digits, `-`, `_`): anything else raises ValueError.
     """
+    bad = [pid for pid in ok_project_ids if not re.fullmatch(PROJECT_ID_PATTERN, pid)]
+    if bad:
+        raise ValueError(f"project ids not fit for SQL: {bad[:3]!r}")
     if ok_project_ids:
         scope = "project_id IN (" + ", ".join(f"'{pid}'" for pid in sorted(ok_project_ids)) + ")"
     else:
@@ -97,6 +111,7 @@ def workspace_images(
     concurrency: int = DEFAULT_CONCURRENCY,
     discover_projects: bool = False,
     accounts: Optional[Dict[str, Any]] = None,
+    project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
     as_of: Optional[datetime] = None,
     run_id: Optional[str] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
@@ -121,6 +136,7 @@ def workspace_images(
             projects skipped; the region is the project name up to its first `_`).
         accounts: More accounts by name, each a table with its own `projects`,
             `discover_projects`, `regions` and `credentials`.
+        project_timeout: Seconds one project may take; then it fails with `WI.TIMEOUT`.
         as_of: Validity timestamp of this load (`_dlt_valid_from` of new versions and
             `_dlt_valid_to` of retired ones); now when not given.
         run_id: Identifies this run in `project_runs`; a new UUID when not given.
@@ -134,6 +150,7 @@ def workspace_images(
     iam_endpoint = check_endpoint(iam_endpoint, "iam_endpoint")
     page_filters = parse_filters(filters)
     workers = check_concurrency(concurrency)
+    budget = check_project_timeout(project_timeout)
     moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     run = run_id or uuid.uuid4().hex
     connect_accounts(account_list, iam_endpoint)
@@ -142,10 +159,11 @@ def workspace_images(
         for account in account_list
         for project in account.projects
     ]
-    if not targets:
+    rejected = [outcome for account in account_list for outcome in account.rejected]
+    if not targets and not rejected:
         raise ConfigError("no projects to load: discovery found none"
                           + (" in the selected regions" if any(a.regions for a in account_list) else ""))
-    fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress)
+    fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected)
 
     @dlt.resource(
         name="images",

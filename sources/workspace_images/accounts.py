@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
 import dlt
-from requests import RequestException, Response
-from requests.auth import AuthBase
+from datetime import datetime, timezone
+from urllib.parse import urljoin, urlsplit
 
-from dlt.sources.helpers.requests import Client
+from requests import RequestException, Response, Session
+from requests.auth import AuthBase
 
 from .auth import AkSkAuth, CredentialsRejected, IamError, IamTokenAuth, IamTokenProvider, TokenAuth, iam_url
 from .config import (
@@ -26,7 +27,17 @@ from .config import (
     parse_projects,
     parse_regions,
 )
-from .settings import ACCOUNT_NAME_PATTERN, DEFAULT_ACCOUNT, MAX_DISCOVERY_PAGES, REGION_PATTERN, SKIPPED_PROJECTS
+from .client import make_session, redirect_target
+from .fetch import ProjectOutcome
+from .settings import (
+    ACCOUNT_NAME_PATTERN,
+    DEFAULT_ACCOUNT,
+    ERR_INVALID_PROJECT,
+    MAX_DISCOVERY_PAGES,
+    PROJECT_ID_PATTERN,
+    REGION_PATTERN,
+    SKIPPED_PROJECTS,
+)
 
 logger = logging.getLogger("workspace_images")
 
@@ -50,19 +61,22 @@ class Account:
     discover: bool = False
     regions: List[str] = field(default_factory=list)
     provider: Optional[IamTokenProvider] = None
+    rejected: List[ProjectOutcome] = field(default_factory=list)
+    """Discovered projects whose id is unfit to use (not letters, digits, `-`, `_`): never
+    requested, recorded as failed with `WI.INVALID_PROJECT`."""
 
     @property
     def where(self) -> str:
         return "sources.workspace_images" if self.name == DEFAULT_ACCOUNT else f"sources.workspace_images.accounts.{self.name}"
 
-    def connect(self, iam_endpoint: str, http: Optional[Client] = None) -> None:
+    def connect(self, iam_endpoint: str, http: Optional[Session] = None) -> None:
         """Check the credentials with IAM (password mode) and discover projects when asked.
 
         Raises:
             ConfigError: IAM refused the credentials (tried once).
             DiscoveryFailed: IAM did not list the projects.
         """
-        http = http or Client(raise_for_status=False)
+        http = http or make_session()[0]
         if self.mode == MODE_PASSWORD:
             self.provider = IamTokenProvider(
                 iam_endpoint,
@@ -102,7 +116,7 @@ class Account:
         known = {p.project_id for p in configured}
         return configured + [p for p in discovered if p.project_id not in known]
 
-    def _discover(self, iam_endpoint: str, http: Client) -> List[Project]:
+    def _discover(self, iam_endpoint: str, http: Session) -> List[Project]:
         base = iam_url(iam_endpoint, None)
         if self.mode == MODE_AKSK:
             url = base + "/v3/projects"
@@ -134,10 +148,15 @@ class Account:
                 raise DiscoveryFailed(f"account {self.name}: IAM answered without a `projects` list")
             listed.extend(p for p in page if isinstance(p, dict))
             links = body.get("links") if isinstance(body.get("links"), dict) else {}
-            next_url = links.get("next") if isinstance(links.get("next"), str) else None
+            next_url = urljoin(url, links["next"]) if isinstance(links.get("next"), str) else None
+            if next_url and _origin(next_url) != _origin(url):
+                raise DiscoveryFailed(
+                    f"account {self.name}: IAM's project list links its next page to another address "
+                    f"({_origin(next_url)}); not followed, the request would carry the credentials"
+                )
         return self._keep(listed)
 
-    def _get_json(self, http: Client, url: str, auth: AuthBase) -> Dict[str, Any]:
+    def _get_json(self, http: Session, url: str, auth: AuthBase) -> Dict[str, Any]:
         try:
             response: Response = http.get(url, auth=auth)
         except RequestException as exc:
@@ -146,6 +165,12 @@ class Account:
             raise ConfigError(
                 f"account {self.name}: IAM refused to list projects (HTTP {response.status_code}: "
                 f"{_message(response)}): check the credentials and that they may list projects"
+            )
+        if 300 <= response.status_code < 400:
+            raise DiscoveryFailed(
+                f"account {self.name}: IAM answered HTTP {response.status_code} with a redirect to "
+                f"{redirect_target(response)}: not followed, credentials are never sent to another address; "
+                "check iam_endpoint"
             )
         if response.status_code != 200:
             raise DiscoveryFailed(
@@ -170,15 +195,34 @@ class Account:
                 reason = "name is not a region"
             elif self.regions and region not in self.regions:
                 reason = "region not selected"
+            elif not isinstance(item.get("id"), str) or not re.fullmatch(PROJECT_ID_PATTERN, project_id):
+                self._reject(Project(region, project_id[:100], account=self.name, name=name[:100], discovered=True))
+                continue
             else:
                 kept.append(Project(region, project_id, account=self.name, name=name, discovered=True))
                 continue
-            logger.info("account %s: skipping project %s (%s): %s", self.name, name, project_id, reason)
+            logger.info("account %s: skipping project %r (%r): %s", self.name, name, project_id, reason)
         logger.info(
             "account %s: discovered %d project(s): %s",
             self.name, len(kept), ", ".join(f"{p.name} ({p.project_id})" for p in kept) or "none",
         )
         return kept
+
+    def _reject(self, project: Project) -> None:
+        message = (
+            f"IAM listed project {project.name!r} with id {project.project_id!r}, which is not letters, "
+            "digits, '-' or '_': not requested"
+        )
+        logger.warning("account %s: %s", self.name, message)
+        now = datetime.now(timezone.utc)
+        self.rejected.append(ProjectOutcome(
+            project=project, error_code=ERR_INVALID_PROJECT, error_msg=message, started_at=now, finished_at=now,
+        ))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def _message(response: Response) -> str:
@@ -266,6 +310,6 @@ def resolve_accounts(
 
 def connect_accounts(accounts: List[Account], iam_endpoint: str) -> None:
     """Connect every account (credential checks, discovery); raise on the first that fails."""
-    http = Client(raise_for_status=False)
+    http = make_session()[0]
     for account in accounts:
         account.connect(iam_endpoint, http)

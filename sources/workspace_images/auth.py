@@ -248,6 +248,14 @@ class IamTokenProvider:
             response = self._post(url, json=body)
         except Exception as exc:  # requests' errors after dlt's retries
             raise IamError(f"IAM at {url} did not answer: {exc.__class__.__name__}") from None
+        if 300 <= response.status_code < 400:
+            location = urlsplit(response.headers.get("Location") or "")
+            raise IamError(
+                f"IAM at {url} answered HTTP {response.status_code} with a redirect to "
+                f"{location.scheme}://{location.netloc}: not followed, the password is never sent to another "
+                "address; if that is the right IAM, set iam_endpoint to it",
+                response.status_code,
+            )
         if response.status_code in (401, 403):
             self._rejected = (
                 f"IAM rejected user {self._user_name!r} of account {self._domain_name!r} "

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
-from typing import Any, Callable, Dict, List, Optional, Set
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from urllib.parse import urlsplit
 
-from requests import HTTPError, PreparedRequest, Response
+from requests import HTTPError, PreparedRequest, RequestException, Response, Session
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.exceptions import ReadTimeout
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
-from .settings import DEFAULT_SORT, ERR_MALFORMED, ERR_PAGING_STUCK, PAGE_LIMIT, REQUEST_HEADERS
+from .settings import DEFAULT_SORT, ERR_MALFORMED, ERR_PAGING_STUCK, ERR_REDIRECT, PAGE_LIMIT, REQUEST_HEADERS
 
 MAX_ERROR_MSG = 500
 """Longest API error message kept."""
@@ -58,6 +67,30 @@ class MalformedResponse(FetchError):
         super().__init__(f"malformed response: {detail}", http_status, ERR_MALFORMED)
 
 
+class RedirectRefused(FetchError):
+    """The API answered with a redirect. It is never followed: the request carries credentials."""
+
+    def __init__(self, response: Response) -> None:
+        target = redirect_target(response)
+        super().__init__(
+            f"HTTP {response.status_code} redirect to {target}: not followed, credentials are never sent "
+            "to another address; check the endpoint",
+            response.status_code,
+            ERR_REDIRECT,
+        )
+
+
+def redirect_target(response: Response) -> str:
+    """`scheme://host:port` a redirect points to (never its path or query, which may carry anything)."""
+    location = response.headers.get("Location") or ""
+    parts = urlsplit(location)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else (repr(location[:60]) if location else "nowhere")
+
+
+class ProjectTimedOut(Exception):
+    """The project's time budget (`project_timeout`) ran out; no request is sent after that."""
+
+
 class PagingStuck(FetchError):
     """Paging does not advance: pages stop bringing images the project says it has."""
 
@@ -97,6 +130,8 @@ def check_response(response: Response, *args: Any, **kwargs: Any) -> None:
     """
     if response.status_code >= 400:
         raise ApiError(response)
+    if response.status_code >= 300:
+        raise RedirectRefused(response)
     try:
         body = json.loads(response.content)
     except ValueError as exc:
@@ -110,22 +145,216 @@ def check_response(response: Response, *args: Any, **kwargs: Any) -> None:
     response.json = lambda **_: body  # type: ignore[method-assign]
 
 
-class CountingAdapter(HTTPAdapter):
-    """Counts every request that goes on the wire, retries included."""
+class _Watch:
+    """The time limit of one request: when it passes, the request's sockets are shut down,
+    which ends a read that is blocked waiting for the server."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    __slots__ = ("deadline", "fired", "cancelled", "sockets")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self.cancelled = False
+        self.sockets: List[socket.socket] = []
+
+    def add(self, sock: Optional[socket.socket]) -> None:
+        if sock is None:
+            return
+        with _WATCHDOG.lock:
+            if self.fired:
+                _shut(sock)
+            else:
+                self.sockets.append(sock)
+
+    def fire(self) -> None:
+        self.fired = True
+        for sock in self.sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Watchdog:
+    """One thread for every request's time limit (a heap of deadlines), so that a request
+    costs no thread of its own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self._heap: List[Tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, seconds: float) -> _Watch:
+        watch = _Watch(time.monotonic() + seconds)
+        with self.lock:
+            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="workspace_images-deadlines", daemon=True)
+                self._thread.start()
+            self.lock.notify()
+        return watch
+
+    def cancel(self, watch: _Watch) -> None:
+        with self.lock:
+            watch.cancelled = True
+            watch.sockets.clear()
+
+    def _run(self) -> None:
+        with self.lock:
+            while True:
+                while self._heap and self._heap[0][2].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self.lock.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self.lock.wait(wait)
+                    continue
+                heapq.heappop(self._heap)[2].fire()
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()
+
+
+def _track(sock: Optional[socket.socket]) -> None:
+    watch: Optional[_Watch] = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add(sock)
+
+
+class _TrackedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _track(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _track(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _track(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _track(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection  # type: ignore[assignment]
+
+
+_TRACKED_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+TimeoutArg = Union[None, float, Tuple[Optional[float], Optional[float]]]
+
+
+def _whole_limit(timeout: TimeoutArg) -> Optional[float]:
+    """The bound of a whole request from requests' timeout (a number, or (connect, read))."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, tuple):
+        parts = [t for t in timeout if t is not None]
+        return max(parts) if parts else None
+    return float(timeout)
+
+
+class BoundedAdapter(HTTPAdapter):
+    """Sends requests with a time limit on the whole request, and counts them.
+
+    `requests`' timeout only bounds each wait for a byte: a server that sends its
+    headers and then drips the body never trips it. Here the timeout (dlt's
+    `[runtime] request_timeout`) bounds the whole exchange, connect to last body
+    byte, and past `deadline` (the project's budget, `time.monotonic()` based) no
+    request is sent at all.
+    """
+
+    def __init__(self, *args: Any, deadline: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sent = 0
+        self.deadline = deadline
 
-    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _TRACKED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _TRACKED_POOLS
+        return manager
+
+    def send(  # type: ignore[override]
+        self, request: PreparedRequest, stream: bool = False, timeout: TimeoutArg = None, **kwargs: Any
+    ) -> Response:
+        limit = _whole_limit(timeout)
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ProjectTimedOut()
+            limit = left if limit is None else min(limit, left)
+            timeout = limit if not isinstance(timeout, tuple) else tuple(
+                limit if t is None else min(t, limit) for t in timeout)  # type: ignore[assignment]
+        if limit is not None and limit <= 0:
+            raise ValueError(f"request_timeout must be more than 0 seconds, got {limit:g}")
         self.sent += 1
-        return super().send(request, *args, **kwargs)
+        watch = _WATCHDOG.watch(limit) if limit is not None else None
+        _current.watch = watch
+        try:
+            response = super().send(request, stream=True, timeout=timeout, **kwargs)
+            if not stream:
+                response.content  # read the body while the watch is on
+        except RequestException:
+            if watch is not None and watch.fired:
+                raise ReadTimeout(
+                    f"no whole answer within {limit:g}s (request_timeout)", request=request
+                ) from None
+            raise
+        finally:
+            _current.watch = None
+            if watch is not None:
+                _WATCHDOG.cancel(watch)
+        return response
+
+
+def make_session(deadline: Optional[float] = None) -> Tuple[Session, BoundedAdapter]:
+    """A session with dlt's retries (`[runtime]` settings), whole-request time limits and
+    no redirects: a redirected request would carry its credentials (token, signature,
+    password) to whatever address the redirect names.
+
+    Call it in the thread that uses the session: dlt's sessions are per thread.
+    """
+    session = Client(raise_for_status=False).session
+    adapter = BoundedAdapter(pool_maxsize=4, deadline=deadline)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    retrying_send: Callable[..., Response] = session.send
+
+    def send(request: PreparedRequest, **kwargs: Any) -> Response:
+        kwargs["allow_redirects"] = False
+        return retrying_send(request, **kwargs)
+
+    session.send = send  # type: ignore[method-assign]
+    return session, adapter
 
 
 class RequestCounter:
     """Logical requests (what the client asked for) and attempts (what went on the wire)."""
 
-    def __init__(self, adapter: CountingAdapter) -> None:
+    def __init__(self, adapter: BoundedAdapter) -> None:
         self._adapter = adapter
         self.logical = 0
 
@@ -138,21 +367,20 @@ class RequestCounter:
         return max(0, self._adapter.sent - self.logical)
 
 
-def make_rest_client(base_url: str, auth: AuthBase) -> tuple[RESTClient, RequestCounter]:
-    """A RESTClient whose session retries as `[runtime]` configures it, counting its requests.
+def make_rest_client(
+    base_url: str, auth: AuthBase, deadline: Optional[float] = None
+) -> tuple[RESTClient, RequestCounter]:
+    """A RESTClient on `make_session()`, counting its requests; none is sent past `deadline`.
 
     Call it in the thread that uses the client: dlt's sessions are per thread.
     """
-    session = Client(raise_for_status=False).session
-    adapter = CountingAdapter(pool_maxsize=4)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    session, adapter = make_session(deadline)
     counter = RequestCounter(adapter)
-    retrying_send: Callable[..., Response] = session.send
+    bounded_send: Callable[..., Response] = session.send
 
     def counted_send(request: PreparedRequest, **kwargs: Any) -> Response:
         counter.logical += 1
-        return retrying_send(request, **kwargs)
+        return bounded_send(request, **kwargs)
 
     session.send = counted_send  # type: ignore[method-assign]
     client = RESTClient(
@@ -162,33 +390,54 @@ def make_rest_client(base_url: str, auth: AuthBase) -> tuple[RESTClient, Request
 
 
 class ImagesPaginator(OffsetPaginator):
-    """Offset paging over `GET /v2/{project_id}/images`, watching for a moving set.
+    """Offset paging over `GET /v2/{project_id}/images` that trusts the pages, not only `total_count`.
 
     Reads answers like:
 
         {"total_count": 250, "images": [{"id": "d6b368bc-...", "name": "...", ...}, ...]}
 
-    and asks for `offset=0,100,200` with `limit=100` until `offset >= total_count`.
+    and asks for `offset=0,100,200` with `limit=100`. The next offset is the
+    current one plus the images the page brought. Paging goes on while the offset
+    is below `total_count` or the page was full: an API that under-reports
+    `total_count` still has every image read (the caller then sees the count
+    disagree). It stops at an empty page or a short page past `total_count`.
+
     It records `total_count` of each page (a change means images were added or
-    withdrawn while paging) and raises PagingStuck when a page brings no image
-    that was not already seen while `total_count` stays the same, or an empty
-    page comes before `total_count` is reached.
+    withdrawn while paging) and raises PagingStuck when a page brings only images
+    already read while `total_count` stays the same. `resume()` makes the next
+    `paginate` call go on from the page after the last one read instead of
+    starting over (after a renewed token).
     """
 
     def __init__(self, limit: int = PAGE_LIMIT) -> None:
         super().__init__(limit=limit, total_path="total_count")
         self.totals: List[int] = []
         self._seen: Set[str] = set()
+        self._resume = False
 
     def init_request(self, request: Any) -> None:
+        if self._resume:
+            self._resume = False
+            self._has_next_page = True
+            self.update_request(request)
+            return
         self.totals = []
         self._seen = set()
         super().init_request(request)
+
+    def resume(self) -> None:
+        """Have the next `paginate` call start at the first page not read yet."""
+        self._resume = True
 
     @property
     def total_changed(self) -> bool:
         """True when `total_count` was not the same on every page."""
         return len(set(self.totals)) > 1
+
+    @property
+    def ids_read(self) -> int:
+        """Distinct image ids read in this pass."""
+        return len(self._seen)
 
     def update_state(self, response: Response, data: Optional[List[Any]] = None) -> None:
         total = response.json()["total_count"]
@@ -198,12 +447,11 @@ class ImagesPaginator(OffsetPaginator):
         images = data or []
         new_ids = {image["id"] for image in images} - self._seen
         self._seen.update(new_ids)
-        if not images and offset < total and steady:
-            raise PagingStuck(f"empty page at offset {offset} while total_count is {total}")
         if images and not new_ids and steady:
             raise PagingStuck(f"the page at offset {offset} repeats images already read (total_count {total})")
-        self.current_value = offset + self.value_step
-        self._has_next_page = bool(images) and self.current_value < total
+        self.current_value = offset + len(images)
+        full = len(images) >= self.value_step
+        self._has_next_page = bool(images) and (self.current_value < total or full)
 
     def __str__(self) -> str:
         return f"ImagesPaginator(offset={self.current_value}, limit={self.value_step})"

@@ -204,3 +204,14 @@ def check_concurrency(value: Any) -> int:
     if not 1 <= number <= 64:
         raise ConfigError(f"concurrency must be between 1 and 64, got {number}")
     return number
+
+
+def check_project_timeout(value: Any) -> float:
+    """Seconds one project may take: a number above 0."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"project_timeout must be a number of seconds, got {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"project_timeout must be more than 0 seconds, got {value!r}")
+    return seconds

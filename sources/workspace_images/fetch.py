@@ -15,13 +15,26 @@ from requests import RequestException
 from requests.auth import AuthBase
 
 from .auth import CredentialsRejected, IamError, IamTokenAuth
-from .client import ApiError, FetchError, ImagesPaginator, check_response, make_rest_client, page_params
+from .client import (
+    ApiError,
+    FetchError,
+    ImagesPaginator,
+    ProjectTimedOut,
+    check_response,
+    make_rest_client,
+    page_params,
+)
 from .config import Project
 from .rows import images_table
 from .settings import (
+    DEFAULT_PROJECT_TIMEOUT,
     ERR_CONNECTION,
+    ERR_COUNT_MISMATCH,
     ERR_CREDENTIALS,
     ERR_PAGING_UNSTABLE,
+    ERR_TIMEOUT,
+    ERR_TOKEN_EXPIRED,
+    ERR_UNEXPECTED,
     IMAGES_PATH,
     MAX_PAGING_PASSES,
     TOKEN_EXPIRED_CODES,
@@ -82,51 +95,77 @@ def base_url(endpoint: str, region: str) -> str:
 
 
 def fetch_project(
-    project: Project, endpoint: str, auth: AuthBase, filters: Dict[str, str]
+    project: Project,
+    endpoint: str,
+    auth: AuthBase,
+    filters: Dict[str, str],
+    project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
 ) -> ProjectOutcome:
     """Page one project to its end and return its images, or why it failed.
 
     The project is paged again (at most MAX_PAGING_PASSES times) when `total_count`
     moved while it was paged or the ids read do not add up to it; the rows kept are
-    those of the last pass, deduplicated by id. With IAM password tokens, a 401 that
-    says the token must be updated renews the token once and pages the project again.
-    Any error fails this project only.
+    those of the last pass, deduplicated by id. A count that disagrees with the
+    pages the same way twice in a row fails the project (`WI.COUNT_MISMATCH`).
+    With IAM password tokens, a 401 that says the token must be updated renews the
+    token and goes on from the refused page, as often as paging makes progress in
+    between. No request is sent once `project_timeout` seconds have passed
+    (`WI.TIMEOUT`). Any error fails this project only.
     """
     outcome = ProjectOutcome(project=project)
-    client, counter = make_rest_client(base_url(endpoint, project.region), auth)
+    client, counter = make_rest_client(
+        base_url(endpoint, project.region), auth, deadline=time.monotonic() + project_timeout
+    )
     path = IMAGES_PATH.format(project_id=project.project_id)
     params = page_params(filters)
     renewable = isinstance(auth, IamTokenAuth)
 
     def read_pass() -> Tuple[ImagesPaginator, Dict[str, Dict[str, Any]]]:
-        """One pass over every page; an expired IAM token is renewed once and the pass restarted."""
-        nonlocal renewable
+        """One pass over every page; an expired IAM token is renewed and paging goes on."""
+        paginator = ImagesPaginator()
+        by_id: Dict[str, Dict[str, Any]] = {}
+        pages_since_renewal: Optional[int] = None
         while True:
-            paginator = ImagesPaginator()
-            by_id: Dict[str, Dict[str, Any]] = {}
             try:
                 for page in client.paginate(
                     path, params=params, paginator=paginator, hooks={"response": [check_response]}
                 ):
                     outcome.pages += 1
+                    if pages_since_renewal is not None:
+                        pages_since_renewal += 1
                     for image in page:
                         by_id[image["id"]] = image
                 return paginator, by_id
             except ApiError as exc:
                 if not (renewable and is_expired_token(exc)):
                     raise
-                logger.info("project %s: the IAM token must be updated; renewing it", project)
+                if pages_since_renewal == 0:
+                    raise FetchError(
+                        "the IAM token was refused as expired right after it was renewed",
+                        exc.http_status, ERR_TOKEN_EXPIRED, exc.error_msg,
+                    ) from None
+                logger.info("project %s: the IAM token must be updated; renewing it and going on at offset %d",
+                            project, paginator.current_value)
                 auth.renew()  # type: ignore[attr-defined]
-                renewable = False
+                pages_since_renewal = 0
+                paginator.resume()
 
     try:
+        last: Optional[Tuple[int, int]] = None
         for _ in range(MAX_PAGING_PASSES):
             paginator, by_id = read_pass()
             outcome.total_count = paginator.totals[-1] if paginator.totals else 0
             if not paginator.total_changed and len(by_id) == outcome.total_count:
                 break
+            if not paginator.total_changed and last == (outcome.total_count, len(by_id)):
+                raise FetchError(
+                    f"the API reports total_count {outcome.total_count} but its pages hold "
+                    f"{len(by_id)} distinct images, the same on two passes",
+                    200, ERR_COUNT_MISMATCH,
+                )
+            last = None if paginator.total_changed else (outcome.total_count, len(by_id))
             logger.info(
-                "project %s: total_count moved while paging (%s), %d ids read; paging again",
+                "project %s: total_count moved or disagrees with the pages (%s; %d ids read); paging again",
                 project, " -> ".join(str(t) for t in dict.fromkeys(paginator.totals)), len(by_id),
             )
         else:
@@ -142,6 +181,12 @@ def fetch_project(
         outcome.status = "ok"
     except FetchError as exc:
         outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, exc.error_msg
+    except ProjectTimedOut:
+        outcome.error_code = ERR_TIMEOUT
+        outcome.error_msg = (
+            f"the project took longer than project_timeout ({project_timeout:g}s); "
+            f"{outcome.pages} page(s) read"
+        )
     except CredentialsRejected as exc:
         outcome.error_code, outcome.error_msg = ERR_CREDENTIALS, str(exc)
     except IamError as exc:
@@ -149,10 +194,15 @@ def fetch_project(
     except RequestException as exc:
         outcome.error_code = ERR_CONNECTION
         outcome.error_msg = f"{exc.__class__.__name__} after {counter.attempts} attempt(s): {exc}"[:500]
+    except Exception as exc:  # a bug or a record nothing foresaw: this project fails, the others load
+        logger.debug("project %s failed unexpectedly", project, exc_info=True)
+        outcome.error_code = ERR_UNEXPECTED
+        outcome.error_msg = f"{exc.__class__.__name__}: {_first_line(exc)}"[:500]
     finally:
         outcome.requests, outcome.retries = counter.attempts, counter.retries
         outcome.finished_at = datetime.now(timezone.utc)
     if not outcome.ok:
+        outcome.table = None
         logger.warning(
             "project %s failed: %s%s%s",
             project,
@@ -161,6 +211,11 @@ def fetch_project(
             outcome.error_msg,
         )
     return outcome
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 def is_expired_token(error: ApiError) -> bool:
@@ -209,7 +264,8 @@ class ProjectFetcher:
 
     `completed()` hands each outcome over as soon as its project is done (the
     `images` resource loads from it); `outcomes()` waits for all of them (the
-    `project_runs` resource and the runner read it).
+    `project_runs` resource and the runner read it). `rejected` are outcomes of
+    projects that were never fetched (a discovered id unfit to use), failed from the start.
     """
 
     def __init__(
@@ -219,12 +275,18 @@ class ProjectFetcher:
         filters: Dict[str, str],
         concurrency: int,
         on_progress: Optional[Callable[[Progress], None]] = None,
+        project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
+        rejected: Optional[List[ProjectOutcome]] = None,
     ) -> None:
         self.targets = targets
+        self.project_timeout = project_timeout
+        self.rejected = list(rejected or [])
         self.endpoint = endpoint
         self.filters = filters
         self.concurrency = concurrency
-        self.progress = Progress(total=len(targets))
+        self.progress = Progress(
+            total=len(targets) + len(self.rejected), done=len(self.rejected), failed=len(self.rejected)
+        )
         self._on_progress = on_progress
         self._lock = threading.Lock()
         self._futures: List[Future[ProjectOutcome]] = []
@@ -249,14 +311,17 @@ class ProjectFetcher:
             self._futures = [self._executor.submit(self._fetch, i) for i in range(len(self.targets))]
             self._executor.shutdown(wait=False)
 
+    def _fetch_one(self, target: Target) -> ProjectOutcome:
+        return fetch_project(target.project, self.endpoint, target.auth, self.filters, self.project_timeout)
+
     def _fetch_gated(self, index: int) -> ProjectOutcome:
         target = self.targets[index]
         probe = self._probes.get(target.probe_group or "")
         if probe is None:
-            return fetch_project(target.project, self.endpoint, target.auth, self.filters)
+            return self._fetch_one(target)
         if self._probe_targets[target.probe_group or ""] == index:
             try:
-                outcome = fetch_project(target.project, self.endpoint, target.auth, self.filters)
+                outcome = self._fetch_one(target)
                 if outcome.http_status == 401:
                     probe.rejection = outcome
                 return outcome
@@ -264,7 +329,7 @@ class ProjectFetcher:
                 probe.done.set()
         probe.done.wait()
         if probe.rejection is None:
-            return fetch_project(target.project, self.endpoint, target.auth, self.filters)
+            return self._fetch_one(target)
         first = probe.rejection
         return ProjectOutcome(
             project=target.project,
@@ -296,6 +361,6 @@ class ProjectFetcher:
             yield future.result()
 
     def outcomes(self) -> List[ProjectOutcome]:
-        """Every outcome, in the order the targets were given (waits for all)."""
+        """Every outcome: the rejected projects, then the targets in the order given (waits for all)."""
         self.start()
-        return [future.result() for future in self._futures]
+        return self.rejected + [future.result() for future in self._futures]
