@@ -12,9 +12,11 @@ from typing import Callable, Dict, List, NoReturn, Optional, Sequence
 
 from sources.workspace_images import Progress
 
+from .locking import DatabaseBusy, LockHeld, RunLock
 from .runner import (
     DEFAULT_DB,
     EXIT_FAILED,
+    EXIT_LOCKED,
     EXIT_USAGE,
     RunFailed,
     RunResult,
@@ -150,7 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    print(run_models(args.db).summary())
+    if not args.db.exists():
+        raise UsageError(f"{args.db} does not exist: load it first with `workspace-images run`")
+    with RunLock(args.db, "models build"):
+        print(run_models(args.db).summary())
     return 0
 
 
@@ -202,7 +207,7 @@ def build_parser() -> ArgumentParser:
         "run", help="extract every project and load it into DuckDB",
         description="Extract every project and load it into DuckDB as an SCD2 history. "
         "Exit 0: every project loaded; 1: some projects failed (see project_runs); "
-        "2: bad usage or configuration; 3: the run failed.",
+        "2: bad usage or configuration; 3: the run failed; 4: another run holds this database's lock.",
     )
     add_run_arguments(run_parser)
     run_parser.set_defaults(func=cmd_run)
@@ -210,7 +215,8 @@ def build_parser() -> ArgumentParser:
     models = commands.add_parser(
         "models", help="build the SQL models and run their data tests",
         description="Rebuild the models of sql/ in schema analytics, in one transaction, and run their "
-        "data tests. Exit 3 when a test fails (the previous models are kept).",
+        "data tests. Exit 3 when a test fails (the previous models are kept); 4 when a run holds the "
+        "database's lock.",
     )
     add_db_argument(models)
     models.set_defaults(func=cmd_models)
@@ -263,12 +269,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as exc:
         print(f"workspace-images: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RunFailed as exc:
+    except LockHeld as exc:
+        print(f"workspace-images: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except (RunFailed, DatabaseBusy) as exc:
         print(f"workspace-images: run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("workspace-images: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        logger.debug("unexpected failure", exc_info=True)
+        text = str(exc).strip().splitlines()
+        print(f"workspace-images: run failed: {exc.__class__.__name__}: {text[0] if text else 'no message'} "
+              "(run with -v for details)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -12,13 +13,19 @@ from typing import Any, Callable, Dict, List, Optional
 
 import dlt
 import duckdb
+from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
+from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.common.time import to_seconds
+from dlt.load.exceptions import LoadClientJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.workspace_images import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
-
-from .models import DataTestFailed, ModelsResult, ModelsUnavailable, build_models, table_exists
 from sources.workspace_images.rows import parse_timestamp
+
+from .locking import RunLock, wait_for_database
+from .models import DataTestFailed, ModelsResult, ModelsUnavailable, build_models, table_exists
 
 logger = logging.getLogger("workspace_images")
 
@@ -26,7 +33,7 @@ PIPELINE_NAME = "workspace_images"
 DATASET_NAME = "workspace_images"
 DEFAULT_DB = "workspace_images.duckdb"
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED, EXIT_LOCKED = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
@@ -75,6 +82,13 @@ class RunResult:
         )
 
 
+EARLIEST_AS_OF = datetime(2000, 1, 1, tzinfo=timezone.utc)
+"""Validity timestamps before this are refused: no Workspace image is that old."""
+
+DEFAULT_LOCK_TIMEOUT = 120.0
+"""Seconds a run waits for a program holding the DuckDB file open (`lock_timeout`)."""
+
+
 def parse_as_of(value: Optional[str]) -> Optional[datetime]:
     """Parse `--as-of` (ISO date or timestamp, UTC unless it carries an offset)."""
     if value is None:
@@ -82,6 +96,28 @@ def parse_as_of(value: Optional[str]) -> Optional[datetime]:
     moment = parse_timestamp(value)
     if moment is None:
         raise UsageError(f"--as-of {value!r} is not a date or timestamp, e.g. 2026-11-27 or 2026-11-27T06:00:00Z")
+    return moment
+
+
+def check_as_of(as_of: Optional[datetime], now: Optional[datetime] = None) -> datetime:
+    """The validity timestamp of a run: `as_of` in UTC (now when None), never in the future.
+
+    A future timestamp would lock the file against every later run (loads must come
+    in time order), so it is refused, and so is one before 2000.
+    """
+    now = now or datetime.now(timezone.utc)
+    if as_of is None:
+        return now
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=timezone.utc)
+    moment = as_of.astimezone(timezone.utc)
+    if moment > now:
+        raise UsageError(
+            f"--as-of {moment:%Y-%m-%d %H:%M:%S}Z is in the future (now {now:%Y-%m-%d %H:%M:%S}Z): "
+            "a load can only be dated when it happened or earlier"
+        )
+    if moment < EARLIEST_AS_OF:
+        raise UsageError(f"--as-of {moment:%Y-%m-%d}Z is before {EARLIEST_AS_OF:%Y-%m-%d}: not a load date")
     return moment
 
 
@@ -98,6 +134,71 @@ def make_pipeline(db_path: Path, pipelines_dir: Optional[Path] = None) -> dlt.Pi
         dataset_name=DATASET_NAME,
         pipelines_dir=str(pipelines_dir or default_pipelines_dir(db_path)),
     )
+
+
+def check_paths(db_path: Path, pipelines_dir: Path) -> None:
+    """Refuse, before anything is written, a database or working folder the run cannot use.
+
+    Raises:
+        UsageError: a folder is missing or not writable, the database is not a file, or
+            the working folder's path holds a `'` (dlt pastes it into SQL unescaped).
+    """
+    folder = db_path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--db {db_path}: folder {folder} does not exist")
+    if db_path.exists() and not db_path.is_file():
+        raise UsageError(f"--db {db_path} is not a file")
+    _check_writable(folder, f"--db {db_path}")
+    if "'" in str(pipelines_dir.resolve()):
+        raise UsageError(
+            f"dlt's working folder {pipelines_dir} has a ' in its path, which dlt cannot load from: "
+            "move the database to a folder without one, or pass --pipelines-dir elsewhere"
+        )
+    existing = next((p for p in [pipelines_dir, *pipelines_dir.parents] if p.exists()), None)
+    if existing is not None and existing != pipelines_dir and not existing.is_dir():
+        raise UsageError(f"--pipelines-dir {pipelines_dir}: {existing} is not a folder")
+    if existing is not None and existing.is_dir():
+        _check_writable(existing, f"dlt's working folder {pipelines_dir}")
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def check_runtime_settings() -> None:
+    """Refuse `[runtime]` request settings that would fail every request (exit 2, nothing written)."""
+    try:
+        config = resolve_configuration(RuntimeConfiguration())
+    except ConfigValueCannotBeCoercedException as exc:
+        raise UsageError(f"[runtime] {exc.field_name} must be a number") from None
+    timeout = config.request_timeout
+    values = timeout if isinstance(timeout, tuple) else (timeout,)
+    if any(to_seconds(v) <= 0 for v in values):
+        raise UsageError(f"[runtime] request_timeout must be more than 0 seconds, got {timeout!r}")
+    if config.request_max_attempts < 1:
+        raise UsageError(f"[runtime] request_max_attempts must be at least 1, got {config.request_max_attempts}")
+    if config.request_backoff_factor < 0 or to_seconds(config.request_max_retry_delay) < 0:
+        raise UsageError("[runtime] request_backoff_factor and request_max_retry_delay must be 0 or more")
+
+
+def lock_timeout_setting(value: Optional[float]) -> float:
+    """Seconds to wait for a program that holds the DuckDB file: the argument, else
+    `lock_timeout` of `[sources.workspace_images]`, else DEFAULT_LOCK_TIMEOUT."""
+    if value is None:
+        value = dlt.config.get(f"sources.{PIPELINE_NAME}.lock_timeout")
+    if value is None:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"lock_timeout must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise UsageError(f"lock_timeout must be 0 or more seconds, got {value!r}")
+    return seconds
 
 
 def run(
@@ -117,6 +218,8 @@ def run(
     pipelines_dir: Optional[Path] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
     models: bool = True,
+    project_timeout: Optional[float] = None,
+    lock_timeout: Optional[float] = None,
 ) -> RunResult:
     """Extract every project and load it into `db_path`.
 
@@ -127,14 +230,25 @@ def run(
     rebuilt after the load (also when some projects failed: their images stay as
     they were, flagged stale).
 
+    The run holds `<db>.lock` from before it touches the database to the end, so
+    runs of one database never overlap. Load packages that an earlier run left
+    (it was killed, or could not write the file) are loaded first, before this
+    run fetches anything. A program that holds the DuckDB file open is waited for
+    up to `lock_timeout` seconds at each write.
+
     Raises:
         UsageError: a setting is missing or wrong; nothing was written.
+        LockHeld: another run holds this database's lock; nothing was done.
         RunFailed: extraction, load or a model's data test failed.
     """
     started = time.monotonic()
     db_path = Path(db_path)
     run_id = uuid.uuid4().hex
-    moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = check_as_of(as_of)
+    workdir = Path(pipelines_dir) if pipelines_dir else default_pipelines_dir(db_path)
+    check_paths(db_path, workdir)
+    check_runtime_settings()
+    wait = lock_timeout_setting(lock_timeout)
     kwargs: Dict[str, Any] = {
         "projects": projects or None,
         "regions": regions or None,
@@ -143,6 +257,7 @@ def run(
         "discover_projects": discover,
         "filters": filters,
         "concurrency": concurrency,
+        "project_timeout": project_timeout,
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if token is not None:
@@ -151,10 +266,15 @@ def run(
         kwargs["credentials"] = WorkspaceCredentials(**credentials)
     if accounts is not None:
         kwargs["accounts"] = accounts
-    if not db_path.parent.exists():
-        raise UsageError(f"--db {db_path}: folder {db_path.parent} does not exist")
+    fetched: List[Progress] = []
+
+    def progress(state: Progress) -> None:
+        fetched[:] = [state]
+        if on_progress is not None:
+            on_progress(state)
+
     try:
-        source = workspace_images(as_of=moment, run_id=run_id, on_progress=on_progress, **kwargs)
+        source = workspace_images(as_of=moment, run_id=run_id, on_progress=progress, **kwargs)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     except DiscoveryFailed as exc:
@@ -168,31 +288,89 @@ def run(
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
-    before = read_history(db_path)
-    check_as_of_order(db_path, moment, before.latest_as_of)
-    pipeline = make_pipeline(db_path, pipelines_dir)
+    with RunLock(db_path):
+        pipeline = make_pipeline(db_path, workdir)
+        _step(pipeline.sync_destination, db_path, wait, "reading dlt's state")
+        finish_pending_loads(pipeline, db_path, wait)
+        before = wait_for_database(lambda: read_history(db_path), db_path, wait, "reading the history")
+        check_as_of_order(db_path, moment, before.latest_as_of)
+        _step(lambda: pipeline.extract(source), db_path, wait, "extracting")
+        _step(pipeline.normalize, db_path, wait, "normalizing")
+        _step(pipeline.load, db_path, wait, "loading")
+
+        result = RunResult(run_id=run_id, as_of=moment, db_path=db_path)
+        after = wait_for_database(lambda: read_history(db_path, run_id), db_path, wait, "reading the run log")
+        expected = fetched[0].total if fetched else None
+        if expected is None or len(after.projects) != expected:
+            raise RunFailed(
+                f"the load ended but {db_path} holds {len(after.projects)} project_runs rows of this run, "
+                f"not {expected if expected is not None else 'the ones fetched'}: nothing of this run counts "
+                "as loaded; run again"
+            )
+        result.projects = after.projects
+        result.new_versions, result.retired = after.versions - before.versions, after.retired - before.retired
+        if models:
+            result.models = run_models(db_path, wait)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _step(action: Callable[[], Any], db_path: Path, wait: float, what: str) -> Any:
+    """Run one pipeline step, waiting for the DuckDB file while another program holds it;
+    turn its failure into the CLI's error."""
     try:
-        pipeline.run(source)
+        return wait_for_database(action, db_path, wait, what)
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
         if isinstance(cause, ConfigError):
             raise UsageError(str(cause)) from None
         raise RunFailed(f"{exc.step} step failed: {_first_line(cause)}") from None
 
-    result = RunResult(run_id=run_id, as_of=moment, db_path=db_path)
-    after = read_history(db_path, run_id)
-    result.projects = after.projects
-    result.new_versions, result.retired = after.versions - before.versions, after.retired - before.retired
-    if models:
-        result.models = run_models(db_path)
-    result.seconds = time.monotonic() - started
-    return result
 
+def finish_pending_loads(pipeline: dlt.Pipeline, db_path: Path, wait: float) -> None:
+    """Load what an earlier run extracted but did not load, before this run fetches anything.
 
-def run_models(db_path: Path) -> ModelsResult:
-    """Build the SQL models, turning their failures into the CLI's errors."""
+    dlt keeps the load packages of a run that was killed, or could not write the
+    database; left there, they would be loaded in place of the next run's data.
+    A package that the destination refuses for good (a terminal job failure) is
+    discarded with a warning; any other failure stops this run (exit 3) and keeps it.
+    """
+    if not pipeline.has_pending_data:
+        return
+    pending = pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()
+    logger.warning("loading %d package(s) an earlier run left unloaded (%s) before this run",
+                   len(pending), ", ".join(pending))
     try:
-        return build_models(db_path)
+        if pipeline.list_extracted_load_packages():
+            wait_for_database(pipeline.normalize, db_path, wait, "normalizing an earlier run's data")
+        wait_for_database(pipeline.load, db_path, wait, "loading an earlier run's data")
+    except PipelineStepFailed as exc:
+        if not _terminal(exc):
+            raise RunFailed(
+                f"an earlier run's data could not be loaded ({exc.step}: {_first_line(exc.__cause__ or exc)}); "
+                "it is kept for the next run; nothing new was fetched"
+            ) from None
+        logger.warning("discarding the earlier run's package(s) %s: %s", ", ".join(pending), _first_line(exc))
+        pipeline.abort_packages()
+
+
+def _terminal(exc: BaseException) -> bool:
+    current: Optional[BaseException] = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, (LoadClientJobFailed, DestinationTerminalException)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def run_models(db_path: Path, wait: Optional[float] = None) -> ModelsResult:
+    """Build the SQL models, waiting up to `wait` seconds for a program holding the file;
+    turn their failures into the CLI's errors."""
+    seconds = lock_timeout_setting(wait)
+    try:
+        return wait_for_database(lambda: build_models(db_path), db_path, seconds, "building the models")
     except ModelsUnavailable as exc:
         raise UsageError(str(exc)) from None
     except DataTestFailed as exc:
@@ -220,6 +398,7 @@ def read_history(db_path: Path, run_id: Optional[str] = None) -> HistoryState:
     try:
         with duckdb.connect(str(db_path), read_only=True) as con:
             if table_exists(con, DATASET_NAME, "project_runs"):
+                _check_foreign(con, db_path)
                 runs = f"{DATASET_NAME}.project_runs"
                 state.latest_as_of = con.execute(f"select max(as_of) from {runs}").fetchone()[0]
                 if run_id is not None:
@@ -235,6 +414,33 @@ def read_history(db_path: Path, run_id: Optional[str] = None) -> HistoryState:
     except duckdb.Error as exc:
         raise RunFailed(f"cannot read {db_path}: {_first_line(exc)}") from None
     return state
+
+
+EXPECTED_TYPES = {
+    ("project_runs", "as_of"): "TIMESTAMP WITH TIME ZONE",
+    ("project_runs", "run_id"): "VARCHAR",
+    ("images", "_dlt_valid_from"): "TIMESTAMP WITH TIME ZONE",
+}
+"""Columns whose type shows a table was written by this tool."""
+
+
+def _check_foreign(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
+    """Refuse a database whose `workspace_images` tables some other program made."""
+    found = {
+        (table, column): kind
+        for table, column, kind in con.execute(
+            "select table_name, column_name, data_type from information_schema.columns where table_schema = ?",
+            [DATASET_NAME],
+        ).fetchall()
+    }
+    tables = {table for table, _ in found}
+    for (table, column), kind in EXPECTED_TYPES.items():
+        if table in tables and found.get((table, column)) != kind:
+            raise UsageError(
+                f"{db_path} has a table {DATASET_NAME}.{table} that workspace-images did not write "
+                f"(column {column} is {found.get((table, column)) or 'missing'}, not {kind}): "
+                "use another --db, or rename that schema"
+            )
 
 
 def check_as_of_order(db_path: Path, as_of: datetime, latest: Optional[datetime]) -> None:

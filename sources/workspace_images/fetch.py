@@ -308,6 +308,8 @@ class ProjectFetcher:
                 thread_name_prefix="workspace_images",
             )
             logger.info("fetching %d project(s), %d at a time", len(self.targets), self.concurrency)
+            if self._on_progress:
+                self._on_progress(self.progress)
             self._futures = [self._executor.submit(self._fetch, i) for i in range(len(self.targets))]
             self._executor.shutdown(wait=False)
 

@@ -1,0 +1,161 @@
+"""One run per database at a time, and patience with programs that hold the DuckDB file open."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+logger = logging.getLogger("workspace_images")
+
+T = TypeVar("T")
+
+LOCK_SUFFIX = ".lock"
+"""The run lock sits beside the database: `images.duckdb` -> `images.duckdb.lock`."""
+
+_HOLDER_RE = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+class LockHeld(Exception):
+    """Another run holds this database's run lock (exit 4); the message names it."""
+
+
+class DatabaseBusy(Exception):
+    """Another program kept the DuckDB file locked for longer than we wait (exit 3)."""
+
+
+def lock_path(db_path: Path) -> Path:
+    """Where the run lock of `db_path` lives."""
+    return db_path.with_name(db_path.name + LOCK_SUFFIX)
+
+
+class RunLock:
+    """An exclusive, non-blocking `flock` on `<db>.lock`, held for a whole run.
+
+    The kernel drops the lock when the process ends, however it ends (kill -9
+    included), so a crashed run never blocks the next one. The file keeps the
+    holder's PID and start time for the message a second run prints.
+    """
+
+    def __init__(self, db_path: Path, what: str = "run") -> None:
+        self.path = lock_path(db_path)
+        self.what = what
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> "RunLock":
+        """Take the lock or raise LockHeld naming its holder."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise LockHeld(
+                f"another workspace-images {holder} holds {self.path}: nothing was done; "
+                "run again when it has finished"
+            ) from None
+        os.ftruncate(fd, 0)
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        os.write(fd, f"{self.what} (PID {os.getpid()}, started {started})\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (the file stays: deleting it would race a run taking it)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "run"
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is DuckDB refusing a file another process holds."""
+    seen = 0
+    current: Optional[BaseException] = error
+    while current is not None and seen < 10:
+        if "Could not set lock on file" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def lock_holder(error: BaseException) -> str:
+    """`PID 1234 (python3 report.py)` from DuckDB's lock error, as far as it can be told."""
+    current: Optional[BaseException] = error
+    for _ in range(10):
+        if current is None:
+            break
+        match = _HOLDER_RE.search(str(current))
+        if match:
+            pid = match["pid"]
+            return f"PID {pid} ({_command_line(pid) or match['exe']})"
+        current = current.__cause__ or current.__context__
+    return "another program"
+
+
+def _command_line(pid: str) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return " ".join(part.decode("utf-8", errors="replace") for part in raw.split(b"\0") if part)[:120]
+
+
+def wait_for_database(
+    action: Callable[[], T],
+    db_path: Path,
+    timeout: float,
+    what: str,
+    poll: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `action`; while DuckDB says another process holds the file, wait and call it again.
+
+    A dashboard or `report` holding the file open is normal: the run waits up to
+    `timeout` seconds for it to let go, then raises DatabaseBusy naming the holder.
+    Other errors pass through at once.
+    """
+    deadline = clock() + timeout
+    announced = False
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if not is_lock_conflict(exc):
+                raise
+            holder = lock_holder(exc)
+            if clock() >= deadline:
+                raise DatabaseBusy(
+                    f"{db_path} is held open by {holder} and stayed so for {timeout:g}s, so {what} "
+                    "could not write it: close that program (a BI tool, `workspace-images report`, "
+                    "a DuckDB shell) and run again"
+                ) from None
+            if not announced:
+                logger.warning("%s is held open by %s; waiting up to %gs for it before %s",
+                               db_path, holder, timeout, what)
+                announced = True
+            sleep(poll)
