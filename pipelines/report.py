@@ -27,7 +27,8 @@ import duckdb
 
 from . import charts
 from .charts import Series, esc
-from .runner import RunFailed, UsageError
+from .locking import wait_for_database
+from .runner import RunFailed, UsageError, lock_timeout_setting
 
 logger = logging.getLogger("workspace_images")
 
@@ -59,7 +60,9 @@ def _connect(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     if not db_path.exists():
         raise UsageError(f"{db_path} does not exist: load it first with `workspace-images run`")
     try:
-        con = duckdb.connect(str(db_path), read_only=True)
+        con = wait_for_database(
+            lambda: duckdb.connect(str(db_path), read_only=True), db_path, lock_timeout_setting(None), "reading it"
+        )
     except duckdb.Error as exc:
         raise RunFailed(f"cannot open {db_path}: {str(exc).strip().splitlines()[0]}") from None
     try:
@@ -415,14 +418,18 @@ def export(db_path: Path, directory: Path, fmt: str) -> List[Path]:
         tables = [r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_schema = ? order by table_name", [ANALYTICS]
         ).fetchall()]
-        directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for table in tables:
-            target = directory / f"{table}.{fmt}"
-            quoted = str(target).replace("'", "''")
-            con.execute(f'copy {ANALYTICS}."{table}" to \'{quoted}\' ({options[fmt]})')
-            written.append(target)
-            logger.info("exported %s.%s to %s", ANALYTICS, table, target)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for table in tables:
+                target = directory / f"{table}.{fmt}"
+                quoted = str(target).replace("'", "''")
+                con.execute(f'copy {ANALYTICS}."{table}" to \'{quoted}\' ({options[fmt]})')
+                written.append(target)
+                logger.info("exported %s.%s to %s", ANALYTICS, table, target)
+        except (OSError, duckdb.IOException) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
+            raise UsageError(f"--{fmt} {directory}: cannot write there ({reason})") from None
     return written
 
 
@@ -768,8 +775,11 @@ def write_html(db_path: Path, path: Path) -> Path:
     """
     path = Path(path)
     page = render_html(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--html {path}: cannot write there ({exc.strerror or exc})") from None
     return path
 
 
