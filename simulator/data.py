@@ -315,6 +315,10 @@ def created_at_key(value: Any) -> str:
 def sort_images(images: Iterable[Image], field: str = "name", descending: bool = False) -> list[Image]:
     """Sort images the way the API does: by ``field``, ties broken by ``id`` ascending.
 
+    An image without ``field`` sorts as if it were ``""``. One whose value is
+    not a string (null, a number, an object, ...) cannot be compared: those
+    come last in either direction, by ``id``.
+
     Args:
         images: The images.
         field: ``name`` or ``created_at``.
@@ -323,12 +327,14 @@ def sort_images(images: Iterable[Image], field: str = "name", descending: bool =
     Returns:
         A new list of the same dicts.
     """
-    result = sorted(images, key=lambda image: str(image.get("id", "")))
+    by_id = sorted(images, key=lambda image: str(image.get("id", "")))
+    result = [image for image in by_id if isinstance(image.get(field, ""), str)]
+    odd = [image for image in by_id if not isinstance(image.get(field, ""), str)]
     if field == "created_at":
-        result.sort(key=lambda image: created_at_key(image.get("created_at")), reverse=descending)
+        result.sort(key=lambda image: created_at_key(image.get(field)), reverse=descending)
     else:
-        result.sort(key=lambda image: str(image.get(field, "")), reverse=descending)
-    return result
+        result.sort(key=lambda image: image.get(field, ""), reverse=descending)
+    return result + odd
 
 
 class ProjectHistory:

@@ -11,6 +11,10 @@ and temporary AK/SK/security-token triples. It answers three questions:
 - :meth:`IdentityStore.authorize_iam`: which account does this IAM project
   listing call belong to.
 
+For clients' robustness tests the listings can carry raw, unvalidated entries
+(:meth:`IdentityStore.add_raw_listing_entry`) and be served in pages with
+``links.next`` (:meth:`IdentityStore.set_listing_paging`).
+
 Refusals are :class:`AuthError`; the server renders them either as a gateway
 body ``{"error_code": "APIG.0301", ...}`` (the prefix depends on the endpoint)
 or as Keystone's ``{"error": {"code", "message", "title"}}``.
@@ -39,6 +43,7 @@ answers 403 ``APIG.0302``.
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import json
 import logging
@@ -265,6 +270,9 @@ class IdentityStore:
         self._users_locked_until: dict[tuple[str, str], float] = {}
         self._signature_failures: dict[str, int] = {}
         self._keys_locked_until: dict[str, float] = {}
+        self._raw_entries: dict[str, list[Any]] = {}
+        self._listing_per_page: int | None = None
+        self._listing_next_url: str | None = None
 
     # accounts and projects
 
@@ -415,7 +423,93 @@ class IdentityStore:
             except KeyError:
                 raise KeyError(f"unknown project {project_id}") from None
 
-    def listing(self, domain: str, base_url: str, filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    def add_raw_listing_entry(self, entry: Any, domain: str | None = None) -> None:
+        """Append an entry, verbatim and unvalidated, to an account's project listings.
+
+        ``GET /v3/auth/projects`` and ``GET /v3/projects`` serve it after the
+        real projects, whatever the filters, e.g. ``{"id": "x'); DROP TABLE
+        t; --", "name": "cn-north-4"}``, ``{"id": ""}``, ``{"id": 7}`` or not
+        even an object. Paging (``page``, ``per_page``) counts it.
+
+        Args:
+            entry: Any JSON-able value, normally a dict; it is copied.
+            domain: The account; the default one when None.
+
+        Raises:
+            TypeError: ``entry`` cannot be serialised as JSON (ValueError
+                when it refers to itself).
+            KeyError: No such account.
+        """
+        json.dumps(entry)
+        with self._lock:
+            account = self.account(domain)
+            self._raw_entries.setdefault(account.domain, []).append(copy.deepcopy(entry))
+
+    def clear_raw_listing_entries(self) -> None:
+        """Remove the raw entries of every account."""
+        with self._lock:
+            self._raw_entries.clear()
+
+    def set_listing_paging(self, per_page: int | None, next_url: str | None = None) -> None:
+        """Serve project listings in pages, as IAM does with ``page`` and ``per_page``.
+
+        With ``per_page`` set, both listings serve page ``page`` (default 1)
+        of ``per_page`` entries (the request's ``per_page`` wins when given),
+        with ``links.next`` pointing to the next page on the same host,
+        ``{endpoint}{path}?page=N&per_page=M`` (``/v3/projects`` keeps its
+        filters after them), or null on the last page, and ``links.previous``
+        likewise.
+
+        Args:
+            per_page: Entries per page; None serves everything in one answer
+                with null links (the default).
+            next_url: When given, the ``links.next`` of every first page,
+                verbatim, even when everything fits on it: point it at
+                another host to check that a client does not follow it.
+
+        Raises:
+            ValueError: ``per_page`` < 1, or ``next_url`` without ``per_page``.
+        """
+        if per_page is not None and (isinstance(per_page, bool) or not isinstance(per_page, int) or per_page < 1):
+            raise ValueError(f"per_page must be None or an integer >= 1, got {per_page!r}")
+        if per_page is None and next_url is not None:
+            raise ValueError("next_url needs per_page")
+        with self._lock:
+            self._listing_per_page = per_page
+            self._listing_next_url = next_url
+
+    @property
+    def listing_paging(self) -> tuple[int | None, str | None]:
+        """``(per_page, next_url)`` as set by :meth:`set_listing_paging`."""
+        with self._lock:
+            return self._listing_per_page, self._listing_next_url
+
+    def listing_page(
+        self, domain: str, base_url: str, filters: Mapping[str, str]
+    ) -> tuple[list[Any], int, int, bool]:
+        """Return one page of an account's listing, sized as :meth:`set_listing_paging` says.
+
+        Args:
+            domain: The account.
+            base_url: The IAM endpoint, for each entry's ``links.self``.
+            filters: As for :meth:`listing`; ``page`` defaults to 1 and
+                ``per_page`` to the configured size.
+
+        Returns:
+            ``(entries, page, per_page, more)``: ``more`` tells whether a later
+            page holds entries.
+
+        Raises:
+            AuthError: ``page`` or ``per_page`` is not a positive integer.
+        """
+        with self._lock:
+            default = self._listing_per_page or 5000
+        page = _positive(filters, "page", 1)
+        per_page = _positive(filters, "per_page", default)
+        entries = self.listing(domain, base_url, {k: v for k, v in filters.items() if k not in ("page", "per_page")})
+        return entries[(page - 1) * per_page:page * per_page], page, per_page, page * per_page < len(entries)
+
+    def listing(self, domain: str, base_url: str, filters: Mapping[str, str] | None = None) -> list[Any]:
         """Return an account's projects as IAM lists them.
 
         Args:
@@ -425,7 +519,9 @@ class IdentityStore:
                 ``is_domain``, ``id`` (exact matches), ``page`` and ``per_page``.
 
         Returns:
-            Project entries, ``MOS`` included, in creation order.
+            Project entries, ``MOS`` included, in creation order, then the
+            account's raw entries (see :meth:`add_raw_listing_entry`),
+            unfiltered; ``page`` and ``per_page`` slice the whole.
 
         Raises:
             AuthError: ``page`` or ``per_page`` is not a positive integer.
@@ -450,6 +546,7 @@ class IdentityStore:
                     "description": "",
                     "links": {"self": f"{base_url}/v3/projects/{project.project_id}"},
                 })
+            raw = copy.deepcopy(self._raw_entries.get(domain, []))
         for key in ("name", "domain_id", "parent_id", "id"):
             if key in filters:
                 entries = [e for e in entries if e[key] == filters[key]]
@@ -457,6 +554,7 @@ class IdentityStore:
             entries = [e for e in entries if e["enabled"] != _is_bool_false(filters["enabled"])]
         if "is_domain" in filters and not _is_bool_false(filters["is_domain"]):
             entries = []
+        entries = [*entries, *raw]
         if "page" in filters or "per_page" in filters:
             page = _positive(filters, "page", 1)
             per_page = _positive(filters, "per_page", 5000)

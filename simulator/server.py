@@ -4,8 +4,9 @@
 projects on one loopback port, with the API's paging, filters, sorting, error
 bodies and authentication, and with the faults a client has to survive:
 throttling with and without ``Retry-After``, 5xx errors, dropped connections,
-malformed bodies, paging that never advances, and data that changes while a
-project is being paged.
+malformed bodies, paging that never advances, a lying ``total_count``, answers
+that drip one byte at a time or never come, slow projects, redirects to other
+hosts, and data that changes while a project is being paged.
 
 The same port serves the IAM calls a client makes before it reads images
 (see :mod:`simulator.iam`): ``POST /v3/auth/tokens`` (password tokens),
@@ -21,19 +22,19 @@ import copy
 import datetime as dt
 import json
 import logging
+import math
 import random
 import re
 import socket
 import socketserver
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from simulator.data import (
     DEFAULT_REGIONS,
@@ -89,6 +90,8 @@ SORT_TYPES = ("asc", "desc")
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 POLL_INTERVAL = 0.05
 IDLE_TIMEOUT = 60
+DEFAULT_DRIP_INTERVAL = 0.2
+"""Seconds between two bytes of a ``drip`` or ``drip_headers`` answer."""
 THROTTLE_MSG = "The throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 minute"
 
 
@@ -133,8 +136,11 @@ RANDOM_FAULTS: dict[str, Fault] = {
 }
 """The faults ``fault_rate`` draws from (uniformly over ``Simulator.fault_kinds``)."""
 
-PROJECT_FAULT_KINDS = ("status", "flaky", "retry_after", "malformed", "stuck", *RANDOM_FAULTS)
+PROJECT_FAULT_KINDS = ("status", "flaky", "retry_after", "malformed", "stuck", "total_count", "drip",
+                       "drip_headers", "silent", "slow", *RANDOM_FAULTS)
 """Kinds accepted by :meth:`Simulator.fail_project`."""
+DRIP_KINDS = ("drip", "drip_headers")
+"""Fault kinds that send a whole answer slowly, one byte every ``interval`` seconds."""
 
 
 def _default_error(status: int) -> tuple[str, str]:
@@ -171,7 +177,8 @@ class RequestRecord:
         method: HTTP method.
         path: Path without the query string.
         query: Query parameters (first value of each).
-        status: HTTP status sent; None when the connection was dropped.
+        status: HTTP status sent; None when the connection was dropped or
+            the request is never answered (``silent``).
         project_id: The project of an images request; None for other paths.
     """
 
@@ -187,6 +194,8 @@ class _ProjectFault:
     kind: str
     fault: Fault | None
     times: int | None
+    total: int | None = None
+    interval: float = 0.0
 
     def active(self) -> bool:
         return self.times is None or self.times > 0
@@ -208,10 +217,24 @@ class _ProjectState:
 
 
 @dataclass
+class _Redirect:
+    path_prefix: str
+    location: str
+    status: int
+    times: int | None
+
+    def active(self) -> bool:
+        return self.times is None or self.times > 0
+
+
+@dataclass
 class _Response:
     status: int | None
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    delivery: str | None = None
+    """None sends the answer at once; ``drip``, ``drip_headers`` or ``silent`` (see ``fail_project``)."""
+    interval: float = 0.0
 
 
 class _BadRequest(Exception):
@@ -242,6 +265,10 @@ class _Server(ThreadingHTTPServer):
     def untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.discard(connection)
+
+    def connection_count(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
 
     def close_connections(self) -> None:
         with self._connections_lock:
@@ -322,10 +349,16 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if response.status is None:
             self.close_connection = True
+            if response.delivery == "silent":
+                self._hold()
+                return
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            return
+        if response.delivery in DRIP_KINDS:
+            self._drip(response)
             return
         self.send_response(response.status)
         for name, value in response.headers.items():
@@ -336,6 +369,63 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+    def _hold(self) -> None:
+        """Answer nothing; return once the client closes the connection or the simulator stops.
+
+        Whatever the client sends meanwhile is read and ignored.
+        """
+        stopping = self.server.simulator._stopping
+        try:
+            self.connection.settimeout(POLL_INTERVAL)
+        except OSError:
+            return
+        while not stopping.is_set():
+            try:
+                data = self.connection.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+
+    def _drip(self, response: _Response) -> None:
+        """Send an answer slowly: the body (``drip``) or the head (``drip_headers``) one byte at a time.
+
+        Each slow byte goes ``response.interval`` seconds after the one before
+        it (the first one that long after the part sent at once); the rest is
+        sent at once. Stops early, closing the connection, when the client goes
+        away or the simulator stops.
+        """
+        assert response.status is not None
+        self.log_request(response.status)
+        phrase = self.responses.get(response.status, ("",))[0]
+        lines = [f"{self.protocol_version} {response.status} {phrase}",
+                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
+                 *(f"{name}: {value}" for name, value in response.headers.items()),
+                 f"Content-Length: {len(response.body)}"]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
+        body = response.body if self.command != "HEAD" else b""
+        slow, fast = (head, body) if response.delivery == "drip_headers" else (body, head)
+        try:
+            if response.delivery == "drip":
+                self.wfile.write(fast)
+            complete = self._trickle(slow, response.interval)
+            if complete and response.delivery == "drip_headers":
+                self.wfile.write(fast)
+        except OSError:
+            complete = False
+        if not complete:
+            self.close_connection = True
+
+    def _trickle(self, data: bytes, interval: float) -> bool:
+        pause = self.server.simulator._pause
+        for index in range(len(data)):
+            if not pause(interval):
+                return False
+            self.wfile.write(data[index:index + 1])
+        return True
 
 
 class Simulator:
@@ -418,8 +508,10 @@ class Simulator:
         self._fault_rng = random.Random(f"{seed}:faults")
         self._mutation_rng = random.Random(f"{seed}:mutations")
         self._states: dict[str, _ProjectState] = {}
+        self._redirects: list[_Redirect] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.iam = IdentityStore(seed, self._lock, token_ttl, token)
         default = self.iam.add_account(
             domain or DEFAULT_DOMAIN,
@@ -458,6 +550,7 @@ class Simulator:
         """
         if self._server is not None:
             raise RuntimeError("the simulator is already started")
+        self._stopping.clear()
         self._server = _Server((self.host, self.port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -471,10 +564,15 @@ class Simulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close open connections. Safe to call twice."""
+        """Stop serving and close open connections. Safe to call twice.
+
+        Answers being delayed, dripped or held back (``slow``, ``drip``,
+        ``silent``, ``latency_ms``) are cut short: their connections close.
+        """
         server, thread = self._server, self._thread
         if server is None:
             return
+        self._stopping.set()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -490,6 +588,21 @@ class Simulator:
         if self._server is None:
             raise RuntimeError("the simulator is not started")
         return f"http://{self._server.server_name}:{self._server.server_port}"
+
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open now (0 when not started).
+
+        Tests use it to check that a client closes the connections it gives
+        up on, e.g. one held open by a ``silent`` fault.
+        """
+        return self._server.connection_count() if self._server is not None else 0
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless the simulator stops first; return False when it stopped."""
+        if seconds <= 0:
+            return not self._stopping.is_set()
+        return not self._stopping.wait(seconds)
 
     # projects and data
 
@@ -813,6 +926,11 @@ class Simulator:
     def publish(self, project_id: str, image: dict[str, Any] | None = None) -> Image:
         """Add an image to a project's live data.
 
+        Any JSON-able names and values are stored and served verbatim, in
+        their order: ``""`` as a name, ``osType`` beside ``os_type``, integers
+        beyond 64 bits, nested objects, odd ``created_at`` strings, strings
+        with a lone surrogate (served as a ``\\ud800`` escape).
+
         Args:
             project_id: The project.
             image: Fields of the image; missing ones (``id`` included) are
@@ -823,7 +941,7 @@ class Simulator:
         """
         with self._lock:
             state = self._state(project_id)
-            taken = {existing["name"] for existing in state.live}
+            taken = {existing["name"] for existing in state.live if isinstance(existing.get("name"), str)}
             created_on = self.start_date + dt.timedelta(days=self._day)
             stored = new_image(self._mutation_rng, created_on, taken)
             stored.update(copy.deepcopy(image or {}))
@@ -834,6 +952,9 @@ class Simulator:
 
     def modify(self, project_id: str, image_id: str, **fields: Any) -> Image:
         """Change fields of a live image.
+
+        Like :meth:`publish`, any JSON-able names and values are served
+        verbatim (pass odd names as ``**{"": 1}``).
 
         Args:
             project_id: The project.
@@ -861,11 +982,13 @@ class Simulator:
         error_msg: str | None = None,
         times: int | None = None,
         retry_after: int | None = 1,
+        total: int | None = None,
+        interval: float | None = None,
     ) -> None:
         """Make a project's images requests fail, until :meth:`clear_faults`.
 
         Faults apply in the order added; the first active one that answers
-        with an error wins. Kinds:
+        with an error (or, for ``silent``, does not answer) wins. Kinds:
 
         - ``status``: an error response (default 403 ``APIG.0302``), persistent.
         - ``flaky``: an error (default 503) for the first ``times`` (default 1)
@@ -875,7 +998,22 @@ class Simulator:
         - ``drop``: close the connection without a response.
         - ``malformed``: 200 with a truncated, non-JSON body.
         - ``stuck``: every offset answers with the first page; total_count is true.
+        - ``total_count``: the true page of images, but ``"total_count": total``.
+        - ``drip``: the status line and headers (with the true
+          ``Content-Length``) at once, then the body one byte every
+          ``interval`` seconds.
+        - ``drip_headers``: the status line and headers one byte every
+          ``interval`` seconds, then the body at once.
+        - ``silent``: the request is read and never answered; the connection
+          stays open until the client closes it or the simulator stops.
+        - ``slow``: each request of the project (refused ones included) waits
+          ``interval`` seconds before it is handled, on top of ``latency_ms``.
         - any name in :data:`RANDOM_FAULTS`: that fault.
+
+        ``drip`` and ``drip_headers`` deliver whatever the answer is, error
+        faults included. Every kind but ``flaky`` and ``retry_after`` lasts
+        until cleared unless ``times`` is given. Requests held by ``silent``,
+        ``drip`` or ``slow`` end when :meth:`stop` is called.
 
         Args:
             project_id: The project.
@@ -887,9 +1025,33 @@ class Simulator:
                 (``flaky`` and ``retry_after`` default to 1).
             retry_after: Seconds in ``Retry-After`` (``retry_after`` kind, or any
                 429); None sends no header.
+            total: The ``total_count`` to serve; required for ``total_count``,
+                refused for other kinds.
+            interval: Seconds between two bytes (``drip``, ``drip_headers``;
+                default :data:`DEFAULT_DRIP_INTERVAL`) or the delay of each
+                request (``slow``, required); refused for other kinds.
+
+        Raises:
+            ValueError: An unknown kind, or ``total`` or ``interval`` missing,
+                invalid or given to a kind that does not use it.
+            KeyError: An unknown project.
         """
         if kind not in PROJECT_FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(PROJECT_FAULT_KINDS)}")
+        if kind == "total_count":
+            if isinstance(total, bool) or not isinstance(total, int):
+                raise ValueError(f"the total_count fault needs an integer total, got {total!r}")
+        elif total is not None:
+            raise ValueError(f"total applies only to the total_count fault, not to {kind!r}")
+        if kind in (*DRIP_KINDS, "slow"):
+            if interval is None and kind == "slow":
+                raise ValueError("the slow fault needs an interval (seconds)")
+            interval = DEFAULT_DRIP_INTERVAL if interval is None else interval
+            if isinstance(interval, bool) or not isinstance(interval, (int, float)) or \
+                    not math.isfinite(interval) or interval < 0:
+                raise ValueError(f"interval must be a finite number of seconds >= 0, got {interval!r}")
+        elif interval is not None:
+            raise ValueError(f"interval applies only to the drip, drip_headers and slow faults, not to {kind!r}")
         fault: Fault | None
         if kind in ("status", "flaky", "retry_after"):
             default_status = {"status": 403, "flaky": 503, "retry_after": 429}[kind]
@@ -911,7 +1073,8 @@ class Simulator:
         else:
             fault = None
         with self._lock:
-            self._state(project_id).faults.append(_ProjectFault(kind, fault, times))
+            self._state(project_id).faults.append(
+                _ProjectFault(kind, fault, times, total=total, interval=float(interval or 0.0)))
 
     def clear_faults(self, project_id: str | None = None) -> None:
         """Remove the faults of one project, or of all when None.
@@ -923,6 +1086,43 @@ class Simulator:
             states = [self._state(project_id)] if project_id else list(self._states.values())
             for state in states:
                 state.faults.clear()
+
+    def redirect(self, path_prefix: str, location: str, status: int = 307, times: int | None = None) -> None:
+        """Answer requests whose path starts with a prefix with a redirect, until :meth:`clear_redirects`.
+
+        Any request, IAM or Workspace, with any method, whose path (without the
+        query, as sent: percent-encoded) starts with ``path_prefix`` is
+        answered before authentication with ``status``, a ``Location:
+        {location}`` header and the body ``{}``. Redirects apply in the order
+        added; the first active one that matches wins. Tests point
+        ``location`` at another host (see ``tests/recorder.py``) to check that
+        no credential follows the redirect.
+
+        Args:
+            path_prefix: E.g. ``/v3/auth/tokens``, ``/v2/`` or ``/`` (everything).
+            location: The ``Location`` header, verbatim.
+            status: A 3xx status.
+            times: How many requests to redirect; None means until cleared.
+
+        Raises:
+            ValueError: ``path_prefix`` does not start with ``/``, ``status``
+                is not 3xx, ``location`` holds a line break, or ``times`` < 1.
+        """
+        if not path_prefix.startswith("/"):
+            raise ValueError(f"path_prefix must start with '/', got {path_prefix!r}")
+        if not 300 <= status <= 399:
+            raise ValueError(f"a redirect needs a 3xx status, got {status}")
+        if "\r" in location or "\n" in location:
+            raise ValueError("location must not contain a line break")
+        if times is not None and times < 1:
+            raise ValueError(f"times must be None or >= 1, got {times}")
+        with self._lock:
+            self._redirects.append(_Redirect(path_prefix, location, status, times))
+
+    def clear_redirects(self) -> None:
+        """Remove every redirect added with :meth:`redirect`."""
+        with self._lock:
+            self._redirects.clear()
 
     def on_request(self, project_id: str, fn: Callable[[Simulator, str, int], Any] | None) -> None:
         """Call ``fn(sim, project_id, request_number)`` after each images request of a project.
@@ -964,19 +1164,24 @@ class Simulator:
         self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[_Response, str | None, dict[str, str]]:
         if self.latency_ms:
-            time.sleep(self.latency_ms / 1000)
+            self._pause(self.latency_ms / 1000)
         parts = urlsplit(target)
         query = {name: values[0] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        match = IMAGES_PATH.match(parts.path)
+        project_id = unquote(match["project_id"]) if match is not None else None
+        redirect = self._take_redirect(parts.path)
+        if redirect is not None:
+            return redirect, project_id, query
         if parts.path in IAM_METHODS:
             return self._handle_iam(method, parts.path, parts.query, query, headers, body), None, query
-        match = IMAGES_PATH.match(parts.path)
-        if match is None:
+        if project_id is None:
             return self._error(404, *STATUS_ERRORS[404]), None, query
-        project_id = unquote(match["project_id"])
         if method != "GET":
             response = self._error(405, "WKS.0405", f"The method {method} is not allowed for {parts.path}.")
             response.headers["Allow"] = "GET"
             return response, project_id, query
+        if not self._pause(self._slow_delay(project_id)):
+            return _Response(None), project_id, query
         with self._lock:
             refusal = self._authenticate(method, target, headers, body, project_id)
             if refusal is not None:
@@ -987,12 +1192,39 @@ class Simulator:
                 return self._error(404, *STATUS_ERRORS[404]), project_id, query
             state.requests += 1
             response = self._answer(state, query)
+            if response.status is not None:
+                self._set_delivery(state, response)
             if state.hook is not None:
                 try:
                     state.hook(self, project_id, state.requests)
                 except Exception:
                     LOGGER.exception("on_request hook of project %s failed", project_id)
         return response, project_id, query
+
+    def _take_redirect(self, path: str) -> _Response | None:
+        with self._lock:
+            redirect = next((r for r in self._redirects if r.active() and path.startswith(r.path_prefix)), None)
+            if redirect is None:
+                return None
+            if redirect.times is not None:
+                redirect.times -= 1
+        response = _Response(redirect.status, b"{}", self._headers())
+        response.headers["Location"] = redirect.location
+        return response
+
+    def _slow_delay(self, project_id: str) -> float:
+        with self._lock:
+            state = self._states.get(project_id)
+            slow = self._take(state, "slow") if state is not None else None
+            return slow.interval if slow is not None else 0.0
+
+    def _set_delivery(self, state: _ProjectState, response: _Response) -> None:
+        for fault in state.faults:
+            if fault.kind in DRIP_KINDS and fault.active():
+                fault.consume()
+                response.delivery = fault.kind
+                response.interval = fault.interval
+                return
 
     def _handle_iam(
         self,
@@ -1031,17 +1263,39 @@ class Simulator:
             caller = self.iam.authorize_iam(method, path, raw_query, headers, body,
                                             allow_signature=path == PROJECTS_PATH)
             filters = query if path == PROJECTS_PATH else {}
-            projects = self.iam.listing(caller.account.domain, self.url, filters)
+            per_page, first_next = self.iam.listing_paging
+            if per_page is None:
+                projects = self.iam.listing(caller.account.domain, self.url, filters)
+            else:
+                paging = {k: v for k, v in query.items() if k in ("page", "per_page")}
+                projects, page, size, more = self.iam.listing_page(caller.account.domain, self.url,
+                                                                   {**filters, **paging})
         except AuthError as refusal:
             LOGGER.debug("IAM refused %s %s: %s", method, path, refusal.message)
             return self._refusal(refusal, IAM_GATEWAY)
-        self_link = f"{self.url}{path}" + (f"?{raw_query}" if raw_query and path == PROJECTS_PATH else "")
-        return self._json(200, {"projects": projects, "links": {"self": self_link, "previous": None, "next": None}})
+        if per_page is None:
+            self_link = f"{self.url}{path}" + (f"?{raw_query}" if raw_query and path == PROJECTS_PATH else "")
+            return self._json(200, {"projects": projects,
+                                    "links": {"self": self_link, "previous": None, "next": None}})
+        kept = [(k, v) for k, v in parse_qsl(raw_query, keep_blank_values=True)
+                if k not in ("page", "per_page")] if path == PROJECTS_PATH else []
+
+        def link(number: int) -> str:
+            return f"{self.url}{path}?" + urlencode([("page", number), ("per_page", size), *kept])
+
+        next_link = link(page + 1) if more else None
+        if page == 1 and first_next is not None:
+            next_link = first_next
+        links = {"self": link(page), "previous": link(page - 1) if page > 1 else None, "next": next_link}
+        return self._json(200, {"projects": projects, "links": links})
 
     def _answer(self, state: _ProjectState, query: dict[str, str]) -> _Response:
-        failing = next((f for f in state.faults if f.fault is not None and f.active()), None)
+        failing = next((f for f in state.faults if (f.fault is not None or f.kind == "silent") and f.active()),
+                       None)
         if failing is not None:
             failing.consume()
+            if failing.fault is None:
+                return _Response(None, delivery="silent")
             return self._fault(failing.fault)
         if self.fault_rate and self.fault_kinds and self._fault_rng.random() < self.fault_rate:
             return self._fault(RANDOM_FAULTS[self._fault_rng.choice(self.fault_kinds)])
@@ -1057,17 +1311,23 @@ class Simulator:
         matching = [image for image in state.live if self._matches(image, query)]
         ordered = sort_images(matching, sort_field, descending=sort_type == "desc")
         page = [self._serialise(image) for image in ordered[offset:offset + limit]]
-        text = json.dumps({"total_count": len(matching), "images": page}, ensure_ascii=False, separators=(",", ":"))
-        if self._modifier(state, "malformed"):
-            text = text[: max(1, len(text) // 2)]
-        return _Response(200, text.encode("utf-8"), self._headers())
+        lying = self._take(state, "total_count")
+        total = lying.total if lying is not None else len(matching)
+        body = _json_bytes({"total_count": total, "images": page}, compact=True,
+                           truncate=self._modifier(state, "malformed"))
+        return _Response(200, body, self._headers())
 
     def _modifier(self, state: _ProjectState, kind: str) -> bool:
+        return self._take(state, kind) is not None
+
+    @staticmethod
+    def _take(state: _ProjectState, kind: str) -> _ProjectFault | None:
+        """Consume and return the first active fault of a kind, or None."""
         for fault in state.faults:
             if fault.kind == kind and fault.active():
                 fault.consume()
-                return True
-        return False
+                return fault
+        return None
 
     def _matches(self, image: Image, query: dict[str, str]) -> bool:
         for param, field_name in FILTER_FIELDS.items():
@@ -1093,7 +1353,7 @@ class Simulator:
 
     def _json(self, status: int, body: dict[str, Any]) -> _Response:
         headers = self._headers()
-        return _Response(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers)
+        return _Response(status, _json_bytes(body), headers)
 
     def _keystone_error(self, status: int, message: str) -> _Response:
         title = KEYSTONE_TITLES.get(status, "Error")
@@ -1107,7 +1367,7 @@ class Simulator:
     def _error(self, status: int, error_code: str, error_msg: str) -> _Response:
         headers = self._headers()
         body = {"error_code": error_code, "error_msg": error_msg, "request_id": headers["X-Request-Id"]}
-        return _Response(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers)
+        return _Response(status, _json_bytes(body), headers)
 
     def _fault(self, fault: Fault) -> _Response:
         if fault.drop:
@@ -1116,6 +1376,33 @@ class Simulator:
         if fault.retry_after is not None:
             response.headers["Retry-After"] = str(fault.retry_after)
         return response
+
+
+def _json_bytes(value: Any, *, compact: bool = False, truncate: bool = False) -> bytes:
+    """Serialise a body as UTF-8 JSON.
+
+    Text that UTF-8 cannot carry (a lone surrogate such as ``"\\ud800"``)
+    makes the whole body ASCII, with ``\\uXXXX`` escapes, as ``json.dumps``
+    writes it with ``ensure_ascii=True``.
+
+    Args:
+        value: The body.
+        compact: Leave out the spaces after ``,`` and ``:``.
+        truncate: Keep only the first half of the text (a malformed body).
+
+    Returns:
+        The encoded body.
+    """
+    separators = (",", ":") if compact else None
+    for ensure_ascii in (False, True):
+        text = json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
+        if truncate:
+            text = text[: max(1, len(text) // 2)]
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+    raise AssertionError("ASCII JSON always encodes")
 
 
 def _int_param(query: dict[str, str], name: str, default: int, maximum: int) -> int:
