@@ -43,7 +43,7 @@ class RunLock:
     """
 
     def __init__(self, db_path: Path, what: str = "run") -> None:
-        self.path = lock_path(db_path)
+        self.path = lock_path(db_path.resolve())
         self.what = what
         self._fd: Optional[int] = None
 
@@ -121,7 +121,7 @@ def _command_line(pid: str) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
-    return " ".join(part.decode("utf-8", errors="replace") for part in raw.split(b"\0") if part)[:120]
+    return " ".join(raw.decode("utf-8", errors="replace").replace("\0", " ").split())[:120]
 
 
 def wait_for_database(

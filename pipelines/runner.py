@@ -290,7 +290,11 @@ def run(
 
     with RunLock(db_path):
         pipeline = make_pipeline(db_path, workdir)
-        _step(pipeline.sync_destination, db_path, wait, "reading dlt's state")
+        if not pipeline.default_schema_name:
+            # no local state (a new working folder): take dlt's state and schema from the database.
+            # Otherwise the working folder is the truth, and the database is not opened for writing
+            # before the load: a program holding it open then costs this run its load, not its fetch.
+            _step(pipeline.sync_destination, db_path, wait, "reading dlt's state")
         finish_pending_loads(pipeline, db_path, wait)
         before = wait_for_database(lambda: read_history(db_path), db_path, wait, "reading the history")
         check_as_of_order(db_path, moment, before.latest_as_of)
