@@ -40,7 +40,9 @@ def load_images(data_interval_end: datetime, db_path: str | None = None, **_: An
             failed and retried; what loaded stays loaded.
     """
     db = Path(db_path or os.environ.get(DB_ENV, DEFAULT_DB))
-    result = run(db, as_of=data_interval_end.astimezone(timezone.utc))
+    # an interval that has not ended yet (a manual run) is loaded as of now: never in the future
+    as_of = min(data_interval_end.astimezone(timezone.utc), datetime.now(timezone.utc))
+    result = run(db, as_of=as_of)
     if result.failed:
         names = ", ".join(f"{p['region']}:{p['project_id']} ({p['error_code']})" for p in result.failed)
         raise ProjectsFailed(f"{len(result.failed)} project(s) failed: {names}; {result.summary()}")
