@@ -401,15 +401,17 @@ def test_tokens_that_expire_again_and_again_are_renewed_and_paging_goes_on(sim: 
 
 def test_a_token_refused_right_after_renewal_fails_the_project(sim: Simulator, db: Path) -> None:
     project = sim.add_project("cn-north-4", images=250)
-    def expire_all(s: Simulator, pid: str, n: int) -> None:
-        s.token_ttl = 0.001  # every token from now on expires at once
-        s.iam.expire_tokens()
+    def refuse_every_token_from_now_on(s: Simulator, pid: str, n: int) -> None:
+        if n == 1:
+            s.fail_project(pid, "status", status=401, error_code="APIG.0307", error_msg="The token must be updated.")
 
-    sim.on_request(project.project_id, expire_all)
+    sim.on_request(project.project_id, refuse_every_token_from_now_on)
     result = password_run(sim, db)
     assert result.exit_code == 1
     row = project_run(db, result.run_id, project.project_id)
     assert (row["status"], row["http_status"], row["error_code"]) == ("failed", 401, "WI.TOKEN_EXPIRED")
+    assert row["error_msg"] == "The token must be updated. (refused again right after the token was renewed)"
+    assert [r.status for r in sim.requests if r.project_id == project.project_id] == [200, 401, 401]
 
 
 # -- bad flags, paths and settings: one line, the right exit code, nothing written ----------

@@ -22,7 +22,7 @@ from .config import (
     parse_filters,
 )
 from .fetch import ProjectFetcher, ProjectOutcome, Progress, Target
-from .rows import images_table
+from .rows import PLAN_STATE_KEY, RAW_VALUES_COLUMN, ColumnPlan, images_table
 from .settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,
@@ -52,6 +52,7 @@ IMAGES_COLUMNS: TTableSchemaColumns = {
     "min_disk": {"data_type": "bigint"},
     "created_at": {"data_type": "timestamp", "timezone": True},
     "fetched_at": {"data_type": "timestamp", "timezone": True},
+    RAW_VALUES_COLUMN: {"data_type": "text"},
 }
 
 PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
@@ -173,16 +174,24 @@ def workspace_images(
     def images() -> Iterator[Any]:
         """One Arrow table per project fetched whole; then the retirement scope of this run.
 
+        New API fields are named and typed by one ColumnPlan for every project of the
+        run, seeded from the `images` columns of the schema and the names held in this
+        resource's state since earlier runs.
+
         Yields:
             pyarrow.Table: the images of one project, with project_id, region and fetched_at.
         """
+        state = dlt.current.resource_state()
+        plan = ColumnPlan.from_schema(dlt.current.source_schema(), state.get(PLAN_STATE_KEY))
         loaded: List[str] = []
+        fetcher.plan = plan
         for outcome in fetcher.completed():
             if outcome.ok:
                 loaded.append(outcome.project.project_id)
                 if outcome.table is not None and outcome.table.num_rows:
                     yield outcome.table
             outcome.table = None
+        state[PLAN_STATE_KEY] = plan.held_names()
         # an empty table of the known columns carries the retirement scope even when no
         # project brought a row (a project emptied whole must retire its images)
         yield dlt.mark.with_hints(
@@ -190,7 +199,14 @@ def workspace_images(
             dlt.mark.make_hints(write_disposition=images_write_disposition(moment, loaded)),
         )
 
-    @dlt.resource(name="project_runs", write_disposition="append", columns=PROJECT_RUNS_COLUMNS)
+    # merged on its key, not appended: a load that is redone after a kill (its rows were
+    # written, the package not yet marked done) must not log a run twice
+    @dlt.resource(
+        name="project_runs",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        primary_key=("run_id", "project_id"),
+        columns=PROJECT_RUNS_COLUMNS,
+    )
     def project_runs() -> Iterator[Dict[str, Any]]:
         """One row per project of this run: ok or failed, counts, the API's error.
 

@@ -25,9 +25,10 @@ from .client import (
     page_params,
 )
 from .config import Project
-from .rows import images_table
+from .rows import BadRecord, ColumnPlan, images_table
 from .settings import (
     DEFAULT_PROJECT_TIMEOUT,
+    ERR_BAD_RECORD,
     ERR_CONNECTION,
     ERR_COUNT_MISMATCH,
     ERR_CREDENTIALS,
@@ -100,6 +101,7 @@ def fetch_project(
     auth: AuthBase,
     filters: Dict[str, str],
     project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
+    plan: Optional[ColumnPlan] = None,
 ) -> ProjectOutcome:
     """Page one project to its end and return its images, or why it failed.
 
@@ -110,7 +112,8 @@ def fetch_project(
     With IAM password tokens, a 401 that says the token must be updated renews the
     token and goes on from the refused page, as often as paging makes progress in
     between. No request is sent once `project_timeout` seconds have passed
-    (`WI.TIMEOUT`). Any error fails this project only.
+    (`WI.TIMEOUT`). New API fields are named and typed by `plan`, shared by the
+    projects of a run. Any error fails this project only.
     """
     outcome = ProjectOutcome(project=project)
     client, counter = make_rest_client(
@@ -142,7 +145,8 @@ def fetch_project(
                 if pages_since_renewal == 0:
                     raise FetchError(
                         "the IAM token was refused as expired right after it was renewed",
-                        exc.http_status, ERR_TOKEN_EXPIRED, exc.error_msg,
+                        exc.http_status, ERR_TOKEN_EXPIRED,
+                        f"{exc.error_msg} (refused again right after the token was renewed)",
                     ) from None
                 logger.info("project %s: the IAM token must be updated; renewing it and going on at offset %d",
                             project, paginator.current_value)
@@ -175,7 +179,8 @@ def fetch_project(
             )
         fetched_at = datetime.now(timezone.utc)
         outcome.table = images_table(
-            list(by_id.values()), project.project_id, project.region, fetched_at, project.account
+            list(by_id.values()), project.project_id, project.region, fetched_at, project.account,
+            plan=plan,
         )
         outcome.images = outcome.table.num_rows
         outcome.status = "ok"
@@ -194,6 +199,9 @@ def fetch_project(
     except RequestException as exc:
         outcome.error_code = ERR_CONNECTION
         outcome.error_msg = f"{exc.__class__.__name__} after {counter.attempts} attempt(s): {exc}"[:500]
+    except BadRecord as exc:  # its rows could not be built: this project fails, the others load
+        logger.debug("project %s: cannot build its rows", project, exc_info=True)
+        outcome.error_code, outcome.error_msg = ERR_BAD_RECORD, str(exc)[:500]
     except Exception as exc:  # a bug or a record nothing foresaw: this project fails, the others load
         logger.debug("project %s failed unexpectedly", project, exc_info=True)
         outcome.error_code = ERR_UNEXPECTED
@@ -281,6 +289,8 @@ class ProjectFetcher:
         self.targets = targets
         self.project_timeout = project_timeout
         self.rejected = list(rejected or [])
+        self.plan: Optional[ColumnPlan] = None
+        """Names and types of new API fields for every project; set before the fetch starts."""
         self.endpoint = endpoint
         self.filters = filters
         self.concurrency = concurrency
@@ -314,7 +324,9 @@ class ProjectFetcher:
             self._executor.shutdown(wait=False)
 
     def _fetch_one(self, target: Target) -> ProjectOutcome:
-        return fetch_project(target.project, self.endpoint, target.auth, self.filters, self.project_timeout)
+        return fetch_project(
+            target.project, self.endpoint, target.auth, self.filters, self.project_timeout, self.plan
+        )
 
     def _fetch_gated(self, index: int) -> ProjectOutcome:
         target = self.targets[index]

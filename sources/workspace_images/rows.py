@@ -1,4 +1,11 @@
-"""Turn the images of one project into an Arrow table: known fields typed, new fields kept."""
+"""Turn the images of one project into an Arrow table: known fields typed, new fields kept.
+
+No record fails a project: a value that does not fit its column is loaded as NULL
+there and kept, as the API sent it, in `raw_values`. Fields the source does not know
+get a column name and a type once (a ColumnPlan shared by the projects of a run and
+seeded from the pipeline's schema), so every project and every later run writes them
+alike.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,16 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import dlt
 import pyarrow as pa
+from dlt.common.normalizers.naming import NamingConvention
+from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCaseNaming
+from dlt.common.schema import Schema
+from dlt.extract.exceptions import CurrentSourceSchemaNotAvailable
 
 from .settings import (
     KNOWN_INT_FIELDS,
@@ -20,12 +33,36 @@ from .settings import (
 
 logger = logging.getLogger("workspace_images")
 
+RAW_VALUES_COLUMN = "raw_values"
+"""JSON object {API field: value as sent} of the values a row could not load typed."""
+
+PLAN_STATE_KEY = "api_columns"
+"""Key of the `images` resource state that holds each new API field's column across runs."""
+
 KNOWN_FIELDS = (*KNOWN_STRING_FIELDS, *KNOWN_INT_FIELDS, *KNOWN_TIMESTAMP_FIELDS)
-ADDED_COLUMNS = ("account", "project_id", "region", "fetched_at", ROW_HASH_COLUMN)
-"""Columns the loader adds; an API field of the same name is kept as `api_<name>`."""
+ADDED_COLUMNS = ("account", "project_id", "region", "fetched_at", ROW_HASH_COLUMN, RAW_VALUES_COLUMN)
+"""Columns the loader adds; an API field of the same name (or starting with `_`) is kept as `api_<name>`."""
 NOT_NULL_COLUMNS = ("id", "project_id", "region", ROW_HASH_COLUMN)
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+HASH_SUFFIX_LENGTHS = (8, 16, 32)
+"""Hex digits of the raw key's hash tried, in turn, when a column name is taken."""
+EMPTY_KEY_BASE = "empty"
+"""Column name base of a key that normalizes to nothing (the empty key)."""
+ARROW_TYPES: Dict[str, pa.DataType] = {
+    "bool": pa.bool_(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "text": pa.string(),
+}
+"""dlt data types a new field's column can have, and their Arrow types."""
+MAX_EXAMPLE = 80
+"""Longest example value quoted in a warning."""
+SURROGATE_PROBLEM = "text with a lone surrogate"
+"""What a warning says of text loaded with U+FFFD in place of its lone surrogates."""
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _TS_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?$",
     re.IGNORECASE,
@@ -36,14 +73,15 @@ def parse_timestamp(value: Any) -> Optional[datetime]:
     """Parse the API's undocumented time format leniently into an aware UTC datetime.
 
     Accepts ISO 8601 with `T` or a space, optional fraction (any precision), `Z`,
-    `UTC`, an offset, or none (read as UTC), a bare date, and epoch seconds or
-    milliseconds. Returns None for anything else.
+    `UTC`, an offset within ±23:59, or none (read as UTC), a bare date, and epoch
+    seconds or milliseconds. Returns None for anything else, and for moments
+    outside years 1 to 9999 once in UTC.
     """
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if value > 1e11 else value
         try:
+            seconds = value / 1000 if value > 1e11 else value
             return datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             return None
@@ -56,28 +94,43 @@ def parse_timestamp(value: Any) -> Optional[datetime]:
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     try:
         moment = datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro,
+            tzinfo=timezone.utc,
         )
     except ValueError:
         return None
-    if zone and zone.upper() not in ("Z", "UTC"):
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        offset_minutes = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-        return moment.replace(tzinfo=timezone.utc) - timedelta(minutes=offset_minutes)
-    return moment.replace(tzinfo=timezone.utc)
+    if not zone or zone.upper() in ("Z", "UTC"):
+        return moment
+    digits = zone[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        return None
+    sign = 1 if zone[0] == "+" else -1
+    try:
+        return moment - timedelta(minutes=sign * (hours * 60 + minutes))
+    except OverflowError:
+        return None
 
 
 def _to_int(value: Any) -> Optional[int]:
+    """A known integer field leniently: ints, integral floats and numeric text, within int64."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() else None
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = value
+    if not isinstance(number, int):
+        try:
+            as_float = float(number)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if not as_float.is_integer():
+            return None
+        number = int(as_float)
+    return number if INT64_MIN <= number <= INT64_MAX else None
 
 
 def _to_str(value: Any) -> Optional[str]:
@@ -90,27 +143,257 @@ def _to_str(value: Any) -> Optional[str]:
     return str(value)
 
 
+def _replace_surrogates(text: str) -> str:
+    """`text` with each lone surrogate (which UTF-8 cannot carry) replaced by U+FFFD."""
+    return _SURROGATE_RE.sub("\ufffd", text)
+
+
+def _json(value: Any) -> str:
+    """JSON text of a decoded API value: non-ASCII kept, lone surrogates written as `\\udXXX` escapes."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _encode(text: str) -> bytes:
+    """UTF-8, or for text with lone surrogates (valid JSON escapes, invalid UTF-8) UTF-8
+    that passes them through, so such text hashes apart from any ordinary text."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def row_hash(image: Dict[str, Any], project_id: str, region: str) -> str:
     """Stable hash of everything the API said about an image, with its project and region."""
     payload = json.dumps([project_id, region, image], ensure_ascii=False, sort_keys=True, default=str)
-    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+    return hashlib.blake2b(_encode(payload), digest_size=16).hexdigest()
 
 
-def _extra_column(values: Sequence[Any]) -> pa.Array:
-    """An Arrow column for a field the source does not know: its own type when the
-    values agree on one, JSON text for objects and lists, text when they are mixed."""
+def infer_type(values: Sequence[Any]) -> Optional[str]:
+    """The dlt data type of a new field from its values in one project; None when all are null.
+
+    bool when all are booleans, bigint when all are integers within int64, double
+    when all are numbers (integers exact in a double), text otherwise (objects and
+    lists as JSON text, integers beyond int64 included).
+    """
     present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present):
-        return pa.array(values, type=pa.bool_())
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return pa.array(values, type=pa.int64())
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
-    return pa.array([_to_str(v) for v in values], type=pa.string())
+    if not present:
+        return None
+    if all(isinstance(v, bool) for v in present):
+        return "bool"
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in present):
+        return "text"
+    ints = [v for v in present if isinstance(v, int)]
+    if len(ints) == len(present) and all(INT64_MIN <= v <= INT64_MAX for v in ints):
+        return "bigint"
+    if all(_exact_double(v) for v in ints) and all(INT64_MIN <= v <= INT64_MAX for v in ints):
+        return "double"
+    return "text"
+
+
+def _exact_double(value: int) -> bool:
+    try:
+        return float(value) == value
+    except OverflowError:
+        return False
+
+
+def fit_value(value: Any, data_type: str) -> Tuple[Any, bool]:
+    """Cast one value of a new field to its column's type.
+
+    Returns:
+        (column value, kept raw): the value to load and whether the value as sent
+        must also go to `raw_values`: NULL and True when it does not fit (text or a
+        bool in a bigint column, an integer beyond int64, a fraction in bigint, ...);
+        for text with a lone surrogate, the text with U+FFFD and True.
+    """
+    if value is None:
+        return None, False
+    if data_type == "text":
+        text = _to_str(value)
+        clean = _replace_surrogates(text)  # type: ignore[arg-type]
+        return clean, clean != text
+    if isinstance(value, bool):
+        return (value, False) if data_type == "bool" else (None, True)
+    if data_type == "bigint":
+        if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
+            return value, False
+        if isinstance(value, float) and value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+            return int(value), False
+        return None, True
+    if data_type == "double":
+        if isinstance(value, float) or (isinstance(value, int) and _exact_double(value)):
+            return float(value), False
+        return None, True
+    return None, True
+
+
+class ColumnPlan:
+    """Column names and types of the API fields the source does not know, decided once and held.
+
+    One plan serves every project of a run, from several threads at once. It starts
+    from what the `images` table already has (`from_schema`) and records each new
+    field's column name (`columns_for`) and type (`column_type`) the first time a
+    project brings it; later projects, and later runs seeded from the schema and
+    `held_names()`, write the field the same way.
+
+    Names (see the README, `workspace_images.images`): known fields and the added
+    columns keep theirs; other keys map through the schema's naming convention. A
+    key that is already a clean identifier keeps its name when free; a key named like
+    an added column, or starting with `_`, becomes `api_<name>`; a key whose name is
+    taken (by a known or added column, a `_dlt` column, or another key) gets
+    `<name>_h<first 8 hex digits of blake2b(raw key)>` (16, then 32 digits if that is
+    taken too); the empty key is `empty_h<...>`. When keys compete for a name in one
+    project, clean keys win, then `api_` keys, then the rest, each in key order.
+    """
+
+    def __init__(
+        self,
+        naming: Optional[NamingConvention] = None,
+        types: Optional[Mapping[str, str]] = None,
+        names: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        """
+        Args:
+            naming: The schema's naming convention; the current source schema's inside
+                a dlt resource, else dlt's default snake_case.
+            types: dlt data type of each column already in the table.
+            names: Column of each API key, as an earlier run decided (`held_names()`).
+        """
+        self.naming = naming or _current_naming()
+        self._lock = threading.Lock()
+        self._reserved = {self.naming.normalize_identifier(n) for n in (*KNOWN_FIELDS, *ADDED_COLUMNS)}
+        self._dlt_prefix = self.naming.normalize_identifier("_dlt")
+        self._types: Dict[str, str] = {
+            column: data_type for column, data_type in (types or {}).items() if not self._is_reserved(column)
+        }
+        self._names: Dict[str, str] = {}
+        self._owners: Dict[str, str] = {}
+        for key, column in (names or {}).items():
+            valid = self.naming.normalize_identifier(column) == column and not self._is_reserved(column)
+            if valid and key not in KNOWN_FIELDS and column not in self._owners:
+                self._hold(key, column)
+
+    @classmethod
+    def from_schema(
+        cls, schema: Schema, names: Optional[Mapping[str, str]] = None, table_name: str = "images"
+    ) -> "ColumnPlan":
+        """A plan holding the types of the columns `table_name` has in `schema` (none on a first run)."""
+        table = schema.tables.get(schema.naming.normalize_table_identifier(table_name)) or {}
+        types = {
+            name: column["data_type"]
+            for name, column in (table.get("columns") or {}).items()
+            if column.get("data_type")
+        }
+        return cls(schema.naming, types, names)
+
+    def held_names(self) -> Dict[str, str]:
+        """Column of every new key seen so far, for the next run; keys with lone surrogates are
+        left out (dlt's state cannot store them) and are named afresh, alike, next time."""
+        with self._lock:
+            return {k: c for k, c in self._names.items() if not _SURROGATE_RE.search(k)}
+
+    def types(self) -> Dict[str, str]:
+        """dlt data type of each new field's column decided or held so far."""
+        with self._lock:
+            return dict(self._types)
+
+    def columns_for(self, keys: Iterable[str]) -> Dict[str, str]:
+        """The column of each API key that is not a known field, deciding those not seen yet."""
+        wanted = list(dict.fromkeys(keys))
+        with self._lock:
+            for key in sorted((k for k in wanted if k not in self._names), key=self._precedence):
+                self._hold(key, self._free_name(key))
+            return {key: self._names[key] for key in wanted}
+
+    def column_type(self, column: str, values: Sequence[Any]) -> Optional[str]:
+        """The held type of `column`, or the one `values` (its first non-null values) decide.
+
+        Returns None while no project brought a non-null value: the column waits.
+        """
+        with self._lock:
+            held = self._types.get(column)
+        if held is not None:
+            return held
+        inferred = infer_type(values)
+        if inferred is None:
+            return None
+        with self._lock:
+            return self._types.setdefault(column, inferred)
+
+    def _hold(self, key: str, column: str) -> None:
+        self._names[key] = column
+        self._owners[column] = key
+
+    def _is_reserved(self, column: str) -> bool:
+        return column in self._reserved or column.startswith(self._dlt_prefix)
+
+    @staticmethod
+    def _shadows(key: str) -> bool:
+        return key in ADDED_COLUMNS or key.startswith("_")
+
+    def _base(self, key: str) -> str:
+        if self._shadows(key):
+            return self._normalize(f"api_{key.lstrip('_')}")
+        base = self._normalize(key)
+        return self._normalize(f"api{base}") if base.startswith(self._dlt_prefix) else base
+
+    def _normalize(self, name: str) -> str:
+        try:
+            return self.naming.normalize_identifier(_SURROGATE_RE.sub("_", name))
+        except ValueError:  # nothing to normalize: the empty key
+            return EMPTY_KEY_BASE
+
+    def _precedence(self, key: str) -> Tuple[int, str]:
+        if self._shadows(key):
+            return 1, key
+        return (0 if self._base(key) == key else 2), key
+
+    def _free_name(self, key: str) -> str:
+        base = self._base(key)
+        candidates = [] if key == "" else [base]
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        candidates += [self._normalize(f"{base}_h{digest[:n]}") for n in HASH_SUFFIX_LENGTHS]
+        for candidate in candidates:
+            if not self._is_reserved(candidate) and candidate not in self._owners:
+                return candidate
+        number = 2
+        while f"{candidates[-1]}_{number}" in self._owners:
+            number += 1
+        return f"{candidates[-1]}_{number}"
+
+
+def _current_naming() -> NamingConvention:
+    """The naming convention of the schema being extracted, else dlt's default (snake_case)."""
+    try:
+        return dlt.current.source_schema().naming
+    except CurrentSourceSchemaNotAvailable:
+        return SnakeCaseNaming()
+
+
+class _Unloadable:
+    """Values of one field that a project could not load as sent: counted for one warning."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key, self.problem, self.count, self.example = key, problem, 0, None
+
+    def add(self, value: Any) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.example = value
+
+
+class BadRecord(Exception):
+    """The rows of a project could not be built (a record no rule here foresaw): that project fails."""
 
 
 def images_table(
-    images: List[Dict[str, Any]], project_id: str, region: str, fetched_at: datetime, account: str = "default"
+    images: List[Dict[str, Any]],
+    project_id: str,
+    region: str,
+    fetched_at: datetime,
+    account: str = "default",
+    plan: Optional[ColumnPlan] = None,
 ) -> pa.Table:
     """Build the `images` rows of one project.
 
@@ -120,42 +403,96 @@ def images_table(
         region: The project's region.
         fetched_at: When the project was read (UTC).
         account: The configured account the project belongs to (not part of the row hash).
+        plan: Names and types of new fields, shared by the projects of a run; when not
+            given, a plan of this project alone, seeded from nothing.
 
     Returns:
         One row per image: known fields typed (min_ram, min_disk integers; created_at
         a UTC timestamp), fields the source does not know in columns of their own,
-        then account, project_id, region, fetched_at and the row version hash.
+        then account, project_id, region, fetched_at, the row version hash and
+        `raw_values`: the JSON object of the values the row could not load as sent
+        (NULL when there is none). One warning per field that had such values.
+
+    Raises:
+        BadRecord: the rows could not be built all the same; names the error.
     """
+    try:
+        return _build_table(images, project_id, region, fetched_at, account, plan or ColumnPlan())
+    except Exception as exc:
+        cause = (str(exc).strip().splitlines() or [""])[0]
+        message = f"cannot build the rows of project {region}:{project_id}: {exc.__class__.__name__}"
+        raise BadRecord(_replace_surrogates(message + (f": {cause}" if cause else ""))) from exc
+
+
+def _build_table(
+    images: List[Dict[str, Any]], project_id: str, region: str, fetched_at: datetime, account: str, plan: ColumnPlan
+) -> pa.Table:
+    raw: List[Optional[Dict[str, Any]]] = [None] * len(images)
+    unloadable: Dict[Tuple[str, str], _Unloadable] = {}
+
+    def column(key: str, fitted: Iterable[Tuple[Any, bool]], problem: str) -> List[Any]:
+        """The column values of `key`; values kept raw are recorded for `raw_values` and the warning."""
+        values = []
+        for row, (image, (value, kept)) in enumerate(zip(images, fitted)):
+            if kept:
+                sent = image.get(key)
+                raw[row] = {**(raw[row] or {}), key: sent}
+                why = SURROGATE_PROBLEM if value is not None else problem
+                unloadable.setdefault((key, why), _Unloadable(key, why)).add(sent)
+            values.append(value)
+        return values
+
     columns: Dict[str, pa.Array] = {}
     for name in KNOWN_STRING_FIELDS:
-        columns[name] = pa.array([_to_str(i.get(name)) for i in images], type=pa.string())
+        fitted = (fit_value(i.get(name), "text") for i in images)
+        columns[name] = pa.array(column(name, fitted, ""), type=pa.string())
     for name in KNOWN_INT_FIELDS:
-        columns[name] = pa.array([_to_int(i.get(name)) for i in images], type=pa.int64())
+        fitted = (_kept_if_none(i.get(name), _to_int(i.get(name))) for i in images)
+        columns[name] = pa.array(column(name, fitted, "not an integer within int64"), type=pa.int64())
     for name in KNOWN_TIMESTAMP_FIELDS:
-        parsed = [parse_timestamp(i.get(name)) for i in images]
-        unparsed = sum(1 for i, p in zip(images, parsed) if p is None and i.get(name) not in (None, ""))
-        if unparsed:
-            logger.warning(
-                "project %s: %d image(s) have a %s the loader cannot read, e.g. %r; loaded as NULL",
-                project_id, unparsed, name,
-                next(i.get(name) for i, p in zip(images, parsed) if p is None and i.get(name)),
-            )
-        columns[name] = pa.array(parsed, type=TIMESTAMP_TYPE)
-    extra: Dict[str, str] = {}
-    for image in images:
-        for key in image:
-            if key not in KNOWN_FIELDS and key not in extra:
-                taken = key in ADDED_COLUMNS or key.startswith("_")
-                extra[key] = f"api_{key.lstrip('_')}" if taken else key
-    for key, name in extra.items():
-        columns[name] = _extra_column([i.get(key) for i in images])
+        fitted = (_kept_if_none(i.get(name), parse_timestamp(i.get(name))) for i in images)
+        problem = "not a timestamp within years 1 to 9999"
+        columns[name] = pa.array(column(name, fitted, problem), type=TIMESTAMP_TYPE)
+
+    keys = [k for k in dict.fromkeys(k for i in images for k in i) if k not in KNOWN_FIELDS]
+    for key, name in plan.columns_for(keys).items():
+        sent = [i.get(key) for i in images]
+        data_type = plan.column_type(name, sent)
+        if data_type is None:
+            continue  # null in every image so far: nothing to load, no type to decide yet
+        arrow_type = ARROW_TYPES.get(data_type)
+        if arrow_type is None:  # a type an earlier load gave the column that this loader does not write
+            column(key, ((None, v is not None) for v in sent), f"not writable to its {data_type} column")
+            continue
+        fitted = (fit_value(v, data_type) for v in sent)
+        columns[name] = pa.array(column(key, fitted, f"not a {data_type} (its column's type)"), type=arrow_type)
+
     count = len(images)
     columns["account"] = pa.array([account] * count, type=pa.string())
     columns["project_id"] = pa.array([project_id] * count, type=pa.string())
     columns["region"] = pa.array([region] * count, type=pa.string())
     columns["fetched_at"] = pa.array([fetched_at] * count, type=TIMESTAMP_TYPE)
     columns[ROW_HASH_COLUMN] = pa.array([row_hash(i, project_id, region) for i in images], type=pa.string())
+    columns[RAW_VALUES_COLUMN] = pa.array([None if r is None else _json(r) for r in raw], type=pa.string())
+    for problem in unloadable.values():
+        _warn(problem, project_id, region)
     schema = pa.schema(
         [pa.field(name, array.type, nullable=name not in NOT_NULL_COLUMNS) for name, array in columns.items()]
     )
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
+
+
+def _kept_if_none(sent: Any, value: Any) -> Tuple[Any, bool]:
+    """A known field's typed value, and whether the value sent must be kept raw (it could not be typed)."""
+    return value, value is None and sent is not None
+
+
+def _warn(problem: _Unloadable, project_id: str, region: str) -> None:
+    example = repr(problem.example)
+    if len(example) > MAX_EXAMPLE:
+        example = example[: MAX_EXAMPLE - 1] + "…"
+    loaded = "loaded with U+FFFD in its place" if problem.problem == SURROGATE_PROBLEM else "loaded as NULL"
+    logger.warning(
+        "project %s:%s: %r of %d image(s) is %s, e.g. %s; %s, the value as sent kept in %s",
+        region, project_id, problem.key, problem.count, problem.problem, example, loaded, RAW_VALUES_COLUMN,
+    )
