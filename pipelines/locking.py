@@ -103,25 +103,19 @@ def is_lock_conflict(error: BaseException) -> bool:
 
 
 def lock_holder(error: BaseException) -> str:
-    """`PID 1234 (python3 report.py)` from DuckDB's lock error, as far as it can be told."""
+    """`PID 1234 (/usr/bin/python3.11)` from DuckDB's lock error, as far as it can be told.
+
+    Only the program's path, never its command line: that may carry another tool's secrets.
+    """
     current: Optional[BaseException] = error
     for _ in range(10):
         if current is None:
             break
         match = _HOLDER_RE.search(str(current))
         if match:
-            pid = match["pid"]
-            return f"PID {pid} ({_command_line(pid) or match['exe']})"
+            return f"PID {match['pid']} ({match['exe']})"
         current = current.__cause__ or current.__context__
     return "another program"
-
-
-def _command_line(pid: str) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return " ".join(raw.decode("utf-8", errors="replace").replace("\0", " ").split())[:120]
 
 
 def wait_for_database(

@@ -150,7 +150,7 @@ def test_a_reader_holding_the_file_fails_the_load_and_the_next_run_loads_both_sn
         reader.wait()
     assert proc.returncode == 3, proc.stderr
     line = one_line(proc.stderr)
-    assert f"x.duckdb is held open by PID {reader.pid} (" in line and "stayed so for 1s" in line
+    assert f"x.duckdb is held open by PID {reader.pid} ({os.path.realpath(sys.executable)}) and stayed so for 1s" in line
     assert history(db) == before and run_as_of(db) == [sim.as_of(0)]
 
     sim.set_day(2)
@@ -466,7 +466,8 @@ def test_bad_time_settings_exit_2(sim: Simulator, tmp_path: Path, setting: str, 
 
 @pytest.fixture
 def readonly_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder nobody may write in: a read-only mount as root (who ignores permissions), else mode 555."""
+    """A folder nobody may write in. Root ignores permissions, so as root: a read-only
+    mount, or where mounting is not allowed, an immutable folder (chattr +i)."""
     folder = tmp_path / "ro"
     folder.mkdir()
     if os.geteuid() != 0:
@@ -474,11 +475,17 @@ def readonly_folder(tmp_path: Path) -> Iterator[Path]:
         yield folder
         folder.chmod(0o755)
         return
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], check=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]).returncode == 0:
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+        return
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
     try:
         yield folder
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def test_a_folder_that_cannot_be_written_exits_2(sim: Simulator, tmp_path: Path, readonly_folder: Path) -> None:
