@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from pipelines.locking import RunLock
-from pipelines.runner import run
+from pipelines.runner import RunFailed, run
 from simulator import Simulator
 from tests.conftest import TOKEN, current_ids, load, project_run, query
 from tests.recorder import Recorder
@@ -523,3 +523,23 @@ def test_report_to_an_unwritable_place_exits_2(sim: Simulator, db: Path, tmp_pat
         proc = cli(["report", "--db", str(db), flag, str(tmp_path / "taken" / "out")], tmp_path)
         assert proc.returncode == 2, proc.stderr
         assert f"{flag} {tmp_path / 'taken' / 'out'}: cannot write there (" in one_line(proc.stderr)
+
+
+def test_a_load_that_silently_loads_nothing_is_a_failure(
+    sim: Simulator, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard behind every "ok": this run's own project_runs rows must be in the database.
+
+    No real event is known to make dlt's load return without loading; the load is
+    replaced by one that does nothing, to show the run then fails instead of saying ok.
+    """
+    import dlt
+
+    sim.add_project("cn-north-4", images=10)
+    load(db, sim, day=0)
+    monkeypatch.setattr(dlt.Pipeline, "load", lambda self, *args, **kwargs: None)
+    sim.set_day(1)
+    with pytest.raises(RunFailed) as failed:
+        load(db, sim, day=1)
+    assert str(failed.value) == (f"the load ended but {db} holds 0 project_runs rows of this run, not 1: "
+                                 "nothing of this run counts as loaded; run again")
