@@ -48,4 +48,4 @@ bench: install timer
 	$(BIN)/python -m bench.models_rebuild --repeat 3
 
 clean:
-	rm -rf $(VENV) *.duckdb *_report.html *_report.png .workspace_images build *.egg-info
+	rm -rf $(VENV) *.duckdb *.duckdb.lock *_report.html *_report.png .workspace_images build *.egg-info
