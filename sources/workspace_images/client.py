@@ -229,24 +229,26 @@ def _track(sock: Optional[socket.socket]) -> None:
         watch.add(sock)
 
 
-class _TrackedHTTPConnection(HTTPConnection):
+class _Tracked:
+    """Hands the connection's socket to the request's watch, whether new or reused."""
+
+    sock: Optional[socket.socket]
+
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _track(self.sock)
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _track(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _track(self.sock)
+class _TrackedHTTPConnection(_Tracked, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        _track(self.sock)
-        super().request(*args, **kwargs)
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
 
 
 class _TrackedHTTPPool(HTTPConnectionPool):
