@@ -114,6 +114,9 @@ def make_database(path: Path, images: int, days: int, projects: int) -> int:
             con.execute(f"delete from workspace_images.{table}")
             con.execute(f"insert into workspace_images.{table} by name select * from synthetic")
             con.unregister("synthetic")
+        # the synthetic runs are finished loads, as dlt records them
+        con.execute("insert into workspace_images._dlt_loads (load_id, schema_name, status, inserted_at) "
+                    "select distinct _dlt_load_id, 'workspace_images', 0, now() from workspace_images.project_runs")
         return con.execute("select count(*) from workspace_images.images").fetchone()[0]
 
 

@@ -46,9 +46,13 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         log.handlers[:] = [handler]
         log.setLevel(level)
         log.propagate = False
+    # dlt sets its logger from [runtime] log_level whenever a pipeline starts. Its errors come
+    # with tracebacks, and every failure of a run is already said in one line: unless -v, or
+    # the user set a level, dlt says only what is critical
     if verbose:
-        # dlt sets its logger from [runtime] log_level whenever a pipeline starts
         os.environ["RUNTIME__LOG_LEVEL"] = "DEBUG"
+    else:
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
 
 
 def progress_printer(interval: float = 1.0) -> Callable[[Progress], None]:

@@ -1,7 +1,7 @@
 """`workspace-images report`: terminal tables, CSV/Parquet exports and an HTML page with charts.
 
-Everything here reads the models of schema `analytics` (and `workspace_images.project_runs`
-for the header), through a read-only DuckDB connection in UTC.
+Everything here reads the models of schema `analytics` (the header the run log of finished
+loads, `analytics.stg_project_runs`), through a read-only DuckDB connection in UTC.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .runner import RunFailed, UsageError, lock_timeout_setting
 logger = logging.getLogger("workspace_images")
 
 ANALYTICS = "analytics"
-REQUIRED_MODELS = ("image_inventory", "inventory_summary", "os_version_trend", "image_changes")
+REQUIRED_MODELS = ("stg_project_runs", "image_inventory", "inventory_summary", "os_version_trend", "image_changes")
 CHANGE_KINDS = ("added", "changed", "removed")
 HTML_CHANGES = 50
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -120,7 +120,7 @@ class ReportData:
 
 def _latest_run(con: duckdb.DuckDBPyConnection) -> Optional[LatestRun]:
     found = con.execute(
-        "select run_id, as_of from workspace_images.project_runs "
+        "select run_id, as_of from analytics.stg_project_runs "
         "order by as_of desc, finished_at desc nulls last, run_id limit 1"
     ).fetchone()
     if found is None:
@@ -129,7 +129,7 @@ def _latest_run(con: duckdb.DuckDBPyConnection) -> Optional[LatestRun]:
     projects = _rows(
         con,
         "select region, project_id, status, http_status, error_code, error_msg "
-        "from workspace_images.project_runs where run_id = ? order by region, project_id",
+        "from analytics.stg_project_runs where run_id = ? order by region, project_id",
         [run_id],
     )
     failed = [p for p in projects if p["status"] != "ok"]
@@ -143,12 +143,12 @@ def _latest_project_runs(con: duckdb.DuckDBPyConnection) -> List[Dict[str, Any]]
         """
         with latest as (
             select region, project_id, status, as_of, http_status, error_code, error_msg,
-            from workspace_images.project_runs
+            from analytics.stg_project_runs
             qualify row_number() over (partition by project_id order by as_of desc, started_at desc) = 1
         ),
         last_ok as (
             select project_id, max(as_of) as last_ok_at,
-            from workspace_images.project_runs where status = 'ok' group by project_id
+            from analytics.stg_project_runs where status = 'ok' group by project_id
         ),
         inventory as (
             select project_id, count(*) as images, from analytics.image_inventory group by project_id
@@ -194,7 +194,7 @@ def _summary(con: duckdb.DuckDBPyConnection, trend_days: Optional[int]) -> Repor
     stale_projects = con.execute(
         """
         select count(*) from (
-            select status from workspace_images.project_runs
+            select status from analytics.stg_project_runs
             qualify row_number() over (partition by project_id order by as_of desc, started_at desc) = 1
         ) where status = 'failed'
         """

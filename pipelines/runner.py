@@ -296,6 +296,7 @@ def run(
             # before the load: a program holding it open then costs this run its load, not its fetch.
             _step(pipeline.sync_destination, db_path, wait, "reading dlt's state")
         finish_pending_loads(pipeline, db_path, wait)
+        wait_for_database(lambda: drop_unfinished_run_log(db_path), db_path, wait, "tidying the run log")
         before = wait_for_database(lambda: read_history(db_path), db_path, wait, "reading the history")
         check_as_of_order(db_path, moment, before.latest_as_of)
         _step(lambda: pipeline.extract(source), db_path, wait, "extracting")
@@ -328,7 +329,7 @@ def _step(action: Callable[[], Any], db_path: Path, wait: float, what: str) -> A
         cause = exc.__cause__ or exc.exception
         if isinstance(cause, ConfigError):
             raise UsageError(str(cause)) from None
-        raise RunFailed(f"{exc.step} step failed: {_first_line(cause)}") from None
+        raise RunFailed(f"{exc.step} step failed: {_reason(exc)}") from None
 
 
 def finish_pending_loads(pipeline: dlt.Pipeline, db_path: Path, wait: float) -> None:
@@ -336,8 +337,8 @@ def finish_pending_loads(pipeline: dlt.Pipeline, db_path: Path, wait: float) -> 
 
     dlt keeps the load packages of a run that was killed, or could not write the
     database; left there, they would be loaded in place of the next run's data.
-    A package that the destination refuses for good (a terminal job failure) is
-    discarded with a warning; any other failure stops this run (exit 3) and keeps it.
+    When they cannot be loaded the run stops (exit 3) and keeps them: a package the
+    database refuses for good is dropped only by hand, with the command the message gives.
     """
     if not pipeline.has_pending_data:
         return
@@ -349,13 +350,44 @@ def finish_pending_loads(pipeline: dlt.Pipeline, db_path: Path, wait: float) -> 
             wait_for_database(pipeline.normalize, db_path, wait, "normalizing an earlier run's data")
         wait_for_database(pipeline.load, db_path, wait, "loading an earlier run's data")
     except PipelineStepFailed as exc:
-        if not _terminal(exc):
+        reason = _reason(exc)
+        drop = (f"if it can never load, drop it: dlt pipeline --pipelines-dir {pipeline.pipelines_dir} "
+                f"{pipeline.pipeline_name} abort-packages")
+        if _terminal(exc):
             raise RunFailed(
-                f"an earlier run's data could not be loaded ({exc.step}: {_first_line(exc.__cause__ or exc)}); "
-                "it is kept for the next run; nothing new was fetched"
+                f"an earlier run's data ({', '.join(pending)}) was refused by the database for good ({reason}); "
+                f"nothing new was fetched; {drop}"
             ) from None
-        logger.warning("discarding the earlier run's package(s) %s: %s", ", ".join(pending), _first_line(exc))
-        pipeline.abort_packages()
+        raise RunFailed(
+            f"an earlier run's data ({', '.join(pending)}) could not be loaded ({exc.step}: {reason}); "
+            f"nothing new was fetched; it is tried again by the next run; {drop}"
+        ) from None
+
+
+def drop_unfinished_run_log(db_path: Path) -> int:
+    """Delete `project_runs` rows of load packages dlt never finished (aborted by hand).
+
+    Called when no package is pending: such rows belong to no load that will ever
+    complete, and would vouch for images that never landed. Returns how many went.
+    """
+    if not db_path.exists():
+        return 0
+    unfinished = (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in "
+                  f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)")
+    try:
+        # looked for read-only first: a program holding the file open must not cost this run its fetch
+        with duckdb.connect(str(db_path), read_only=True) as con:
+            if not (table_exists(con, DATASET_NAME, "project_runs") and table_exists(con, DATASET_NAME, "_dlt_loads")):
+                return 0
+            if not con.execute(f"select count(*) {unfinished}").fetchone()[0]:
+                return 0
+        with duckdb.connect(str(db_path)) as con:
+            gone = con.execute(f"delete {unfinished}").fetchone()[0]
+    except duckdb.Error as exc:
+        raise RunFailed(f"cannot tidy {db_path}: {_first_line(exc)}") from None
+    if gone:
+        logger.warning("removed %d project_runs row(s) of load packages that never finished", gone)
+    return gone
 
 
 def _terminal(exc: BaseException) -> bool:
@@ -403,11 +435,14 @@ def read_history(db_path: Path, run_id: Optional[str] = None) -> HistoryState:
         with duckdb.connect(str(db_path), read_only=True) as con:
             if table_exists(con, DATASET_NAME, "project_runs"):
                 _check_foreign(con, db_path)
-                runs = f"{DATASET_NAME}.project_runs"
+                # only rows of loads dlt finished: a pending or aborted package vouches for nothing
+                runs = (f"(select * from {DATASET_NAME}.project_runs where _dlt_load_id in "
+                        f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0))")
                 state.latest_as_of = con.execute(f"select max(as_of) from {runs}").fetchone()[0]
                 if run_id is not None:
                     cursor = con.execute(
-                        f"select * from {runs} where run_id = ? order by region, project_id", [run_id]
+                        f"select * exclude (_dlt_load_id, _dlt_id) from {runs} where run_id = ? "
+                        "order by region, project_id", [run_id]
                     )
                     names = [d[0] for d in cursor.description]
                     state.projects = [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -463,5 +498,22 @@ def check_as_of_order(db_path: Path, as_of: datetime, latest: Optional[datetime]
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return text.splitlines()[0]
+    """One line that says what `exc` is; the last line of a traceback that dlt put in a message."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [exc.__class__.__name__]
+    if lines[0].startswith("Traceback") or lines[0].endswith("Traceback (most recent call last):"):
+        return lines[-1].strip()
+    return lines[0]
+
+
+def _reason(exc: BaseException) -> str:
+    """What made a pipeline step fail, in one line: the database's own error when dlt has it."""
+    current: Optional[BaseException] = exc.__cause__ or getattr(exc, "exception", None) or exc
+    for _ in range(10):
+        inner = getattr(current, "client_exception", None)
+        if isinstance(inner, BaseException):
+            return _first_line(inner)
+        following = current.__cause__ or current.__context__ if current is not None else None
+        if following is None:
+            break
+        current = following
+    return _first_line(current or exc)

@@ -13,7 +13,7 @@ images as (
 
 project_runs as (
 
-    select * from workspace_images.project_runs
+    select * from analytics.stg_project_runs
 
 ),
 

@@ -7,6 +7,7 @@ waits for the file, then kills the process. Points:
 
 - extract: a project's table is built while others are still being fetched;
 - normalize: extraction is committed, normalization has not started;
+- load: the package is normalized, no job of it has run;
 - load-merge: inside the SCD2 merge of `images`, at its first statement that retires versions;
 - load-complete: every job of the package has run, the package is not yet marked loaded;
 - models: the models are built in their transaction, their data tests not yet run.
@@ -55,6 +56,7 @@ def retires_versions(_client: Any, sql: str, *args: Any, **kwargs: Any) -> bool:
 POINTS = {
     "extract": (fetch, "images_table", nth_call(2)),
     "normalize": (importlib.import_module("dlt.pipeline.pipeline").Pipeline, "normalize", nth_call(1)),
+    "load": (importlib.import_module("dlt.pipeline.pipeline").Pipeline, "load", nth_call(1)),
     "load-merge": (importlib.import_module("dlt.destinations.impl.duckdb.sql_client").DuckDbSqlClient,
                    "execute_sql", retires_versions),
     "load-complete": (importlib.import_module("dlt.load.load").Load, "complete_package", nth_call(1)),

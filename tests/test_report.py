@@ -328,6 +328,7 @@ create table workspace_images.project_runs as select * from (values
      timestamptz '2026-03-02 06:00:01+00', timestamptz '2026-03-02 06:00:02+00', 'failed', 403, 'APIG.0302',
      'Forbidden: <no> & no')
 ) as t(run_id, project_id, region, as_of, started_at, finished_at, status, http_status, error_code, error_msg);
+create view analytics.stg_project_runs as select * from workspace_images.project_runs;
 create table analytics.image_inventory as
     select 'p1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' as project_id, 'cn-north-4' as region, false as is_stale from range(3)
     union all

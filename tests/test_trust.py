@@ -59,6 +59,11 @@ def run_as_of(db: Path) -> List[Any]:
     return [r[0] for r in query(db, "select distinct as_of from workspace_images.project_runs order by 1")]
 
 
+def finished_as_of(db: Path) -> List[Any]:
+    return [r[0] for r in query(db, "select distinct as_of from workspace_images.project_runs where _dlt_load_id in "
+                                    "(select load_id from workspace_images._dlt_loads where status = 0) order by 1")]
+
+
 def assert_consistent(db: Path, sim: Simulator) -> None:
     """The history holds each project's current images exactly, and is well formed."""
     for project in sim.projects:
@@ -543,3 +548,41 @@ def test_a_load_that_silently_loads_nothing_is_a_failure(
         load(db, sim, day=1)
     assert str(failed.value) == (f"the load ended but {db} holds 0 project_runs rows of this run, not 1: "
                                  "nothing of this run counts as loaded; run again")
+
+
+def test_a_package_that_cannot_load_stops_every_run_until_dropped_by_hand(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sim.add_project("cn-north-4", images=120)
+    db = tmp_path / "x.duckdb"
+    assert cli(run_args(sim, day=0), tmp_path).returncode == 0
+    before = history(db)
+    sim.set_day(1)
+    kill_at("load", run_args(sim, day=1), tmp_path)
+    workdir = tmp_path / ".workspace_images" / "x.duckdb"
+    jobs = list((workdir / "workspace_images" / "load" / "normalized").glob("*/new_jobs/images.*.parquet"))
+    assert len(jobs) == 1
+    jobs[0].write_bytes(b"not parquet")  # a file the database cannot read, ever
+    sim.set_day(2)
+    for _ in range(2):
+        proc = cli(run_args(sim, day=2), tmp_path)
+        assert proc.returncode == 3, proc.stderr
+        line = one_line(proc.stderr)
+        assert line.startswith("workspace-images: run failed: an earlier run's data (")
+        assert "could not be loaded (load: Invalid Input Error: File '" in line
+        assert "' too small to be a Parquet file); nothing new was fetched; it is tried again by the next run" in line
+        assert line.endswith(f"if it can never load, drop it: dlt pipeline --pipelines-dir {workdir} "
+                             "workspace_images abort-packages")
+        # the run log rows of the package that did not finish vouch for nothing
+        assert history(db) == before and finished_as_of(db) == [sim.as_of(0)]
+        assert query(db, "select distinct as_of from analytics.stg_project_runs") == [(sim.as_of(0),)]
+    # what the message says to run, confirmed with -y (it asks when run at a terminal)
+    dropped = subprocess.run([str(Path(sys.executable).parent / "dlt"), "-y", "pipeline", "--pipelines-dir",
+                              str(workdir), "workspace_images", "abort-packages"], capture_output=True, text=True,
+                             cwd=tmp_path, env={**os.environ, "DLT_DATA_DIR": str(tmp_path / "dlt_data")})
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    proc = cli(run_args(sim, day=2), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "removed 1 project_runs row(s) of load packages that never finished" in proc.stderr
+    assert run_as_of(db) == [sim.as_of(0), sim.as_of(2)]
+    assert_consistent(db, sim)

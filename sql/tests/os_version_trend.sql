@@ -17,7 +17,7 @@ select * from analytics.os_version_trend where images < 0 or projects < 0;
 select expected_days, trend_days
 from (
     select date_diff('day', min(as_of)::date, max(as_of)::date) + 1 as expected_days
-    from workspace_images.project_runs
+    from analytics.stg_project_runs
 ),
 (select count(distinct day) as trend_days from analytics.os_version_trend)
 where expected_days <> trend_days and exists (select 1 from analytics.stg_images);
