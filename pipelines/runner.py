@@ -130,7 +130,7 @@ def make_pipeline(db_path: Path, pipelines_dir: Optional[Path] = None) -> dlt.Pi
     """The `workspace_images` pipeline writing to the DuckDB file `db_path`."""
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(db_path)),
+        destination=dlt.destinations.duckdb(str(db_path.resolve())),
         dataset_name=DATASET_NAME,
         pipelines_dir=str(pipelines_dir or default_pipelines_dir(db_path)),
     )
