@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -36,16 +37,27 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def setup_logging(verbose: int, quiet: bool) -> None:
-    """Log the pipeline's progress to stderr; dlt's own logger stays at warnings unless -v."""
+def setup_logging(verbose: int, quiet: bool, log_file: Optional[Path] = None) -> None:
+    """Log the pipeline's progress to stderr, and to `log_file` too (appended, full dates) when
+    given; dlt's own logger says only what is critical unless -v."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    handlers: List[logging.Handler] = [handler]
+    if log_file is not None:
+        try:
+            to_file = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--log-file {log_file}: cannot write there ({exc.strerror or exc})") from None
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)-7s %(message)s"))
+        to_file.setLevel(logging.DEBUG if verbose else logging.INFO)
+        handlers.append(to_file)
     for name in ("workspace_images",):
         log = logging.getLogger(name)
-        log.handlers[:] = [handler]
-        log.setLevel(level)
+        log.handlers[:] = handlers
+        log.setLevel(logging.DEBUG if verbose else logging.INFO)
         log.propagate = False
+    handler.setLevel(level)
     # dlt sets its logger from [runtime] log_level whenever a pipeline starts. Its errors come
     # with tracebacks, and every failure of a run is already said in one line: unless -v, or
     # the user set a level, dlt says only what is critical
@@ -84,6 +96,12 @@ def parse_filters(values: Optional[Sequence[str]]) -> Optional[Dict[str, str]]:
 
 def print_result(result: RunResult) -> None:
     """The run's one-line summary on stdout, and each failed project on stderr."""
+    print_failures(result)
+    print(result.summary())
+
+
+def print_failures(result: RunResult) -> None:
+    """Each failed project on stderr, and what to do about them."""
     for project in result.failed:
         status = f"HTTP {project['http_status']} " if project["http_status"] else ""
         code = f"{project['error_code']}: " if project["error_code"] else ""
@@ -97,7 +115,6 @@ def print_result(result: RunResult) -> None:
             "fix the cause and run again",
             file=sys.stderr,
         )
-    print(result.summary())
 
 
 def add_db_argument(parser: argparse.ArgumentParser, default: str = DEFAULT_DB) -> None:
@@ -130,10 +147,40 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="API query parameter for every page, e.g. os_type=Windows (repeatable)",
     )
     parser.add_argument("--concurrency", type=int, metavar="N", help="projects fetched at once (default 8)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout instead of the summary line, also on failure")
+    parser.add_argument("--log-file", type=Path, metavar="PATH",
+                        help="append the log to this file too (with dates and the process id)")
     parser.add_argument(
         "--pipelines-dir", type=Path, metavar="DIR",
         help="dlt's working folder (default .workspace_images/<db file name> beside the DuckDB file)",
     )
+
+
+def summary_json(result: Optional[RunResult], exit_code: int, error: Optional[str] = None) -> str:
+    """The `--json` object: one line, whatever the outcome."""
+    summary: Dict[str, object] = {"exit_code": exit_code}
+    if result is not None:
+        summary.update({
+            "run_id": result.run_id,
+            "as_of": result.as_of.isoformat(),
+            "db": str(result.db_path),
+            "projects": len(result.projects),
+            "projects_ok": len(result.projects) - len(result.failed),
+            "projects_failed": [
+                {"project": f"{p['region']}:{p['project_id']}", "http_status": p["http_status"],
+                 "error_code": p["error_code"], "error_msg": p["error_msg"]}
+                for p in result.failed
+            ],
+            "images": result.images,
+            "new_versions": result.new_versions,
+            "retired": result.retired,
+            "retries": result.retries,
+            "seconds": round(result.seconds, 3),
+        })
+    if error is not None:
+        summary["error"] = error
+    return json.dumps(summary, ensure_ascii=False, default=str)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -151,7 +198,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_progress=progress_printer(),
         models=not args.no_models,
     )
-    print_result(result)
+    if args.json:
+        print_failures(result)
+        print(summary_json(result, result.exit_code))
+    else:
+        print_result(result)
+    to_log_file(logging.INFO, result.summary())
     return result.exit_code
 
 
@@ -267,27 +319,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
+    as_json = bool(getattr(args, "json", False))
     try:
+        setup_logging(args.verbose, args.quiet, getattr(args, "log_file", None))
         return int(args.func(args))
     except UsageError as exc:
-        print(f"workspace-images: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(EXIT_USAGE, f"error: {exc}", as_json)
     except LockHeld as exc:
-        print(f"workspace-images: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
+        return _fail(EXIT_LOCKED, str(exc), as_json)
     except (RunFailed, DatabaseBusy) as exc:
-        print(f"workspace-images: run failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(EXIT_FAILED, f"run failed: {exc}", as_json)
     except KeyboardInterrupt:
-        print("workspace-images: interrupted", file=sys.stderr)
-        return 130
+        return _fail(130, "interrupted", as_json)
     except Exception as exc:  # the last line of defence: one line, never a traceback
         logger.debug("unexpected failure", exc_info=True)
         text = str(exc).strip().splitlines()
-        print(f"workspace-images: run failed: {exc.__class__.__name__}: {text[0] if text else 'no message'} "
-              "(run with -v for details)", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(EXIT_FAILED, f"run failed: {exc.__class__.__name__}: {text[0] if text else 'no message'} "
+                     "(run with -v for details)", as_json)
+
+
+def to_log_file(level: int, message: str) -> None:
+    """Write a line to the --log-file only (stdout and stderr already have it)."""
+    for handler in logging.getLogger("workspace_images").handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(logging.LogRecord("workspace_images", level, __file__, 0, message, None, None))
+
+
+def _fail(code: int, message: str, as_json: bool) -> int:
+    """Say why the command failed: one line on stderr (and in the log file), and with --json
+    the JSON object on stdout."""
+    print(f"workspace-images: {message}", file=sys.stderr)
+    to_log_file(logging.ERROR, message)
+    if as_json:
+        print(summary_json(None, code, message))
+    return code
 
 
 if __name__ == "__main__":

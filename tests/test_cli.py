@@ -215,3 +215,37 @@ def test_models_without_data_exit_2(tmp_path: Path) -> None:
         "workspace-images: error: nothing.duckdb does not exist: load it first with `workspace-images run`"
     )
     assert not (tmp_path / "nothing.duckdb").exists()
+
+
+def test_json_summary_and_log_file_for_cron(sim: Simulator, tmp_path: Path) -> None:
+    import json
+
+    good = sim.add_project("cn-north-4", images=130)
+    bad = sim.add_project("cn-east-3", images=5)
+    sim.fail_project(bad.project_id, "status", status=403)
+    proc = cli(["run", "--endpoint", sim.url, "--project", f"cn-north-4:{good.project_id}",
+                "--project", f"cn-east-3:{bad.project_id}", "--db", "x.duckdb", "--json", "--log-file", "run.log"],
+               tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert {k: summary[k] for k in ("exit_code", "projects", "projects_ok", "images", "new_versions", "retired")} == {
+        "exit_code": 1, "projects": 2, "projects_ok": 1, "images": 130, "new_versions": 130, "retired": 0}
+    assert summary["projects_failed"] == [{
+        "project": f"cn-east-3:{bad.project_id}", "http_status": 403, "error_code": "APIG.0302",
+        "error_msg": "The IAM or FunctionGraph authorizer does not allow the request."}]
+    assert len(summary["run_id"]) == 32 and summary["db"] == "x.duckdb"
+    log = (tmp_path / "run.log").read_text(encoding="utf-8")
+    assert "fetching 2 project(s)" in log and "progress: 2/2 projects" in log
+    assert log.rstrip().splitlines()[-1].endswith(f"INFO    run {summary['run_id'][:12]} as of "
+                                                 f"{summary['as_of'][:10]} {summary['as_of'][11:19]}Z: 1/2 projects ok, "
+                                                 f"130 images, 130 new versions, 0 retired, 0 retries, "
+                                                 f"{summary['seconds']:.1f}s -> x.duckdb")
+    assert TOKEN not in log + proc.stdout + proc.stderr
+
+    again = cli(["run", "--endpoint", sim.url, "--project", "nowhere", "--db", "x.duckdb", "--json",
+                 "--log-file", "run.log"], tmp_path)
+    assert again.returncode == 2
+    failure = json.loads(again.stdout)
+    assert failure["exit_code"] == 2 and failure["error"].startswith("error: invalid project 'nowhere'")
+    assert (tmp_path / "run.log").read_text(encoding="utf-8").rstrip().splitlines()[-1].endswith(
+        "ERROR   " + failure["error"])
