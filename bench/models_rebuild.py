@@ -29,10 +29,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipelines.models import build_models
-from pipelines.runner import run
-from simulator import Simulator
-from simulator.data import RELEASES
+from workspace_images.models import build_models
+from workspace_images.runner import run
+from workspace_images.simulator import Simulator
+from workspace_images.simulator.data import RELEASES
 
 START = dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc)
 REGIONS = ["cn-north-4", "cn-east-3", "cn-south-1", "ap-southeast-1", "ap-southeast-3"]

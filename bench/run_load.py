@@ -42,7 +42,7 @@ def measure(cmd: List[str], env: Dict[str, str], cwd: Path) -> Tuple[float, floa
 
 def start_simulator(projects: int, images: int, latency_ms: float) -> Tuple[subprocess.Popen, str, List[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--projects", str(projects), "--images", str(images),
+        [sys.executable, "-m", "workspace_images.simulator", "--projects", str(projects), "--images", str(images),
          "--token", TOKEN, "--latency-ms", str(latency_ms), "--log-level", "WARNING"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -76,7 +76,7 @@ def main() -> int:
             "SOURCES__WORKSPACE_IMAGES__PROJECTS": json.dumps(targets),
             "DLT_DATA_DIR": str(work / "dlt_data"),
         })
-        run = [sys.executable, "-m", "pipelines.cli", "-q", "run", "--endpoint", url, "--db", "bench.duckdb", "--no-models"]
+        run = [sys.executable, "-m", "workspace_images.cli", "-q", "run", "--endpoint", url, "--db", "bench.duckdb", "--no-models"]
         cases = {
             "imports": [sys.executable, "-c", "import dlt, duckdb, pyarrow, requests"],
             "http": [sys.executable, "-m", "bench.baseline_fetch", url],

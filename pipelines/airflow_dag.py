@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pipelines.runner import run
+from workspace_images.runner import run
 
 DB_ENV = "WORKSPACE_IMAGES_DB"
 DEFAULT_DB = "/var/lib/workspace-images/workspace_images.duckdb"

@@ -1,4 +1,4 @@
-"""`workspace-images` command line: a thin layer over pipelines.runner and pipelines.demo."""
+"""`workspace-images` command line: a thin layer over the runner (`runner`) and the demo (`demo`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional, Sequence
 
-from sources.workspace_images import Progress
+from workspace_images.source import Progress
 
 from .locking import DatabaseBusy, LockHeld, RunLock
 from .runner import (
@@ -244,7 +244,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from simulator.cli import serve
+    from workspace_images.simulator.cli import serve
 
     return serve(args)
 
@@ -307,7 +307,7 @@ def build_parser() -> ArgumentParser:
         "simulator", help="serve the Workspace API simulator",
         description="Serve a local stand-in for the Workspace API until Ctrl-C.",
     )
-    from simulator.cli import add_arguments
+    from workspace_images.simulator.cli import add_arguments
 
     add_arguments(sim)
     sim.set_defaults(func=cmd_simulator)

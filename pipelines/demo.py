@@ -7,7 +7,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from simulator import Simulator
+from workspace_images.simulator import Simulator
 
 from .report import ScreenshotFailed, screenshot, terminal_report, write_html
 from .runner import EXIT_OK, EXIT_PARTIAL, UsageError, default_pipelines_dir, run

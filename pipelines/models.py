@@ -14,7 +14,11 @@ import duckdb
 
 logger = logging.getLogger("workspace_images")
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = next(
+    (p for p in (Path(__file__).resolve().parent / "sql", Path(__file__).resolve().parent.parent / "sql") if p.is_dir()),
+    Path(__file__).resolve().parent / "sql",
+)
+"""The models: `workspace_images/sql/` where the package is installed, `sql/` in the repository."""
 ANALYTICS = "analytics"
 RAW_TABLES = ("workspace_images.images", "workspace_images.project_runs")
 SAMPLE_ROWS = 5
@@ -22,6 +26,10 @@ SAMPLE_ROWS = 5
 
 class ModelsUnavailable(Exception):
     """The database has no loaded data to build models from (exit 2)."""
+
+
+class ModelsMissing(Exception):
+    """No model was found where the models should be: the installation is incomplete (exit 3)."""
 
 
 class DataTestFailed(Exception):
@@ -115,6 +123,8 @@ def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool =
     started = time.monotonic()
     result = ModelsResult()
     models = load_models(sql_dir)
+    if not models:
+        raise ModelsMissing(f"no SQL models in {sql_dir}: this installation of workspace-images is incomplete")
     if not Path(db_path).exists():
         raise ModelsUnavailable(f"{db_path} does not exist: load it first with `workspace-images run`")
     with duckdb.connect(str(db_path)) as con:

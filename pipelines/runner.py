@@ -21,11 +21,11 @@ from dlt.common.time import to_seconds
 from dlt.load.exceptions import LoadClientJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.workspace_images import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
-from sources.workspace_images.rows import parse_timestamp
+from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
+from workspace_images.source.rows import parse_timestamp
 
 from .locking import RunLock, wait_for_database
-from .models import DataTestFailed, ModelsResult, ModelsUnavailable, build_models, table_exists
+from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, table_exists
 
 logger = logging.getLogger("workspace_images")
 
@@ -411,6 +411,8 @@ def run_models(db_path: Path, wait: Optional[float] = None) -> ModelsResult:
         raise UsageError(str(exc)) from None
     except DataTestFailed as exc:
         raise RunFailed(f"{exc}; the previous models were kept") from None
+    except ModelsMissing as exc:
+        raise RunFailed(str(exc)) from None
     except duckdb.Error as exc:
         raise RunFailed(f"models: {_first_line(exc)}") from None
 

@@ -6,8 +6,8 @@ accepts IAM password tokens (``POST /v3/auth/tokens``) and AK/SK
 ``SDK-HMAC-SHA256`` signatures, and lists projects like IAM.
 """
 
-from simulator.data import DEFAULT_REGIONS, generate_day
-from simulator.iam import (
+from .data import DEFAULT_REGIONS, generate_day
+from .iam import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
     DEFAULT_PASSWORD,
@@ -17,7 +17,7 @@ from simulator.iam import (
     MOS_PROJECT,
     SimAccount,
 )
-from simulator.server import (
+from .server import (
     PROJECT_FAULT_KINDS,
     RANDOM_FAULTS,
     Fault,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from simulator.iam import (
+from .iam import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
     DEFAULT_PASSWORD,
@@ -19,7 +19,7 @@ from simulator.iam import (
     DEFAULT_TOKEN_TTL,
     DEFAULT_USER,
 )
-from simulator.server import Simulator
+from .server import Simulator
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 

@@ -56,8 +56,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator import signing
-from simulator.signing import Headers
+from . import signing
+from .signing import Headers
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 

@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
-from simulator.data import (
+from .data import (
     DEFAULT_REGIONS,
     Image,
     ProjectHistory,
@@ -44,7 +44,7 @@ from simulator.data import (
     project_id_for,
     sort_images,
 )
-from simulator.iam import (
+from .iam import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
     DEFAULT_PASSWORD,

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import duckdb
 import pytest
 
-from pipelines.runner import RunResult, run
-from simulator import Simulator
+from workspace_images.runner import RunResult, run
+from workspace_images.simulator import Simulator
 
 TOKEN = "sim-token-5f3c1a9e-do-not-leak"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_import_name() -> Iterator[None]:
+    """The code is imported as `workspace_images` only, as pip installs it: the repository's
+    folder names (`pipelines`, `sources`, `simulator`) would load a second copy of each module."""
+    yield
+    stray = sorted(name for name in sys.modules if name.split(".")[0] in ("pipelines", "sources", "simulator"))
+    assert not stray, f"imported by their repository folder names: {stray}"
 
 
 @pytest.fixture(autouse=True)

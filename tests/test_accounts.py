@@ -7,8 +7,8 @@ from typing import Dict, List
 
 import pytest
 
-from pipelines.runner import UsageError, run
-from simulator import Simulator
+from workspace_images.runner import UsageError, run
+from workspace_images.simulator import Simulator
 from tests.conftest import current_ids, project_run, query
 from tests.test_cli import cli
 

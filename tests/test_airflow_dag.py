@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.airflow_dag import ProjectsFailed, load_images
-from simulator import Simulator
+from workspace_images.airflow_dag import ProjectsFailed, load_images
+from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, query
 
 

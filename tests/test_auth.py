@@ -11,7 +11,7 @@ import requests
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 
-from sources.workspace_images.auth import AkSkAuth, signature, signed_header_names
+from workspace_images.source.auth import AkSkAuth, signature, signed_header_names
 
 AK, SK = "HPUAEXAMPLEAK0000001", "exampleSecretKey+/=0123456789abcdefghijkl"
 NOW = dt.datetime(2026, 11, 27, 8, 30, 15, tzinfo=dt.timezone.utc)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.models_rebuild import make_database
-from pipelines.models import build_models
+from workspace_images.models import build_models
 from tests.conftest import query
 
 

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from simulator import Simulator
+from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, query
 
 
@@ -23,7 +23,7 @@ def cli(args: List[str], cwd: Path, token: Optional[str] = TOKEN, extra_env: Opt
         env["SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN"] = token
     env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "workspace_images.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -167,7 +167,7 @@ def test_every_command_has_help(tmp_path: Path, command: str) -> None:
 
 
 def test_readme_documents_every_command_and_flag() -> None:
-    from pipelines.cli import build_parser
+    from workspace_images.cli import build_parser
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert readme.startswith("# workspace-images\n\n```\nmake demo")

@@ -10,7 +10,7 @@ from pathlib import Path
 import dlt
 import pytest
 
-from simulator import Simulator
+from workspace_images.simulator import Simulator
 from tests.conftest import load, query
 from tests.test_cli import cli
 from tests.test_trust import run_args

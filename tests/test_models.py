@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Set, Tuple
 import duckdb
 import pytest
 
-from pipelines.models import build_models, macro_scripts
-from simulator import Simulator
+from workspace_images.models import build_models, macro_scripts
+from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, load, query
 
 DAYS = 5
@@ -137,7 +137,7 @@ def test_new_api_columns_reach_the_models(sim: Simulator, db: Path) -> None:
 
 
 def test_a_failing_data_test_keeps_the_previous_models(sim: Simulator, db: Path) -> None:
-    from pipelines.models import DataTestFailed
+    from workspace_images.models import DataTestFailed
 
     sim.add_project("cn-north-4", images=10)
     load(db, sim, day=0)

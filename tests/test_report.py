@@ -12,9 +12,9 @@ from typing import Any, Dict, Iterator, List, Tuple
 import duckdb
 import pytest
 
-from pipelines import charts, report
-from pipelines.runner import UsageError
-from simulator import Simulator
+from workspace_images import charts, report
+from workspace_images.runner import UsageError
+from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, load, query
 
 CHROMIUM = Path("/usr/bin/chromium")

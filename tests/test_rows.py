@@ -20,9 +20,9 @@ import pytest
 from dlt.common.normalizers.naming.duck_case import NamingConvention as DuckCaseNaming
 from dlt.common.schema import Schema
 
-import sources.workspace_images.fetch as fetch_module
-from simulator import Simulator
-from sources.workspace_images.rows import (
+import workspace_images.source.fetch as fetch_module
+from workspace_images.simulator import Simulator
+from workspace_images.source.rows import (
     BadRecord,
     ColumnPlan,
     fit_value,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from simulator import PROJECT_FAULT_KINDS, RANDOM_FAULTS, RequestRecord, SimProject, Simulator, generate_day
-from simulator.cli import add_arguments, build_simulator
+from workspace_images.simulator import PROJECT_FAULT_KINDS, RANDOM_FAULTS, RequestRecord, SimProject, Simulator, generate_day
+from workspace_images.simulator.cli import add_arguments, build_simulator
 
 TOKEN = "sim-token"
 START = dt.date(2026, 11, 1)
@@ -590,7 +590,7 @@ def test_cli_arguments():
 def test_cli_serves_until_interrupted():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKSPACE_SIMULATOR_TOKEN": "env-token"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--projects", "2", "--images", "4"],
+        [sys.executable, "-m", "workspace_images.simulator", "--projects", "2", "--images", "4"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
     try:

@@ -25,7 +25,7 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from huaweicloudsdkworkspace.v2 import ListImagesRequest, WorkspaceClient
 
-from simulator import (
+from workspace_images.simulator import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
     DEFAULT_PASSWORD,
@@ -840,7 +840,7 @@ def test_iam_calls_are_recorded_without_secrets(sim):
 
 def test_cli_prints_the_credentials_and_honours_the_flags():
     process = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--projects", "1", "--images", "2", "--domain", "acme", "--user", "ann",
+        [sys.executable, "-m", "workspace_images.simulator", "--projects", "1", "--images", "2", "--domain", "acme", "--user", "ann",
          "--password", "pw-123", "--access-key", "AKCLI", "--secret-key", "SKCLI", "--token-ttl", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from simulator import PROJECT_FAULT_KINDS, Simulator
+from workspace_images.simulator import PROJECT_FAULT_KINDS, Simulator
 from tests.recorder import Recorder
 
 TOKEN = "sim-token-faults-do-not-leak"

@@ -20,9 +20,9 @@ from typing import Any, Iterator, List, Optional
 import duckdb
 import pytest
 
-from pipelines.locking import RunLock
-from pipelines.runner import RunFailed, run
-from simulator import Simulator
+from workspace_images.locking import RunLock
+from workspace_images.runner import RunFailed, run
+from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, current_ids, load, project_run, query
 from tests.recorder import Recorder
 from tests.test_cli import cli
@@ -96,7 +96,7 @@ def test_overlapping_runs_one_loads_the_other_exits_4(sim: Simulator, tmp_path: 
     sim.fail_project(project.project_id, "slow", interval=0.5)
     env = {"DLT_DATA_DIR": str(tmp_path / "dlt_data"), "RUNTIME__REQUEST_BACKOFF_FACTOR": "0.01",
            "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN": TOKEN, "PATH": os.environ["PATH"]}
-    command = [sys.executable, "-m", "pipelines.cli", *run_args(sim, "x.duckdb", 0, "--no-models")]
+    command = [sys.executable, "-m", "workspace_images.cli", *run_args(sim, "x.duckdb", 0, "--no-models")]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not [r for r in sim.requests if r.project_id] and time.monotonic() < deadline:

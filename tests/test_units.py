@@ -7,8 +7,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from sources.workspace_images.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
-from sources.workspace_images.rows import images_table, parse_timestamp, row_hash
+from workspace_images.source.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
+from workspace_images.source.rows import images_table, parse_timestamp, row_hash
 
 UTC = dt.timezone.utc
 

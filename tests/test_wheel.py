@@ -1,0 +1,59 @@
+"""The wheel as pip installs it: built here, installed into a clean venv, run from an unrelated folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from workspace_images.simulator import Simulator
+from tests.conftest import TOKEN, query
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist),
+                    str(ROOT)], check=True, capture_output=True, text=True, timeout=300)
+    wheel = next(dist.glob("workspace_images-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top == {"workspace_images"}, top
+    models = {n for n in names if n.startswith("workspace_images/sql/") and n.endswith(".sql")}
+    assert {"workspace_images/sql/image_inventory.sql", "workspace_images/sql/stg_project_runs.sql",
+            "workspace_images/sql/macros/os_version.sql", "workspace_images/sql/tests/image_inventory.sql"} <= models
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+                               capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    site = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert not any((Path(site) / name).exists() for name in ("sources", "pipelines", "simulator", "sql"))
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "HOME": str(tmp_path),
+           "DLT_DATA_DIR": str(tmp_path / "dlt_data"), "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN": TOKEN}
+    with Simulator(projects=0, seed=3, token=TOKEN) as sim:
+        project = sim.add_project("cn-north-4", images=140)
+        proc = subprocess.run(
+            [str(venv / "bin" / "workspace-images"), "run", "--endpoint", sim.url, "--db", "images.duckdb",
+             "--project", f"cn-north-4:{project.project_id}", "--as-of", sim.as_of().isoformat(), "--json"],
+            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["images"] == 140
+    models = subprocess.run([str(venv / "bin" / "workspace-images"), "models", "--db", "images.duckdb"],
+                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert models.returncode == 0, models.stderr
+    assert models.stdout.startswith("models: 6 built (") and "24 data tests passed" in models.stdout
+    assert query(elsewhere / "images.duckdb", "select count(*) from analytics.image_inventory") == [(140,)]
+    source = subprocess.run([str(venv / "bin" / "python"), "-c",
+                             "from workspace_images.source import workspace_images; print(workspace_images.name)"],
+                            cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert source.stdout.strip() == "workspace_images", source.stderr
