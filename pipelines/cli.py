@@ -147,6 +147,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="API query parameter for every page, e.g. os_type=Windows (repeatable)",
     )
     parser.add_argument("--concurrency", type=int, metavar="N", help="projects fetched at once (default 8)")
+    parser.add_argument(
+        "--duckdb-storage-version", metavar="VERSION",
+        help="write a new DuckDB file in this storage version (e.g. v1.0.0), so older DuckDB readers "
+        "(BI tools) can open it; default DuckDB's own",
+    )
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object on stdout instead of the summary line, also on failure")
     parser.add_argument("--log-file", type=Path, metavar="PATH",
@@ -197,6 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipelines_dir=args.pipelines_dir,
         on_progress=progress_printer(),
         models=not args.no_models,
+        duckdb_storage_version=args.duckdb_storage_version,
     )
     if args.json:
         print_failures(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import tomllib
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -142,6 +143,7 @@ def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool =
                 result.rows[model.name] = con.execute(f"select count(*) from {ANALYTICS}.{model.name}").fetchone()[0]
                 result.seconds[model.name] = time.monotonic() - began
                 logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
+            describe(con, sql_dir)
             if run_tests:
                 for model in models:
                     for test, query in model.tests:
@@ -153,6 +155,44 @@ def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool =
         con.execute("commit")
     result.total_seconds = time.monotonic() - started
     return result
+
+
+DESCRIPTIONS = "descriptions.toml"
+"""Beside the models: what every table and column means."""
+
+
+def describe(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> int:
+    """Store the descriptions of `descriptions.toml` as COMMENT ON for the raw tables and the
+    models that exist, every column included (one the file does not name gets `api_field`).
+
+    Returns:
+        How many comments were written.
+    """
+    text = (sql_dir / DESCRIPTIONS).read_text(encoding="utf-8")
+    entries = tomllib.loads(text)
+    common = entries.get("common", {})
+    written = 0
+    for qualified, own in entries.items():
+        if qualified == "common":
+            continue
+        schema, table = qualified.split(".")
+        columns = [r[0] for r in con.execute(
+            "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
+            [schema, table],
+        ).fetchall()]
+        if not columns:
+            continue
+        con.execute(f"comment on table {schema}.{table} is {_literal(own['table'])}")
+        for column in columns:
+            description = own.get(column) or common.get(column) or common["api_field"]
+            con.execute(f'comment on column {schema}.{table}."{column.replace(chr(34), chr(34) * 2)}" '
+                        f"is {_literal(description)}")
+        written += 1 + len(columns)
+    return written
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _run_test(con: duckdb.DuckDBPyConnection, model: str, test: str, query: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 import uuid
@@ -126,8 +127,20 @@ def default_pipelines_dir(db_path: Path) -> Path:
     return db_path.resolve().parent / ".workspace_images" / db_path.name
 
 
+TIDY_DEFAULTS = {
+    "LOAD__TRUNCATE_STAGING_DATASET": "true",
+    "LOAD__DELETE_COMPLETED_JOBS": "true",
+}
+"""dlt settings this tool changes unless the user sets them: the staging schema
+(`workspace_images_staging`) is emptied after each load instead of keeping the last
+rows for dashboards to trip on, and a loaded package keeps its record (for
+`dlt pipeline ... info/trace`) but not its data files, which would pile up forever."""
+
+
 def make_pipeline(db_path: Path, pipelines_dir: Optional[Path] = None) -> dlt.Pipeline:
     """The `workspace_images` pipeline writing to the DuckDB file `db_path`."""
+    for name, value in TIDY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dlt.destinations.duckdb(str(db_path.resolve())),
@@ -185,6 +198,48 @@ def check_runtime_settings() -> None:
         raise UsageError("[runtime] request_backoff_factor and request_max_retry_delay must be 0 or more")
 
 
+def storage_version_setting(value: Optional[str]) -> Optional[str]:
+    """The DuckDB storage version a new database file is written in: the argument, else
+    `duckdb_storage_version` of `[sources.workspace_images]`; None for DuckDB's own default.
+
+    Raises:
+        UsageError: DuckDB knows no such version.
+    """
+    if value is None:
+        value = dlt.config.get(f"sources.{PIPELINE_NAME}.duckdb_storage_version")
+    if value in (None, ""):
+        return None
+    version = str(value).strip()
+    try:
+        duckdb.connect(":memory:", config={"storage_compatibility_version": version}).close()
+    except duckdb.Error:
+        raise UsageError(
+            f"duckdb_storage_version {version!r} is not a DuckDB version DuckDB {duckdb.__version__} can write, "
+            "e.g. v1.0.0"
+        ) from None
+    return version
+
+
+def create_with_storage_version(db_path: Path, version: str) -> None:
+    """Create `db_path` in storage `version`, so DuckDB readers from that version on open it.
+
+    The version of a file is set when it is created and kept by every later write; an
+    existing file in another version is left as it is, with a warning.
+    """
+    if not db_path.exists():
+        duckdb.connect(str(db_path), config={"storage_compatibility_version": version}).close()
+        logger.info("created %s in DuckDB storage version %s", db_path, version)
+        return
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        tags = con.execute(
+            "select tags from duckdb_databases() where database_name = current_database()"
+        ).fetchone()[0]
+    found = (tags or {}).get("storage_version", "")
+    if not found.startswith(version):
+        logger.warning("%s is in DuckDB storage version %s, not %s: the version is set when a file is created; "
+                       "copy it into a new file to change it", db_path, found or "unknown", version)
+
+
 def lock_timeout_setting(value: Optional[float]) -> float:
     """Seconds to wait for a program that holds the DuckDB file: the argument, else
     `lock_timeout` of `[sources.workspace_images]`, else DEFAULT_LOCK_TIMEOUT."""
@@ -220,6 +275,7 @@ def run(
     models: bool = True,
     project_timeout: Optional[float] = None,
     lock_timeout: Optional[float] = None,
+    duckdb_storage_version: Optional[str] = None,
 ) -> RunResult:
     """Extract every project and load it into `db_path`.
 
@@ -249,6 +305,7 @@ def run(
     check_paths(db_path, workdir)
     check_runtime_settings()
     wait = lock_timeout_setting(lock_timeout)
+    storage = storage_version_setting(duckdb_storage_version)
     kwargs: Dict[str, Any] = {
         "projects": projects or None,
         "regions": regions or None,
@@ -289,6 +346,9 @@ def run(
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
     with RunLock(db_path):
+        if storage is not None:
+            wait_for_database(lambda: create_with_storage_version(db_path, storage), db_path, wait,
+                              "checking its storage version")
         pipeline = make_pipeline(db_path, workdir)
         if not pipeline.default_schema_name:
             # no local state (a new working folder): take dlt's state and schema from the database.
