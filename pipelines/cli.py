@@ -217,7 +217,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not args.db.exists():
         raise UsageError(f"{args.db} does not exist: load it first with `workspace-images run`")
     with RunLock(args.db, "models build"):
-        print(run_models(args.db).summary())
+        print(run_models(args.db, raw_dataset=args.dataset).summary())
     return 0
 
 
@@ -281,6 +281,11 @@ def build_parser() -> ArgumentParser:
         "database's lock.",
     )
     add_db_argument(models)
+    models.add_argument(
+        "--dataset", default="workspace_images", metavar="NAME",
+        help="the dataset (schema) holding images and project_runs, when your own dlt pipeline loaded them "
+        "(default workspace_images)",
+    )
     models.set_defaults(func=cmd_models)
 
     report_parser = commands.add_parser(

@@ -21,7 +21,9 @@ SQL_DIR = next(
 )
 """The models: `workspace_images/sql/` where the package is installed, `sql/` in the repository."""
 ANALYTICS = "analytics"
-RAW_TABLES = ("workspace_images.images", "workspace_images.project_runs")
+RAW_DATASET = "workspace_images"
+"""The dataset (schema) the models read, as the SQL names it; another is substituted when given."""
+RAW_TABLES = ("images", "project_runs")
 SAMPLE_ROWS = 5
 
 
@@ -82,13 +84,28 @@ def _split_tests(text: str) -> List[Tuple[str, str]]:
     return tests
 
 
-def load_models(sql_dir: Path = SQL_DIR) -> List[Model]:
-    """Every model of `sql_dir` with its tests, in dependency order."""
+def check_dataset(name: str) -> str:
+    """A dataset name fit to stand in SQL: lower-case letters, digits and `_`."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name or ""):
+        raise ValueError(f"dataset {name!r}: expected lower-case letters, digits and '_'")
+    return name
+
+
+def _reading(text: str, raw_dataset: str) -> str:
+    """The SQL with its raw tables read from `raw_dataset` instead of RAW_DATASET."""
+    if raw_dataset == RAW_DATASET:
+        return text
+    return re.sub(rf"\b{RAW_DATASET}\.", f"{check_dataset(raw_dataset)}.", text)
+
+
+def load_models(sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_DATASET) -> List[Model]:
+    """Every model of `sql_dir` with its tests, in dependency order, reading `raw_dataset`."""
     models: Dict[str, Model] = {}
     for path in sorted(sql_dir.glob("*.sql")):
         tests_path = sql_dir / "tests" / path.name
-        tests = _split_tests(tests_path.read_text(encoding="utf-8")) if tests_path.exists() else []
-        models[path.stem] = Model(path.stem, path.read_text(encoding="utf-8").strip().rstrip(";"), tests)
+        tests = _split_tests(_reading(tests_path.read_text(encoding="utf-8"), raw_dataset)) if tests_path.exists() else []
+        sql = _reading(path.read_text(encoding="utf-8"), raw_dataset)
+        models[path.stem] = Model(path.stem, sql.strip().rstrip(";"), tests)
     graph = {name: [d for d in model.depends_on if d in models] for name, model in models.items()}
     try:
         order = list(TopologicalSorter(graph).static_order())
@@ -111,7 +128,9 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(found and found[0])
 
 
-def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool = True) -> ModelsResult:
+def build_models(
+    db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool = True, raw_dataset: str = RAW_DATASET
+) -> ModelsResult:
     """Rebuild every model in one transaction, then run the data tests before committing.
 
     A dashboard reading the database sees either the previous tables or the new
@@ -123,15 +142,16 @@ def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool =
     """
     started = time.monotonic()
     result = ModelsResult()
-    models = load_models(sql_dir)
+    models = load_models(sql_dir, raw_dataset)
     if not models:
         raise ModelsMissing(f"no SQL models in {sql_dir}: this installation of workspace-images is incomplete")
     if not Path(db_path).exists():
         raise ModelsUnavailable(f"{db_path} does not exist: load it first with `workspace-images run`")
     with duckdb.connect(str(db_path)) as con:
         con.execute("set TimeZone = 'UTC'")
-        if not all(table_exists(con, *name.split(".")) for name in RAW_TABLES):
-            raise ModelsUnavailable(f"{db_path} has no loaded images yet: load it first with `workspace-images run`")
+        if not all(table_exists(con, raw_dataset, name) for name in RAW_TABLES):
+            raise ModelsUnavailable(f"{db_path} has no loaded images in dataset {raw_dataset} yet: "
+                                    "load it first with `workspace-images run`")
         con.execute("begin transaction")
         try:
             con.execute(f"create schema if not exists {ANALYTICS}")
@@ -143,7 +163,7 @@ def build_models(db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool =
                 result.rows[model.name] = con.execute(f"select count(*) from {ANALYTICS}.{model.name}").fetchone()[0]
                 result.seconds[model.name] = time.monotonic() - began
                 logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
-            describe(con, sql_dir)
+            describe(con, sql_dir, raw_dataset)
             if run_tests:
                 for model in models:
                     for test, query in model.tests:
@@ -161,7 +181,7 @@ DESCRIPTIONS = "descriptions.toml"
 """Beside the models: what every table and column means."""
 
 
-def describe(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> int:
+def describe(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_DATASET) -> int:
     """Store the descriptions of `descriptions.toml` as COMMENT ON for the raw tables and the
     models that exist, every column included (one the file does not name gets `api_field`).
 
@@ -176,6 +196,7 @@ def describe(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> int:
         if qualified == "common":
             continue
         schema, table = qualified.split(".")
+        schema = raw_dataset if schema == RAW_DATASET else schema
         columns = [r[0] for r in con.execute(
             "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
             [schema, table],

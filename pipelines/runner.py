@@ -26,7 +26,15 @@ from workspace_images.source import ConfigError, DiscoveryFailed, Progress, Work
 from workspace_images.source.rows import parse_timestamp
 
 from .locking import RunLock, wait_for_database
-from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, table_exists
+from .models import (
+    DataTestFailed,
+    ModelsMissing,
+    ModelsResult,
+    ModelsUnavailable,
+    build_models,
+    check_dataset,
+    table_exists,
+)
 
 logger = logging.getLogger("workspace_images")
 
@@ -461,12 +469,17 @@ def _terminal(exc: BaseException) -> bool:
     return False
 
 
-def run_models(db_path: Path, wait: Optional[float] = None) -> ModelsResult:
-    """Build the SQL models, waiting up to `wait` seconds for a program holding the file;
-    turn their failures into the CLI's errors."""
+def run_models(db_path: Path, wait: Optional[float] = None, raw_dataset: str = DATASET_NAME) -> ModelsResult:
+    """Build the SQL models from the tables of `raw_dataset`, waiting up to `wait` seconds for a
+    program holding the file; turn their failures into the CLI's errors."""
     seconds = lock_timeout_setting(wait)
     try:
-        return wait_for_database(lambda: build_models(db_path), db_path, seconds, "building the models")
+        check_dataset(raw_dataset)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return wait_for_database(lambda: build_models(db_path, raw_dataset=raw_dataset), db_path, seconds,
+                                 "building the models")
     except ModelsUnavailable as exc:
         raise UsageError(str(exc)) from None
     except DataTestFailed as exc:

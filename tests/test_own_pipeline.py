@@ -1,0 +1,42 @@
+"""The dlt source in a user's own dlt pipeline, into a dataset of their choosing, then the models on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dlt
+import pytest
+
+from workspace_images.source import workspace_images
+from workspace_images.simulator import Simulator
+from tests.conftest import TOKEN, query
+from tests.test_cli import cli
+
+
+def test_the_source_loads_into_any_dataset_and_the_models_follow(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projects = [sim.add_project(region, images=130) for region in ("cn-north-4", "ap-southeast-1")]
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN", TOKEN)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
+    db = tmp_path / "mine.duckdb"
+    pipeline = dlt.pipeline("my_images", destination=dlt.destinations.duckdb(str(db)), dataset_name="raw_images",
+                            pipelines_dir=str(tmp_path / "dlt"))
+    for day in (0, 1):
+        sim.set_day(day)
+        pipeline.run(workspace_images(projects=[f"{p.region}:{p.project_id}" for p in projects], as_of=sim.as_of(day)))
+    current = sum(len(sim.images(p.project_id)) for p in projects)
+    assert query(db, "select count(*) from raw_images.images where _dlt_valid_to is null") == [(current,)]
+
+    proc = cli(["models", "--db", str(db), "--dataset", "raw_images"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("models: 6 built (") and "24 data tests passed" in proc.stdout
+    assert query(db, "select count(*) from analytics.image_inventory") == [(current,)]
+    assert query(db, "select count(distinct day) from analytics.os_version_trend") == [(2,)]
+    assert query(db, "select comment from duckdb_tables() where schema_name = 'raw_images' "
+                     "and table_name = 'images'")[0][0].startswith("SCD2 history of the product images")
+
+    wrong = cli(["models", "--db", str(db)], tmp_path)  # the default dataset is not there
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == (f"workspace-images: error: {db} has no loaded images in dataset workspace_images "
+                                    "yet: load it first with `workspace-images run`")
