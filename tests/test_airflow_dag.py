@@ -1,14 +1,54 @@
-"""The Airflow task callable, run as Airflow would call it, against the simulator."""
+"""The Airflow tasks' work, called as the DAG calls it, against the simulator, without Airflow.
+
+tests/integration/ runs the same DAG in a real Airflow (`make test-integration`).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
+import dlt
 import pytest
 
-from workspace_images.airflow_dag import ProjectsFailed, load_images
+from workspace_images import airflow_dag
+from workspace_images.airflow_dag import (
+    AirflowFailException,
+    ProjectsFailed,
+    SettingsError,
+    as_of_for,
+    build_models,
+    load_images,
+    plan_loads,
+)
+from workspace_images.locking import LockHeld, RunLock
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, query
+from tests.conftest import TOKEN, current_ids, query, utc
+
+
+@pytest.fixture
+def settings(sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings as environment variables, the database in the test's folder; returns the database."""
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN", TOKEN)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
+    monkeypatch.setenv("WORKSPACE_IMAGES_DB", str(tmp_path / "af.duckdb"))
+    monkeypatch.delenv("WORKSPACE_IMAGES_FANOUT", raising=False)
+    monkeypatch.delenv("DLT_PROJECT_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "af.duckdb"
+
+
+def projects_env(monkeypatch: pytest.MonkeyPatch, *projects: object) -> None:
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__PROJECTS",
+                       json.dumps([f"{p.region}:{p.project_id}" for p in projects]))  # type: ignore[attr-defined]
+
+
+def ids(sim: Simulator, project_id: str) -> list:
+    return sorted(i["id"] for i in sim.images(project_id))
 
 
 def test_the_task_loads_as_of_the_end_of_the_interval(sim: Simulator, tmp_path: Path,
@@ -31,3 +71,219 @@ def test_the_task_loads_as_of_the_end_of_the_interval(sim: Simulator, tmp_path: 
     with pytest.raises(ProjectsFailed, match=rf"1 project\(s\) failed: cn-east-3:{bad.project_id} \(APIG.0302\)"):
         load_images(data_interval_end=sim.as_of(1))
     assert query(tmp_path / "af.duckdb", "select count(*) from workspace_images.project_runs") == [(3,)]
+
+
+def test_some_projects_failing_is_a_failure_to_retry_after_loading_the_rest(sim: Simulator, settings: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    ok = sim.add_project("cn-north-4", images=12)
+    bad = sim.add_project("cn-east-3", images=5)
+    projects_env(monkeypatch, ok, bad)
+    sim.fail_project(bad.project_id, "status", status=500, error_code="WKS.0500", error_msg="boom")
+    with pytest.raises(ProjectsFailed) as caught:
+        load_images(sim.as_of(0), models=False)
+    assert not isinstance(caught.value, AirflowFailException)  # Airflow retries it
+    assert current_ids(settings, ok.project_id) == ids(sim, ok.project_id)
+    assert query(settings, "select project_id, status from workspace_images.project_runs order by status") == [
+        (bad.project_id, "failed"), (ok.project_id, "ok")
+    ]
+
+
+@pytest.mark.parametrize("broken", ["no credentials", "unknown filter", "as of before the latest load"])
+def test_a_configuration_error_fails_the_task_at_once(sim: Simulator, settings: Path, broken: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    project = sim.add_project("cn-north-4", images=8)
+    projects_env(monkeypatch, project)
+    if broken == "no credentials":
+        monkeypatch.delenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN")
+    elif broken == "unknown filter":
+        monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__FILTERS", '{"colour": "blue"}')
+    else:
+        load_images(sim.as_of(2), models=False)
+    requests = len(sim.requests)
+    with pytest.raises(SettingsError, match="^configuration: ") as caught:
+        load_images(sim.as_of(1))
+    assert isinstance(caught.value, AirflowFailException)  # Airflow fails the task, no retry
+    assert len(sim.requests) == requests  # nothing was asked of the API
+    if broken != "as of before the latest load":
+        assert not settings.exists()
+
+
+def test_a_run_holding_the_lock_is_a_failure_to_retry(sim: Simulator, settings: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    projects_env(monkeypatch, sim.add_project("cn-north-4", images=8))
+    load_images(sim.as_of(0))
+    requests = len(sim.requests)
+    with RunLock(settings):  # another run (the CLI, another DAG run) is loading this database
+        with pytest.raises(LockHeld) as caught:
+            load_images(sim.as_of(1))
+        with pytest.raises(LockHeld):
+            build_models(settings)
+    assert not isinstance(caught.value, AirflowFailException)
+    assert len(sim.requests) == requests
+    assert "1/1 projects ok" in load_images(sim.as_of(1))  # the retry, once the other run is done
+
+
+def test_progress_and_summary_lines_reach_airflows_task_log(sim: Simulator, settings: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Airflow's task log is fed from the root logger: the task's lines must propagate there."""
+    projects_env(monkeypatch, sim.add_project("cn-north-4", images=20), sim.add_project("cn-east-3", images=7))
+    log = logging.getLogger("workspace_images")
+    saved = log.propagate, log.level
+    log.propagate, log.level = False, logging.WARNING  # as the CLI's setup_logging -q would leave it
+    try:
+        with caplog.at_level(logging.INFO):  # caplog listens on the root logger, as Airflow's handler does
+            summary = load_images(sim.as_of(0))
+        assert (log.propagate, log.level) == (False, logging.WARNING)  # put back as it was
+    finally:
+        log.propagate, log.level = saved
+    lines = [r.getMessage() for r in caplog.records if r.name == "workspace_images"]
+    assert any(line.startswith("progress: 2/2 projects, 27 images") for line in lines), lines
+    assert summary in lines
+    assert any(line.startswith("models: ") for line in lines)
+    assert any(line.startswith("loading every project into ") for line in lines)
+
+
+def test_settings_come_from_dlt_beside_the_dag_file_whatever_the_working_folder(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dlt_reloaded: None
+) -> None:
+    project = sim.add_project("cn-north-4", images=9)
+    dags = tmp_path / "dags"
+    (dags / ".dlt").mkdir(parents=True)
+    (dags / ".dlt" / "config.toml").write_text(
+        f'[sources.workspace_images]\nendpoint = "{sim.url}"\nprojects = ["cn-north-4:{project.project_id}"]\n'
+    )
+    (dags / ".dlt" / "secrets.toml").write_text(f'[sources.workspace_images.credentials]\ntoken = "{TOKEN}"\n')
+    worker = tmp_path / "worker"  # the worker's working folder has settings of its own
+    (worker / ".dlt").mkdir(parents=True)
+    (worker / ".dlt" / "config.toml").write_text('[sources.workspace_images]\nendpoint = "http://127.0.0.1:9"\n')
+    monkeypatch.chdir(worker)
+    monkeypatch.delenv("DLT_PROJECT_DIR", raising=False)
+    db = tmp_path / "warehouse" / "images.duckdb"
+    db.parent.mkdir()
+    assert "1/1 projects ok, 9 images" in load_images(sim.as_of(0), db, dag_folder=dags)
+    assert current_ids(db, project.project_id) == ids(sim, project.project_id)
+    assert "1/1 projects ok, 9 images" in plan_and_load(sim, db, dags, "region")
+    assert "DLT_PROJECT_DIR" not in os.environ  # the worker's own settings are back
+    assert dlt.config.get("sources.workspace_images.endpoint") == "http://127.0.0.1:9"
+
+
+def test_a_settings_file_dlt_cannot_read_fails_at_once(sim: Simulator, settings: Path, dlt_reloaded: None) -> None:
+    dags = settings.parent / "dags"
+    (dags / ".dlt").mkdir(parents=True)
+    (dags / ".dlt" / "config.toml").write_text('[sources.workspace_images\nprojects = ["cn-north-4:x"\n')
+    with pytest.raises(SettingsError, match=r"^configuration: .*config\.toml.* \(not retried: fix the setting"):
+        load_images(sim.as_of(0), dag_folder=dags)
+    assert sim.requests == [] and not settings.exists()
+
+
+def plan_and_load(sim: Simulator, db: Path, dags: Path, fanout: str) -> str:
+    with airflow_dag.task_context(dags):
+        (part,) = plan_loads(fanout, sim.as_of(1))
+    assert part["label"] == "cn-north-4"
+    return load_images(datetime.fromisoformat(part["as_of"]), db, region=part["region"], dag_folder=dags)
+
+
+@pytest.fixture
+def dlt_reloaded() -> Iterator[None]:
+    """dlt read the settings of the test's working folder: read the repository's again afterwards."""
+    start = os.getcwd()
+    yield
+    os.chdir(start)
+    airflow_dag._reload_dlt_providers()
+
+
+def test_fan_out_by_region_loads_each_region_in_a_run_of_its_own(sim: Simulator, settings: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    north = [sim.add_project("cn-north-4", images=n) for n in (14, 6)]
+    east = sim.add_project("cn-east-3", images=11)
+    projects_env(monkeypatch, *north, east)
+    monkeypatch.setenv("WORKSPACE_IMAGES_FANOUT", "region")
+    for day in (0, 1):
+        sim.set_day(day)
+        parts = plan_loads("", sim.as_of(day))  # the DAG param left empty: the environment decides
+        assert parts == [{"label": r, "as_of": sim.as_of(day).isoformat(), "region": r}
+                         for r in ("cn-east-3", "cn-north-4")]
+        summaries = [load_images(datetime.fromisoformat(p["as_of"]), region=p["region"], models=False)
+                     for p in parts]
+        assert [s.split(": ")[1].split(",")[0] for s in summaries] == ["1/1 projects ok", "2/2 projects ok"]
+        assert build_models().startswith("models: ")
+    for project in (*north, east):
+        assert current_ids(settings, project.project_id) == ids(sim, project.project_id)
+    runs = query(settings, "select as_of, region, count(*), count(distinct run_id) from workspace_images.project_runs "
+                           "group by all order by all")
+    assert runs == [(sim.as_of(d), r, n, 1) for d in (0, 1) for r, n in (("cn-east-3", 1), ("cn-north-4", 2))]
+    current = sum(len(sim.images(p.project_id)) for p in (*north, east))
+    assert query(settings, "select count(*) from analytics.image_inventory") == [(current,)]
+
+
+def test_fan_out_by_account_loads_each_account_alone(settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Simulator(projects=0, seed=21, token=TOKEN) as sim:
+        sim.add_account("acme")
+        mine = sim.add_project("cn-north-4", images=10)
+        theirs = sim.add_project("cn-east-3", images=4, account="acme")
+        acme = sim.account("acme")
+        monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
+        monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__IAM_ENDPOINT", sim.url)
+        projects_env(monkeypatch, mine)
+        monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS",
+                           json.dumps({"acme": {"projects": [f"cn-east-3:{theirs.project_id}"]}}))
+        monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS__ACME__CREDENTIALS__ACCESS_KEY", acme.access_key)
+        monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS__ACME__CREDENTIALS__SECRET_KEY", acme.secret_key)
+        parts = plan_loads("account", sim.as_of(0))
+        assert [(p["label"], p["account"]) for p in parts] == [("default", "default"), ("acme", "acme")]
+        for part in parts:
+            summary = load_images(sim.as_of(0), account=part["account"], models=False)
+            assert "1/1 projects ok" in summary, summary
+        assert os.environ["SOURCES__WORKSPACE_IMAGES__PROJECTS"] == f'["cn-north-4:{mine.project_id}"]'
+        assert query(settings, "select account, project_id from workspace_images.project_runs order by 1") == [
+            ("acme", theirs.project_id), ("default", mine.project_id)
+        ]
+        assert current_ids(settings, theirs.project_id) == ids(sim, theirs.project_id)
+        monkeypatch.delenv("SOURCES__WORKSPACE_IMAGES__PROJECTS")  # no projects of its own: acme alone
+        assert [p["label"] for p in plan_loads("account", sim.as_of(0))] == ["acme"]
+
+
+def test_plan_loads_refuses_what_cannot_be_split(settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="fanout 'country' is not one of none, region, account"):
+        plan_loads("country")
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__DISCOVER_PROJECTS", "true")
+    with pytest.raises(SettingsError, match="fanout region needs the regions to load"):
+        plan_loads("region")
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__REGIONS", '["cn-north-4", "ap-southeast-1"]')
+    assert [p["region"] for p in plan_loads("region")] == ["ap-southeast-1", "cn-north-4"]
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS", '{"acme": {"discover_projects": true}}')
+    with pytest.raises(SettingsError, match="use fanout account"):
+        plan_loads("region")
+    assert [p["label"] for p in plan_loads("account")] == ["default", "acme"]
+    monkeypatch.delenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS")
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__REGIONS", '["not a region"]')
+    with pytest.raises(SettingsError, match="^configuration: "):
+        plan_loads("region")
+
+
+def test_without_a_fan_out_one_load_of_everything(settings: Path) -> None:
+    now = datetime.now(timezone.utc)
+    (part,) = plan_loads(None, utc(2026, 3, 4))
+    assert part == {"label": "all", "as_of": "2026-03-04T00:00:00+00:00"}
+    (part,) = plan_loads("none", now + timedelta(days=1))  # an interval not over yet: now
+    assert now <= datetime.fromisoformat(part["as_of"]) <= datetime.now(timezone.utc)
+
+
+def test_as_of_is_the_end_of_the_interval_never_in_the_future() -> None:
+    now = utc(2026, 11, 27, 6)
+    assert as_of_for(utc(2026, 11, 26), now) == utc(2026, 11, 26)
+    assert as_of_for(datetime(2026, 11, 26, 8), now) == utc(2026, 11, 26, 8)  # naive: UTC
+    assert as_of_for(utc(2026, 11, 28), now) == now
+    assert as_of_for(None, now) == now  # Airflow 3's manual runs without a logical date
+
+
+def test_build_models_before_any_load_builds_nothing(settings: Path) -> None:
+    assert build_models() == f"no models: {settings} does not exist"
+    assert not settings.exists()
+
+
+def test_outside_airflow_there_is_no_dag_and_the_exception_is_a_stand_in() -> None:
+    assert airflow_dag.dag is None
+    assert issubclass(SettingsError, AirflowFailException)
+    assert not issubclass(ProjectsFailed, AirflowFailException)
