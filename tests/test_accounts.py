@@ -191,6 +191,24 @@ def test_accounts_from_environment_variables(tmp_path: Path) -> None:
         assert "2/2 projects ok, 17 images" in proc.stdout
 
 
+def test_accounts_split_between_config_and_secrets_files(tmp_path: Path) -> None:
+    """The README's layout: an account's projects in config.toml, its credentials in secrets.toml."""
+    with Simulator(projects=0, images=10, seed=14, token="fixed-token-files") as sim:
+        sim.add_account("acme")
+        project = sim.add_project("cn-east-3", images=9, account="acme")
+        acme = sim.account("acme")
+        (tmp_path / ".dlt").mkdir()
+        (tmp_path / ".dlt" / "config.toml").write_text(
+            f'[sources.workspace_images]\nendpoint = "{sim.url}"\niam_endpoint = "{sim.url}"\n\n'
+            f'[sources.workspace_images.accounts.acme]\nprojects = ["cn-east-3:{project.project_id}"]\n')
+        (tmp_path / ".dlt" / "secrets.toml").write_text(
+            f'[sources.workspace_images.accounts.acme.credentials]\naccess_key = "{acme.access_key}"\n'
+            f'secret_key = "{acme.secret_key}"\n')
+        proc = cli(["run", "--db", "x.duckdb", "--no-models"], tmp_path, token=None)
+        assert proc.returncode == 0, proc.stderr
+        assert "1/1 projects ok, 9 images" in proc.stdout
+
+
 @pytest.mark.parametrize("mode", ["password", "aksk", "temporary"])
 def test_secrets_never_leak_in_any_mode(tmp_path: Path, mode: str) -> None:
     with Simulator(projects=2, images=120, seed=13, token="fixed-token-leak") as sim:

@@ -252,6 +252,22 @@ def _account_credentials(name: str, given: Any) -> WorkspaceCredentials:
     return credentials
 
 
+def _account_settings(name: str, given: Any) -> Dict[str, Any]:
+    """An account's settings: its table, completed key by key from dlt's providers.
+
+    dlt hands over the `accounts` table from the first provider that has one: with the
+    credentials in secrets.toml and the projects in config.toml, that table is the
+    secrets' alone, so `projects`, `discover_projects` and `regions` are looked up here.
+    """
+    settings: Dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
+    for key in ("projects", "discover_projects", "regions"):
+        if key not in settings:
+            value = dlt.config.get(f"sources.workspace_images.accounts.{name}.{key}")
+            if value is not None:
+                settings[key] = value
+    return settings
+
+
 def resolve_accounts(
     projects: Any,
     credentials: Optional[WorkspaceCredentials],
@@ -280,7 +296,7 @@ def resolve_accounts(
     for name, settings in (accounts or {}).items():
         if not re.match(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
             raise ConfigError(f"invalid account name {name!r}: use letters, digits and '_' (not 'default')")
-        settings = settings if isinstance(settings, Mapping) else {}
+        settings = _account_settings(name, settings)
         unknown = sorted(set(settings) - {"projects", "discover_projects", "regions", "credentials"})
         if unknown:
             raise ConfigError(f"account {name}: unknown setting(s) {', '.join(unknown)}")
