@@ -9,7 +9,7 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Iterator, Optional, TypeVar
 
 logger = logging.getLogger("workspace_images")
 
@@ -90,16 +90,19 @@ def _read_holder(fd: int) -> str:
     return text or "run"
 
 
+def causes(error: BaseException, limit: int = 10) -> Iterator[BaseException]:
+    """`error`, then what caused it (`__cause__`, else `__context__`), at most `limit` deep."""
+    current: Optional[BaseException] = error
+    for _ in range(limit):
+        if current is None:
+            return
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def is_lock_conflict(error: BaseException) -> bool:
     """Whether `error` (or what caused it) is DuckDB refusing a file another process holds."""
-    seen = 0
-    current: Optional[BaseException] = error
-    while current is not None and seen < 10:
-        if "Could not set lock on file" in str(current):
-            return True
-        current = current.__cause__ or current.__context__
-        seen += 1
-    return False
+    return any("Could not set lock on file" in str(cause) for cause in causes(error))
 
 
 def lock_holder(error: BaseException) -> str:
@@ -107,14 +110,10 @@ def lock_holder(error: BaseException) -> str:
 
     Only the program's path, never its command line: that may carry another tool's secrets.
     """
-    current: Optional[BaseException] = error
-    for _ in range(10):
-        if current is None:
-            break
-        match = _HOLDER_RE.search(str(current))
+    for cause in causes(error):
+        match = _HOLDER_RE.search(str(cause))
         if match:
             return f"PID {match['pid']} ({match['exe']})"
-        current = current.__cause__ or current.__context__
     return "another program"
 
 

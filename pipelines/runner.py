@@ -25,7 +25,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
 from workspace_images.source.rows import parse_timestamp
 
-from .locking import RunLock, wait_for_database
+from .locking import RunLock, causes, wait_for_database
 from .models import (
     DataTestFailed,
     ModelsMissing,
@@ -364,11 +364,12 @@ def run(
             # before the load: a program holding it open then costs this run its load, not its fetch.
             _step(pipeline.sync_destination, db_path, wait, "reading dlt's state")
         finish_pending_loads(pipeline, db_path, wait)
-        wait_for_database(lambda: drop_unfinished_run_log(db_path), db_path, wait, "tidying the run log")
         before = wait_for_database(lambda: read_history(db_path), db_path, wait, "reading the history")
+        if before.unfinished:
+            wait_for_database(lambda: drop_unfinished_run_log(db_path), db_path, wait, "tidying the run log")
         check_as_of_order(db_path, moment, before.latest_as_of)
-        _step(lambda: pipeline.extract(source), db_path, wait, "extracting")
-        _step(pipeline.normalize, db_path, wait, "normalizing")
+        _step(lambda: pipeline.extract(source), db_path, None, "extracting")
+        _step(pipeline.normalize, db_path, None, "normalizing")
         _step(pipeline.load, db_path, wait, "loading")
 
         result = RunResult(run_id=run_id, as_of=moment, db_path=db_path)
@@ -388,10 +389,13 @@ def run(
     return result
 
 
-def _step(action: Callable[[], Any], db_path: Path, wait: float, what: str) -> Any:
-    """Run one pipeline step, waiting for the DuckDB file while another program holds it;
-    turn its failure into the CLI's error."""
+def _step(action: Callable[[], Any], db_path: Path, wait: Optional[float], what: str) -> Any:
+    """Run one pipeline step, and when it writes the database (`wait` given) wait for the DuckDB
+    file while another program holds it; turn its failure into the CLI's error. Extraction and
+    normalization are never run twice: they do not touch the database, and their source is used up."""
     try:
+        if wait is None:
+            return action()
         return wait_for_database(action, db_path, wait, what)
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
@@ -432,25 +436,21 @@ def finish_pending_loads(pipeline: dlt.Pipeline, db_path: Path, wait: float) -> 
         ) from None
 
 
+UNFINISHED_RUNS = (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in "
+                   f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)")
+"""The `project_runs` rows of load packages dlt never finished."""
+
+
 def drop_unfinished_run_log(db_path: Path) -> int:
     """Delete `project_runs` rows of load packages dlt never finished (aborted by hand).
 
-    Called when no package is pending: such rows belong to no load that will ever
-    complete, and would vouch for images that never landed. Returns how many went.
+    Called when no package is pending and `read_history` found such rows: they belong to
+    no load that will ever complete, and would vouch for images that never landed.
+    Returns how many went.
     """
-    if not db_path.exists():
-        return 0
-    unfinished = (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in "
-                  f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)")
     try:
-        # looked for read-only first: a program holding the file open must not cost this run its fetch
-        with duckdb.connect(str(db_path), read_only=True) as con:
-            if not (table_exists(con, DATASET_NAME, "project_runs") and table_exists(con, DATASET_NAME, "_dlt_loads")):
-                return 0
-            if not con.execute(f"select count(*) {unfinished}").fetchone()[0]:
-                return 0
         with duckdb.connect(str(db_path)) as con:
-            gone = con.execute(f"delete {unfinished}").fetchone()[0]
+            gone = con.execute(f"delete {UNFINISHED_RUNS}").fetchone()[0]
     except duckdb.Error as exc:
         raise RunFailed(f"cannot tidy {db_path}: {_first_line(exc)}") from None
     if gone:
@@ -459,14 +459,7 @@ def drop_unfinished_run_log(db_path: Path) -> int:
 
 
 def _terminal(exc: BaseException) -> bool:
-    current: Optional[BaseException] = exc
-    for _ in range(10):
-        if current is None:
-            return False
-        if isinstance(current, (LoadClientJobFailed, DestinationTerminalException)):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(cause, (LoadClientJobFailed, DestinationTerminalException)) for cause in causes(exc))
 
 
 def run_models(db_path: Path, wait: Optional[float] = None, raw_dataset: str = DATASET_NAME) -> ModelsResult:
@@ -495,6 +488,8 @@ class HistoryState:
     """What a DuckDB file holds of earlier loads, read in one connection."""
 
     latest_as_of: Optional[datetime] = None
+    unfinished: int = 0
+    """`project_runs` rows of load packages dlt never finished."""
     versions: int = 0
     retired: int = 0
     projects: List[Dict[str, Any]] = field(default_factory=list)
@@ -514,6 +509,7 @@ def read_history(db_path: Path, run_id: Optional[str] = None) -> HistoryState:
                 runs = (f"(select * from {DATASET_NAME}.project_runs where _dlt_load_id in "
                         f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0))")
                 state.latest_as_of = con.execute(f"select max(as_of) from {runs}").fetchone()[0]
+                state.unfinished = con.execute(f"select count(*) {UNFINISHED_RUNS}").fetchone()[0]
                 if run_id is not None:
                     cursor = con.execute(
                         f"select * exclude (_dlt_load_id, _dlt_id) from {runs} where run_id = ? "
@@ -582,13 +578,11 @@ def _first_line(exc: BaseException) -> str:
 
 def _reason(exc: BaseException) -> str:
     """What made a pipeline step fail, in one line: the database's own error when dlt has it."""
-    current: Optional[BaseException] = exc.__cause__ or getattr(exc, "exception", None) or exc
-    for _ in range(10):
-        inner = getattr(current, "client_exception", None)
+    start = exc.__cause__ or getattr(exc, "exception", None) or exc
+    last = start
+    for cause in causes(start):
+        inner = getattr(cause, "client_exception", None)
         if isinstance(inner, BaseException):
             return _first_line(inner)
-        following = current.__cause__ or current.__context__ if current is not None else None
-        if following is None:
-            break
-        current = following
-    return _first_line(current or exc)
+        last = cause
+    return _first_line(last)
