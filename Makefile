@@ -17,7 +17,7 @@ AF_VENV  := .venv-airflow
 AF_BIN   := $(AF_VENV)/bin
 AF_STAMP := $(AF_VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: install browser timer demo test test-integration airflow-venv bench clean
+.PHONY: install browser timer postgres demo test test-integration airflow-venv bench clean
 
 install: $(STAMP)
 
@@ -46,10 +46,21 @@ timer:
 		echo "/usr/bin/time is missing and installing it needs root: run 'sudo apt-get install time'." >&2; \
 	fi
 
+# Debian's PostgreSQL server, which the tests start (a cluster of their own on a free port) to
+# load into it and check that the models give the same rows there as on DuckDB.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	else \
+		echo "PostgreSQL is missing and installing it needs root: run 'sudo apt-get install postgresql'." \
+			"Until then \`make test\` fails its PostgreSQL tests." >&2; \
+	fi
+
 demo: install browser
 	$(BIN)/workspace-images demo --db demo.duckdb --replace
 
-test: install browser timer
+test: install browser timer postgres
 	$(BIN)/python -m pytest -q
 
 airflow-venv: $(AF_STAMP)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional, Sequence
 
+import dlt
+
 from workspace_images.source import Progress
 
 from .locking import DatabaseBusy, LockHeld, RunLock
@@ -23,6 +25,7 @@ from .runner import (
     RunResult,
     UsageError,
     parse_as_of,
+    resolve_target,
     run,
     run_models,
 )
@@ -121,6 +124,17 @@ def add_db_argument(parser: argparse.ArgumentParser, default: str = DEFAULT_DB) 
     parser.add_argument("--db", type=Path, default=Path(default), metavar="PATH", help=f"DuckDB file (default {default})")
 
 
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """--db or --destination: where the history is."""
+    parser.add_argument("--db", type=Path, metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    parser.add_argument(
+        "--destination", metavar="NAME",
+        help="load into this dlt destination instead of a DuckDB file: postgres, motherduck, bigquery, "
+        "snowflake, ... or a named [destination.NAME]; credentials the dlt way, e.g. "
+        "DESTINATION__POSTGRES__CREDENTIALS (default: destination of [sources.workspace_images], else duckdb)",
+    )
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project", dest="projects", action="append", metavar="REGION:PROJECT_ID",
@@ -136,7 +150,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="Workspace URL template, {region} optional (default https://workspace.{region}.myhuaweicloud.com)",
     )
     parser.add_argument("--iam-endpoint", metavar="URL", help="IAM URL (default https://iam.myhuaweicloud.com)")
-    add_db_argument(parser)
+    add_target_arguments(parser)
     parser.add_argument(
         "--as-of", metavar="TIMESTAMP",
         help="validity timestamp of this load, for backfills and replays (default: now, UTC)",
@@ -158,7 +172,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="append the log to this file too (with dates and the process id)")
     parser.add_argument(
         "--pipelines-dir", type=Path, metavar="DIR",
-        help="dlt's working folder (default .workspace_images/<db file name> beside the DuckDB file)",
+        help="dlt's working folder (default .workspace_images/<db file name> beside the DuckDB file; "
+        "for another destination .workspace_images/<destination>-workspace_images in the current folder)",
     )
 
 
@@ -169,7 +184,8 @@ def summary_json(result: Optional[RunResult], exit_code: int, error: Optional[st
         summary.update({
             "run_id": result.run_id,
             "as_of": result.as_of.isoformat(),
-            "db": str(result.db_path),
+            "destination": result.target.destination,
+            "db": str(result.target.db_path) if result.target.is_file else result.target.label,
             "projects": len(result.projects),
             "projects_ok": len(result.projects) - len(result.failed),
             "projects_failed": [
@@ -191,6 +207,7 @@ def summary_json(result: Optional[RunResult], exit_code: int, error: Optional[st
 def cmd_run(args: argparse.Namespace) -> int:
     result = run(
         args.db,
+        destination=args.destination,
         projects=args.projects,
         regions=args.regions,
         endpoint=args.endpoint,
@@ -214,16 +231,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    if not args.db.exists():
-        raise UsageError(f"{args.db} does not exist: load it first with `workspace-images run`")
-    with RunLock(args.db, "models build"):
-        print(run_models(args.db, raw_dataset=args.dataset).summary())
+    target = resolve_target(args.db, args.destination)
+    workdir = args.pipelines_dir or target.default_pipelines_dir()
+    if target.is_file and not target.db_path.exists():
+        raise UsageError(f"{target.db_path} does not exist: load it first with `workspace-images run`")
+    if not target.is_file:
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(target.lock_anchor(workdir), "models build"):
+        print(run_models(target, raw_dataset=args.dataset, pipelines_dir=workdir).summary())
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report
 
+    configured = dlt.config.get("sources.workspace_images.destination")
+    if configured not in (None, "", "duckdb") and args.db == Path(DEFAULT_DB):
+        raise UsageError(f"report reads a DuckDB file, and the configured destination is {configured}: "
+                         "read its analytics schema with SQL or a BI tool, or pass --db FILE")
     if not args.db.exists():
         raise UsageError(f"{args.db} does not exist: load it first with `workspace-images run`")
     if args.days < 1:
@@ -280,7 +305,8 @@ def build_parser() -> ArgumentParser:
         "data tests. Exit 3 when a test fails (the previous models are kept); 4 when a run holds the "
         "database's lock.",
     )
-    add_db_argument(models)
+    add_target_arguments(models)
+    models.add_argument("--pipelines-dir", type=Path, metavar="DIR", help="dlt's working folder, as for run")
     models.add_argument(
         "--dataset", default="workspace_images", metavar="NAME",
         help="the dataset (schema) holding images and project_runs, when your own dlt pipeline loaded them "

@@ -9,9 +9,11 @@ import tomllib
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import duckdb
+from .transpile import Schema, transpile_macros, transpile_model
+from .warehouse import Session, Target, connect
+
 
 logger = logging.getLogger("workspace_images")
 
@@ -119,69 +121,85 @@ def macro_scripts(sql_dir: Path = SQL_DIR) -> List[str]:
     return [path.read_text(encoding="utf-8") for path in sorted((sql_dir / "macros").glob("*.sql"))]
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether `schema.table` exists in the database of `con`."""
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
-
-
 def build_models(
-    db_path: Path | str, sql_dir: Path = SQL_DIR, run_tests: bool = True, raw_dataset: str = RAW_DATASET
+    target: "Target | Path | str", sql_dir: Path = SQL_DIR, run_tests: bool = True, raw_dataset: str = RAW_DATASET,
+    session: Optional[Session] = None,
 ) -> ModelsResult:
     """Rebuild every model in one transaction, then run the data tests before committing.
 
-    A dashboard reading the database sees either the previous tables or the new
-    ones, never a mix; when a data test fails, the previous tables stay.
+    `target` is a DuckDB file or a Target (any dlt destination); the models are written in
+    DuckDB's dialect and carried into the target's by `transpile`. A dashboard reading the
+    database sees either the previous tables or the new ones, never a mix; when a data
+    test fails, the previous tables stay.
 
     Raises:
-        ModelsUnavailable: nothing has been loaded into `db_path` yet.
+        ModelsUnavailable: nothing has been loaded there yet.
         DataTestFailed: a test found offending rows (the build is rolled back).
     """
-    started = time.monotonic()
-    result = ModelsResult()
+    if not isinstance(target, Target):
+        target = Target(db_path=Path(target))
     models = load_models(sql_dir, raw_dataset)
     if not models:
         raise ModelsMissing(f"no SQL models in {sql_dir}: this installation of workspace-images is incomplete")
-    if not Path(db_path).exists():
-        raise ModelsUnavailable(f"{db_path} does not exist: load it first with `workspace-images run`")
-    with duckdb.connect(str(db_path)) as con:
-        con.execute("set TimeZone = 'UTC'")
-        if not all(table_exists(con, raw_dataset, name) for name in RAW_TABLES):
-            raise ModelsUnavailable(f"{db_path} has no loaded images in dataset {raw_dataset} yet: "
-                                    "load it first with `workspace-images run`")
-        con.execute("begin transaction")
-        try:
-            con.execute(f"create schema if not exists {ANALYTICS}")
-            for script in macro_scripts(sql_dir):
-                con.execute(script)
+    if target.is_file and not target.db_path.exists():
+        raise ModelsUnavailable(f"{target.db_path} does not exist: load it first with `workspace-images run`")
+    if session is not None:
+        return _build(session, target, models, sql_dir, run_tests, raw_dataset)
+    with connect(target) as opened:
+        return _build(opened, target, models, sql_dir, run_tests, raw_dataset)
+
+
+def _build(session: Session, target: Target, models: List[Model], sql_dir: Path, run_tests: bool,
+           raw_dataset: str) -> ModelsResult:
+    started = time.monotonic()
+    result = ModelsResult()
+    if not all(session.table_exists(raw_dataset, name) for name in RAW_TABLES):
+        raise ModelsUnavailable(f"{target.label} has no loaded images in dataset {raw_dataset} yet: "
+                                "load it first with `workspace-images run`")
+    dialect = session.dialect
+    with session.transaction():
+        session.execute(f"create schema if not exists {ANALYTICS}")
+        for script in macro_scripts(sql_dir):
+            for statement in transpile_macros(script, dialect):
+                session.execute(statement)
+        for model in models:
+            began = time.monotonic()
+            sql = transpile_model(model.sql, dialect, _schema(session, raw_dataset))
+            if dialect == "duckdb":
+                session.execute(f"create or replace table {ANALYTICS}.{model.name} as\n{sql}")
+            else:
+                session.execute(f"drop table if exists {ANALYTICS}.{model.name}")
+                session.execute(f"create table {ANALYTICS}.{model.name} as\n{sql}")
+            result.rows[model.name] = session.value(f"select count(*) from {ANALYTICS}.{model.name}")
+            result.seconds[model.name] = time.monotonic() - began
+            logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
+        describe(session, sql_dir, raw_dataset)
+        if run_tests:
+            schema = _schema(session, raw_dataset)
             for model in models:
-                began = time.monotonic()
-                con.execute(f"create or replace table {ANALYTICS}.{model.name} as\n{model.sql}")
-                result.rows[model.name] = con.execute(f"select count(*) from {ANALYTICS}.{model.name}").fetchone()[0]
-                result.seconds[model.name] = time.monotonic() - began
-                logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
-            describe(con, sql_dir, raw_dataset)
-            if run_tests:
-                for model in models:
-                    for test, query in model.tests:
-                        _run_test(con, model.name, test, query)
-                        result.tests += 1
-        except BaseException:
-            con.execute("rollback")
-            raise
-        con.execute("commit")
+                for test, query in model.tests:
+                    _run_test(session, model.name, test, transpile_model(query, dialect, schema))
+                    result.tests += 1
     result.total_seconds = time.monotonic() - started
     return result
+
+
+def _schema(session: Session, raw_dataset: str) -> Schema:
+    """The columns of the raw tables and of the models built so far, for `transpile`."""
+    if session.dialect == "duckdb":
+        return {}
+    schema: Schema = {}
+    for dataset in (raw_dataset, ANALYTICS):
+        for table, column, kind in session.columns(dataset):
+            schema.setdefault(dataset, {}).setdefault(table, {})[column] = kind
+    return schema
 
 
 DESCRIPTIONS = "descriptions.toml"
 """Beside the models: what every table and column means."""
 
 
-def describe(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_DATASET) -> int:
+def describe(session: Session, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_DATASET) -> int:
     """Store the descriptions of `descriptions.toml` as COMMENT ON for the raw tables and the
     models that exist, every column included (one the file does not name gets `api_field`).
 
@@ -191,23 +209,24 @@ def describe(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, raw_datase
     text = (sql_dir / DESCRIPTIONS).read_text(encoding="utf-8")
     entries = tomllib.loads(text)
     common = entries.get("common", {})
+    found: Dict[Tuple[str, str], List[str]] = {}
+    for schema in {raw_dataset, ANALYTICS}:
+        for table, column, _ in session.columns(schema):
+            found.setdefault((schema, table), []).append(column)
     written = 0
     for qualified, own in entries.items():
         if qualified == "common":
             continue
         schema, table = qualified.split(".")
         schema = raw_dataset if schema == RAW_DATASET else schema
-        columns = [r[0] for r in con.execute(
-            "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
-            [schema, table],
-        ).fetchall()]
+        columns = found.get((schema, table))
         if not columns:
             continue
-        con.execute(f"comment on table {schema}.{table} is {_literal(own['table'])}")
+        session.execute(f"comment on table {schema}.{table} is {_literal(own['table'])}")
         for column in columns:
             description = own.get(column) or common.get(column) or common["api_field"]
-            con.execute(f'comment on column {schema}.{table}."{column.replace(chr(34), chr(34) * 2)}" '
-                        f"is {_literal(description)}")
+            session.execute(f'comment on column {schema}.{table}."{column.replace(chr(34), chr(34) * 2)}" '
+                            f"is {_literal(description)}")
         written += 1 + len(columns)
     return written
 
@@ -216,9 +235,8 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _run_test(con: duckdb.DuckDBPyConnection, model: str, test: str, query: str) -> None:
-    total = con.execute(f"select count(*) from ({query})").fetchone()[0]
+def _run_test(session: Session, model: str, test: str, query: str) -> None:
+    total = session.value(f"select count(*) from ({query}) as offending")
     if total:
-        cursor = con.execute(f"select * from ({query}) limit {SAMPLE_ROWS}")
-        columns = [d[0] for d in cursor.description]
-        raise DataTestFailed(model, test, columns, cursor.fetchall(), total)
+        columns, rows = session.fetch(f"select * from ({query}) as offending limit {SAMPLE_ROWS}")
+        raise DataTestFailed(model, test, columns, rows, total)

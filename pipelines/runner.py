@@ -18,6 +18,7 @@ from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.destinations.exceptions import DatabaseException
 from dlt.common.time import to_seconds
 from dlt.load.exceptions import LoadClientJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -26,21 +27,10 @@ from workspace_images.source import ConfigError, DiscoveryFailed, Progress, Work
 from workspace_images.source.rows import parse_timestamp
 
 from .locking import RunLock, causes, wait_for_database
-from .models import (
-    DataTestFailed,
-    ModelsMissing,
-    ModelsResult,
-    ModelsUnavailable,
-    build_models,
-    check_dataset,
-    table_exists,
-)
+from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, check_dataset
+from .warehouse import DATASET_NAME, DEFAULT_DB, PIPELINE_NAME, TIDY_DEFAULTS, Session, Target, connect, literal
 
 logger = logging.getLogger("workspace_images")
-
-PIPELINE_NAME = "workspace_images"
-DATASET_NAME = "workspace_images"
-DEFAULT_DB = "workspace_images.duckdb"
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED, EXIT_LOCKED = 0, 1, 2, 3, 4
 
@@ -59,7 +49,7 @@ class RunResult:
 
     run_id: str
     as_of: datetime
-    db_path: Path
+    target: Target
     projects: List[Dict[str, Any]] = field(default_factory=list)
     new_versions: int = 0
     retired: int = 0
@@ -87,7 +77,7 @@ class RunResult:
         return (
             f"run {self.run_id[:12]} as of {self.as_of:%Y-%m-%d %H:%M:%S}Z: {ok}/{len(self.projects)} projects ok, "
             f"{self.images:,} images, {self.new_versions:,} new versions, {self.retired:,} retired, "
-            f"{self.retries} retries, {self.seconds:.1f}s -> {self.db_path}"
+            f"{self.retries} retries, {self.seconds:.1f}s -> {self.target.label}"
         )
 
 
@@ -132,44 +122,36 @@ def check_as_of(as_of: Optional[datetime], now: Optional[datetime] = None) -> da
 
 def default_pipelines_dir(db_path: Path) -> Path:
     """dlt's working folder of one DuckDB file: beside it, never dlt's machine-wide default."""
-    return db_path.resolve().parent / ".workspace_images" / db_path.name
+    return Target(db_path=Path(db_path)).default_pipelines_dir()
 
 
-TIDY_DEFAULTS = {
-    "LOAD__TRUNCATE_STAGING_DATASET": "true",
-    "LOAD__DELETE_COMPLETED_JOBS": "true",
-}
-"""dlt settings this tool changes unless the user sets them: the staging schema
-(`workspace_images_staging`) is emptied after each load instead of keeping the last
-rows for dashboards to trip on, and a loaded package keeps its record (for
-`dlt pipeline ... info/trace`) but not its data files, which would pile up forever."""
+def resolve_target(db_path: Optional[Path | str], destination: Optional[str]) -> Target:
+    """Where a run loads: `destination` (else `destination` of `[sources.workspace_images]`,
+    else DuckDB) and, for DuckDB, the file `db_path` (else DEFAULT_DB); its settings checked."""
+    if destination is None:
+        destination = dlt.config.get(f"sources.{PIPELINE_NAME}.destination")
+    try:
+        target = Target.of(destination, Path(db_path) if db_path is not None else None)
+        target.check_configuration()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return target
 
 
-def make_pipeline(db_path: Path, pipelines_dir: Optional[Path] = None) -> dlt.Pipeline:
-    """The `workspace_images` pipeline writing to the DuckDB file `db_path`."""
-    for name, value in TIDY_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(db_path.resolve())),
-        dataset_name=DATASET_NAME,
-        pipelines_dir=str(pipelines_dir or default_pipelines_dir(db_path)),
-    )
-
-
-def check_paths(db_path: Path, pipelines_dir: Path) -> None:
+def check_paths(db_path: Optional[Path], pipelines_dir: Path) -> None:
     """Refuse, before anything is written, a database or working folder the run cannot use.
 
     Raises:
         UsageError: a folder is missing or not writable, the database is not a file, or
             the working folder's path holds a `'` (dlt pastes it into SQL unescaped).
     """
-    folder = db_path.parent
-    if not folder.is_dir():
-        raise UsageError(f"--db {db_path}: folder {folder} does not exist")
-    if db_path.exists() and not db_path.is_file():
-        raise UsageError(f"--db {db_path} is not a file")
-    _check_writable(folder, f"--db {db_path}")
+    if db_path is not None:
+        folder = db_path.parent
+        if not folder.is_dir():
+            raise UsageError(f"--db {db_path}: folder {folder} does not exist")
+        if db_path.exists() and not db_path.is_file():
+            raise UsageError(f"--db {db_path} is not a file")
+        _check_writable(folder, f"--db {db_path}")
     if "'" in str(pipelines_dir.resolve()):
         raise UsageError(
             f"dlt's working folder {pipelines_dir} has a ' in its path, which dlt cannot load from: "
@@ -265,8 +247,9 @@ def lock_timeout_setting(value: Optional[float]) -> float:
 
 
 def run(
-    db_path: Path | str = DEFAULT_DB,
+    db_path: Optional[Path | str] = None,
     *,
+    destination: Optional[str] = None,
     projects: Optional[List[str]] = None,
     regions: Optional[List[str]] = None,
     endpoint: Optional[str] = None,
@@ -285,7 +268,9 @@ def run(
     lock_timeout: Optional[float] = None,
     duckdb_storage_version: Optional[str] = None,
 ) -> RunResult:
-    """Extract every project and load it into `db_path`.
+    """Extract every project and load it into the DuckDB file `db_path` (DEFAULT_DB when None),
+    or into `destination`: any dlt destination with SQL (`postgres`, `motherduck`...), its
+    credentials from dlt's configuration; None reads `destination` from the config.
 
     `token` is a shortcut for `credentials={"token": ...}`; `credentials` holds the
     default account's secrets (see WorkspaceCredentials), `accounts` more accounts.
@@ -294,8 +279,8 @@ def run(
     rebuilt after the load (also when some projects failed: their images stay as
     they were, flagged stale).
 
-    The run holds `<db>.lock` from before it touches the database to the end, so
-    runs of one database never overlap. Load packages that an earlier run left
+    The run holds `<db>.lock` (for another destination, `<working folder>.lock`) from
+    before it touches the database to the end, so runs of one database never overlap. Load packages that an earlier run left
     (it was killed, or could not write the file) are loaded first, before this
     run fetches anything. A program that holds the DuckDB file open is waited for
     up to `lock_timeout` seconds at each write.
@@ -306,14 +291,17 @@ def run(
         RunFailed: extraction, load or a model's data test failed.
     """
     started = time.monotonic()
-    db_path = Path(db_path)
+    check_runtime_settings()
+    target = resolve_target(db_path, destination)
     run_id = uuid.uuid4().hex
     moment = check_as_of(as_of)
-    workdir = Path(pipelines_dir) if pipelines_dir else default_pipelines_dir(db_path)
-    check_paths(db_path, workdir)
-    check_runtime_settings()
+    workdir = Path(pipelines_dir) if pipelines_dir else target.default_pipelines_dir()
+    check_paths(target.db_path, workdir)
     wait = lock_timeout_setting(lock_timeout)
     storage = storage_version_setting(duckdb_storage_version)
+    if storage is not None and not target.is_file:
+        raise UsageError(f"duckdb_storage_version is for a DuckDB file, not destination {target.destination}")
+    where = target.label
     kwargs: Dict[str, Any] = {
         "projects": projects or None,
         "regions": regions or None,
@@ -353,50 +341,54 @@ def run(
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
-    with RunLock(db_path):
+    if not target.is_file:
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(target.lock_anchor(workdir)):
         if storage is not None:
-            wait_for_database(lambda: create_with_storage_version(db_path, storage), db_path, wait,
+            wait_for_database(lambda: create_with_storage_version(target.db_path, storage), where, wait,
                               "checking its storage version")
-        pipeline = make_pipeline(db_path, workdir)
+        pipeline = target.pipeline(workdir)
         if not pipeline.default_schema_name:
             # no local state (a new working folder): take dlt's state and schema from the database.
             # Otherwise the working folder is the truth, and the database is not opened for writing
             # before the load: a program holding it open then costs this run its load, not its fetch.
-            _step(pipeline.sync_destination, db_path, wait, "reading dlt's state")
-        finish_pending_loads(pipeline, db_path, wait)
-        before = wait_for_database(lambda: read_history(db_path), db_path, wait, "reading the history")
+            _step(pipeline.sync_destination, where, wait, "reading dlt's state")
+        finish_pending_loads(pipeline, where, wait)
+        before = wait_for_database(lambda: read_history(target, pipeline=pipeline), where, wait,
+                                   "reading the history")
         if before.unfinished:
-            wait_for_database(lambda: drop_unfinished_run_log(db_path), db_path, wait, "tidying the run log")
-        check_as_of_order(db_path, moment, before.latest_as_of)
-        _step(lambda: pipeline.extract(source), db_path, None, "extracting")
-        _step(pipeline.normalize, db_path, None, "normalizing")
-        _step(pipeline.load, db_path, wait, "loading")
+            wait_for_database(lambda: drop_unfinished_run_log(target, pipeline), where, wait, "tidying the run log")
+        check_as_of_order(where, moment, before.latest_as_of)
+        _step(lambda: pipeline.extract(source, loader_file_format=target.loader_file_format), where, None,
+              "extracting")
+        _step(pipeline.normalize, where, None, "normalizing")
+        _step(pipeline.load, where, wait, "loading")
 
-        result = RunResult(run_id=run_id, as_of=moment, db_path=db_path)
-        after = wait_for_database(lambda: read_history(db_path, run_id), db_path, wait, "reading the run log")
+        result = RunResult(run_id=run_id, as_of=moment, target=target)
+        after = wait_for_database(lambda: read_history(target, run_id, pipeline), where, wait, "reading the run log")
         expected = fetched[0].total if fetched else None
         if expected is None or len(after.projects) != expected:
             raise RunFailed(
-                f"the load ended but {db_path} holds {len(after.projects)} project_runs rows of this run, "
+                f"the load ended but {where} holds {len(after.projects)} project_runs rows of this run, "
                 f"not {expected if expected is not None else 'the ones fetched'}: nothing of this run counts "
                 "as loaded; run again"
             )
         result.projects = after.projects
         result.new_versions, result.retired = after.versions - before.versions, after.retired - before.retired
         if models:
-            result.models = run_models(db_path, wait)
+            result.models = run_models(target, wait, pipeline=pipeline)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _step(action: Callable[[], Any], db_path: Path, wait: Optional[float], what: str) -> Any:
+def _step(action: Callable[[], Any], where: str, wait: Optional[float], what: str) -> Any:
     """Run one pipeline step, and when it writes the database (`wait` given) wait for the DuckDB
     file while another program holds it; turn its failure into the CLI's error. Extraction and
     normalization are never run twice: they do not touch the database, and their source is used up."""
     try:
         if wait is None:
             return action()
-        return wait_for_database(action, db_path, wait, what)
+        return wait_for_database(action, where, wait, what)
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
         if isinstance(cause, ConfigError):
@@ -404,7 +396,7 @@ def _step(action: Callable[[], Any], db_path: Path, wait: Optional[float], what:
         raise RunFailed(f"{exc.step} step failed: {_reason(exc)}") from None
 
 
-def finish_pending_loads(pipeline: dlt.Pipeline, db_path: Path, wait: float) -> None:
+def finish_pending_loads(pipeline: dlt.Pipeline, where: str, wait: float) -> None:
     """Load what an earlier run extracted but did not load, before this run fetches anything.
 
     dlt keeps the load packages of a run that was killed, or could not write the
@@ -419,8 +411,8 @@ def finish_pending_loads(pipeline: dlt.Pipeline, db_path: Path, wait: float) -> 
                    len(pending), ", ".join(pending))
     try:
         if pipeline.list_extracted_load_packages():
-            wait_for_database(pipeline.normalize, db_path, wait, "normalizing an earlier run's data")
-        wait_for_database(pipeline.load, db_path, wait, "loading an earlier run's data")
+            wait_for_database(pipeline.normalize, where, wait, "normalizing an earlier run's data")
+        wait_for_database(pipeline.load, where, wait, "loading an earlier run's data")
     except PipelineStepFailed as exc:
         reason = _reason(exc)
         drop = (f"if it can never load, drop it: dlt pipeline --pipelines-dir {pipeline.pipelines_dir} "
@@ -441,7 +433,7 @@ UNFINISHED_RUNS = (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in 
 """The `project_runs` rows of load packages dlt never finished."""
 
 
-def drop_unfinished_run_log(db_path: Path) -> int:
+def drop_unfinished_run_log(target: Target, pipeline: Optional[dlt.Pipeline] = None) -> int:
     """Delete `project_runs` rows of load packages dlt never finished (aborted by hand).
 
     Called when no package is pending and `read_history` found such rows: they belong to
@@ -449,10 +441,13 @@ def drop_unfinished_run_log(db_path: Path) -> int:
     Returns how many went.
     """
     try:
-        with duckdb.connect(str(db_path)) as con:
-            gone = con.execute(f"delete {UNFINISHED_RUNS}").fetchone()[0]
-    except duckdb.Error as exc:
-        raise RunFailed(f"cannot tidy {db_path}: {_first_line(exc)}") from None
+        with connect(target, pipeline=pipeline) as session:
+            gone = session.value(f"select count(*) {UNFINISHED_RUNS}")
+            session.execute(f"delete {UNFINISHED_RUNS}")
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        raise RunFailed(f"cannot tidy {target.label}: {_first_line(exc)}") from None
     if gone:
         logger.warning("removed %d project_runs row(s) of load packages that never finished", gone)
     return gone
@@ -462,25 +457,41 @@ def _terminal(exc: BaseException) -> bool:
     return any(isinstance(cause, (LoadClientJobFailed, DestinationTerminalException)) for cause in causes(exc))
 
 
-def run_models(db_path: Path, wait: Optional[float] = None, raw_dataset: str = DATASET_NAME) -> ModelsResult:
+def run_models(target: Target | Path, wait: Optional[float] = None, raw_dataset: str = DATASET_NAME,
+               pipeline: Optional[dlt.Pipeline] = None, pipelines_dir: Optional[Path] = None) -> ModelsResult:
     """Build the SQL models from the tables of `raw_dataset`, waiting up to `wait` seconds for a
-    program holding the file; turn their failures into the CLI's errors."""
+    program holding a DuckDB file; turn their failures into the CLI's errors."""
+    if not isinstance(target, Target):
+        target = Target(db_path=Path(target))
     seconds = lock_timeout_setting(wait)
     try:
         check_dataset(raw_dataset)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+    def build() -> ModelsResult:
+        if target.is_file:
+            return build_models(target, raw_dataset=raw_dataset)
+        with connect(target, pipeline=pipeline, pipelines_dir=pipelines_dir) as session:
+            return build_models(target, raw_dataset=raw_dataset, session=session)
+
     try:
-        return wait_for_database(lambda: build_models(db_path, raw_dataset=raw_dataset), db_path, seconds,
-                                 "building the models")
+        return wait_for_database(build, target.label, seconds, "building the models")
     except ModelsUnavailable as exc:
         raise UsageError(str(exc)) from None
     except DataTestFailed as exc:
         raise RunFailed(f"{exc}; the previous models were kept") from None
     except ModelsMissing as exc:
         raise RunFailed(str(exc)) from None
-    except duckdb.Error as exc:
-        raise RunFailed(f"models: {_first_line(exc)}") from None
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        raise RunFailed(f"models: {_reason(exc)}") from None
+
+
+def _database_error(exc: BaseException) -> bool:
+    """Whether `exc` is the database's (DuckDB's, or one dlt's SQL client raised)."""
+    return any(isinstance(cause, (duckdb.Error, DatabaseException)) for cause in causes(exc))
 
 
 @dataclass
@@ -495,65 +506,71 @@ class HistoryState:
     projects: List[Dict[str, Any]] = field(default_factory=list)
 
 
-def read_history(db_path: Path, run_id: Optional[str] = None) -> HistoryState:
+def read_history(target: Target | Path, run_id: Optional[str] = None,
+                 pipeline: Optional[dlt.Pipeline] = None) -> HistoryState:
     """The latest `as_of`, the version counts of `images` and, given `run_id`, that run's
     `project_runs` rows; empty before the first load."""
+    if not isinstance(target, Target):
+        target = Target(db_path=Path(target))
     state = HistoryState()
-    if not db_path.exists():
+    if target.is_file and not target.db_path.exists():
         return state
     try:
-        with duckdb.connect(str(db_path), read_only=True) as con:
-            if table_exists(con, DATASET_NAME, "project_runs"):
-                _check_foreign(con, db_path)
+        with connect(target, read_only=True, pipeline=pipeline) as session:
+            if session.table_exists(DATASET_NAME, "project_runs"):
+                _check_foreign(session, target.label)
                 # only rows of loads dlt finished: a pending or aborted package vouches for nothing
                 runs = (f"(select * from {DATASET_NAME}.project_runs where _dlt_load_id in "
-                        f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0))")
-                state.latest_as_of = con.execute(f"select max(as_of) from {runs}").fetchone()[0]
-                state.unfinished = con.execute(f"select count(*) {UNFINISHED_RUNS}").fetchone()[0]
+                        f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)) as finished")
+                state.latest_as_of = session.value(f"select max(as_of) from {runs}")
+                state.unfinished = session.value(f"select count(*) {UNFINISHED_RUNS}")
                 if run_id is not None:
-                    cursor = con.execute(
-                        f"select * exclude (_dlt_load_id, _dlt_id) from {runs} where run_id = ? "
-                        "order by region, project_id", [run_id]
+                    names, rows = session.fetch(
+                        f"select * from {runs} where run_id = {literal(run_id)} order by region, project_id"
                     )
-                    names = [d[0] for d in cursor.description]
-                    state.projects = [dict(zip(names, row)) for row in cursor.fetchall()]
-            if table_exists(con, DATASET_NAME, "images"):
-                state.versions, state.retired = con.execute(
-                    f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images"
-                ).fetchone()
-    except duckdb.Error as exc:
-        raise RunFailed(f"cannot read {db_path}: {_first_line(exc)}") from None
+                    state.projects = [
+                        {k: v for k, v in zip(names, row) if k not in ("_dlt_load_id", "_dlt_id")} for row in rows
+                    ]
+            if session.table_exists(DATASET_NAME, "images"):
+                _, rows = session.fetch(f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images")
+                state.versions, state.retired = rows[0]
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        raise RunFailed(f"cannot read {target.label}: {_reason(exc)}") from None
     return state
 
 
 EXPECTED_TYPES = {
-    ("project_runs", "as_of"): "TIMESTAMP WITH TIME ZONE",
-    ("project_runs", "run_id"): "VARCHAR",
-    ("images", "_dlt_valid_from"): "TIMESTAMP WITH TIME ZONE",
+    ("project_runs", "as_of"): "timestamp with time zone",
+    ("project_runs", "run_id"): "character varying",
+    ("images", "_dlt_valid_from"): "timestamp with time zone",
 }
-"""Columns whose type shows a table was written by this tool."""
+"""Columns whose type shows a table was written by this tool (as information_schema names
+the types on PostgreSQL; DuckDB's names are mapped onto these)."""
+SAME_TYPES = {"varchar": "character varying", "text": "character varying", "timestamptz": "timestamp with time zone"}
 
 
-def _check_foreign(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
-    """Refuse a database whose `workspace_images` tables some other program made."""
-    found = {
-        (table, column): kind
-        for table, column, kind in con.execute(
-            "select table_name, column_name, data_type from information_schema.columns where table_schema = ?",
-            [DATASET_NAME],
-        ).fetchall()
-    }
+def _check_foreign(session: Session, where: str) -> None:
+    """Refuse a database whose `workspace_images` tables some other program made. The column
+    types are checked on DuckDB and PostgreSQL; elsewhere, that the columns are there."""
+    found = {(table, column): kind.lower() for table, column, kind in session.columns(DATASET_NAME)}
     tables = {table for table, _ in found}
+    check_types = session.dialect in ("duckdb", "postgres")
     for (table, column), kind in EXPECTED_TYPES.items():
-        if table in tables and found.get((table, column)) != kind:
-            raise UsageError(
-                f"{db_path} has a table {DATASET_NAME}.{table} that workspace-images did not write "
-                f"(column {column} is {found.get((table, column)) or 'missing'}, not {kind}): "
-                "use another --db, or rename that schema"
-            )
+        if table not in tables:
+            continue
+        have = found.get((table, column))
+        if have is not None and (not check_types or SAME_TYPES.get(have, have) == kind):
+            continue
+        raise UsageError(
+            f"{where} has a table {DATASET_NAME}.{table} that workspace-images did not write "
+            f"(column {column} is {have or 'missing'}, not {kind}): "
+            "use another --db or dataset, or rename that schema"
+        )
 
 
-def check_as_of_order(db_path: Path, as_of: datetime, latest: Optional[datetime]) -> None:
+def check_as_of_order(where: str, as_of: datetime, latest: Optional[datetime]) -> None:
     """Refuse a load dated before the latest one already in the file.
 
     SCD2 validity only makes sense when snapshots are loaded in time order: a
@@ -562,7 +579,7 @@ def check_as_of_order(db_path: Path, as_of: datetime, latest: Optional[datetime]
     """
     if latest is not None and as_of < latest:
         raise UsageError(
-            f"--as-of {as_of:%Y-%m-%d %H:%M:%S}Z is before the latest load in {db_path} "
+            f"--as-of {as_of:%Y-%m-%d %H:%M:%S}Z is before the latest load in {where} "
             f"({latest.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}Z): load snapshots in time order, "
             "or backfill into a new file"
         )

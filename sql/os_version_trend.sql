@@ -28,8 +28,8 @@ load_days as (
 
 days as (
 
-    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as day
-    from load_days
+    select cast(series.day as date) as day
+    from load_days, generate_series(first_day, last_day, interval 1 day) as series(day)
 
 ),
 

@@ -516,7 +516,7 @@ def test_another_programs_table_exits_2(sim: Simulator, tmp_path: Path) -> None:
     proc = cli(run_args(sim), tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert ("has a table workspace_images.project_runs that workspace-images did not write "
-            "(column as_of is VARCHAR, not TIMESTAMP WITH TIME ZONE)") in one_line(proc.stderr)
+            "(column as_of is varchar, not timestamp with time zone)") in one_line(proc.stderr)
     assert query(db, "select * from workspace_images.project_runs") == [("r", "yesterday")]
 
 

@@ -34,7 +34,7 @@ full join (
     select coalesce(os_type, 'unknown') as os_type, coalesce(os_version, 'unknown') as os_version,
         count(*) as images
     from analytics.image_inventory
-    group by all
+    group by 1, 2
 ) as i
     on t.os_type = i.os_type and t.os_version = i.os_version
 where t.images is distinct from i.images;

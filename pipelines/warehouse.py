@@ -1,0 +1,235 @@
+"""Where the history lives: a DuckDB file or another dlt destination, and one SQL session with it."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, List, Optional, Tuple
+
+import dlt
+import duckdb
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import DestinationException
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.exceptions import MissingDependencyException
+
+from .transpile import dialect_of
+
+PIPELINE_NAME = "workspace_images"
+DATASET_NAME = "workspace_images"
+DUCKDB = "duckdb"
+DEFAULT_DB = "workspace_images.duckdb"
+SQL_DESTINATIONS = {
+    "duckdb", "motherduck", "postgres", "redshift", "snowflake", "bigquery", "mssql", "synapse",
+    "databricks", "clickhouse", "athena", "dremio", "sqlalchemy", "fabric", "ducklake",
+}
+"""dlt destinations with a SQL client, which the run log read-back and the models need."""
+WORKDIR = ".workspace_images"
+"""dlt's working folders live under this folder: beside the DuckDB file, or in the current
+folder for another destination; never dlt's machine-wide default."""
+
+TIDY_DEFAULTS = {
+    "LOAD__TRUNCATE_STAGING_DATASET": "true",
+    "LOAD__DELETE_COMPLETED_JOBS": "true",
+}
+"""dlt settings this tool changes unless the user sets them: the staging schema
+(`workspace_images_staging`) is emptied after each load instead of keeping the last
+rows for dashboards to trip on, and a loaded package keeps its record (for
+`dlt pipeline ... info/trace`) but not its data files, which would pile up forever."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run loads: `destination` is a dlt destination (`duckdb`, `postgres`, `motherduck`,
+    `bigquery`...); `db_path` the file when it is DuckDB. Credentials of the others come from
+    dlt's configuration (`DESTINATION__POSTGRES__CREDENTIALS`, `.dlt/secrets.toml`)."""
+
+    destination: str = DUCKDB
+    db_path: Optional[Path] = None
+    dataset: str = DATASET_NAME
+    kind: str = DUCKDB
+    """The destination's type (`postgres` for a destination named `warehouse` of that type)."""
+
+    @property
+    def is_file(self) -> bool:
+        """Whether the history is a local DuckDB file (locks, waits and storage versions apply)."""
+        return self.db_path is not None
+
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect the models are written in for this destination."""
+        return dialect_of(self.kind)
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the file, or `postgres dataset workspace_images`."""
+        return str(self.db_path) if self.is_file else f"{self.destination} dataset {self.dataset}"
+
+    @classmethod
+    def of(cls, destination: Optional[str], db_path: Optional[Path], dataset: str = DATASET_NAME) -> "Target":
+        """The target of a run: `destination` (None or `duckdb` for the file `db_path`), its type
+        looked up among dlt's destinations and named destinations (`[destination.NAME]`).
+
+        Raises:
+            ValueError: dlt knows no such destination, or `db_path` is given with another.
+        """
+        name = (destination or DUCKDB).strip()
+        if name == DUCKDB:
+            return cls(DUCKDB, Path(db_path) if db_path is not None else Path(DEFAULT_DB), dataset, DUCKDB)
+        if db_path is not None:
+            raise ValueError(f"--db is the DuckDB file; with destination {name} leave it out "
+                             "(the destination's credentials say where the data goes)")
+        try:
+            kind = Destination.from_reference(name).destination_type.rsplit(".", 1)[-1]
+        except DestinationException:
+            raise ValueError(
+                f"destination {name!r} is not a dlt destination (duckdb, postgres, motherduck, bigquery, "
+                "snowflake, ...) nor a named one ([destination.NAME] destination_type = ...)"
+            ) from None
+        except MissingDependencyException as exc:
+            raise ValueError(f"destination {name} needs a package this installation lacks: "
+                             f"{_first(exc)}") from None
+        if kind == "filesystem" or kind not in SQL_DESTINATIONS:
+            raise ValueError(f"destination {name} ({kind}) is not a SQL database: the history needs one "
+                             f"({', '.join(sorted(SQL_DESTINATIONS))})")
+        return cls(name, None, dataset, kind)
+
+    def check_configuration(self) -> None:
+        """Resolve the destination's settings now, so a missing or unreadable one stops the run
+        before anything is fetched. The message never repeats a value: it may hold a password.
+
+        Raises:
+            ValueError: a setting is missing or cannot be read.
+        """
+        if self.is_file:
+            return
+        env = f"DESTINATION__{self.destination.upper()}__CREDENTIALS"
+        how = (f"set them the dlt way: {env}=postgresql://USER:PASSWORD@HOST:5432/DATABASE (for postgres) "
+               f"or [destination.{self.destination}.credentials] in .dlt/secrets.toml")
+        try:
+            destination = Destination.from_reference(self.destination)
+            initial = destination.spec()
+            initial.dataset_name = self.dataset
+            destination.configuration(initial)
+        except ConfigFieldMissingException as exc:
+            raise ValueError(f"destination {self.destination}: missing {', '.join(exc.fields)}; {how}") from None
+        except Exception as exc:
+            raise ValueError(f"destination {self.destination}: its credentials cannot be read "
+                             f"({exc.__class__.__name__}; not a connection URL?); {how}") from None
+
+    @property
+    def loader_file_format(self) -> Optional[str]:
+        """The load file format when dlt's own choice would change the data: on PostgreSQL, dlt
+        loads Arrow tables through CSV with `FORCE_NULL`, which turns empty strings into NULL;
+        INSERT statements keep them apart."""
+        return "insert_values" if self.kind == "postgres" else None
+
+    def default_pipelines_dir(self) -> Path:
+        """dlt's working folder: `.workspace_images/<file name>` beside a DuckDB file, else
+        `.workspace_images/<destination>-<dataset>` in the current folder."""
+        if self.is_file:
+            return self.db_path.resolve().parent / WORKDIR / self.db_path.name
+        return Path.cwd() / WORKDIR / f"{self.destination}-{self.dataset}"
+
+    def lock_anchor(self, pipelines_dir: Path) -> Path:
+        """The path whose `.lock` sibling serialises runs: the DuckDB file, else dlt's working
+        folder (runs of one destination from one machine share it)."""
+        return self.db_path if self.is_file else pipelines_dir
+
+    def pipeline(self, pipelines_dir: Optional[Path] = None) -> dlt.Pipeline:
+        """The `workspace_images` dlt pipeline loading here."""
+        for name, value in TIDY_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        destination: Any = dlt.destinations.duckdb(str(self.db_path.resolve())) if self.is_file else self.destination
+        return dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            destination=destination,
+            dataset_name=self.dataset,
+            pipelines_dir=str(pipelines_dir or self.default_pipelines_dir()),
+        )
+
+
+class Session:
+    """One SQL connection to a target: DuckDB's own, or the SQL client dlt has for the destination."""
+
+    def __init__(self, dialect: str, connection: Any, dlt_client: bool) -> None:
+        self.dialect = dialect
+        self._con = connection
+        self._dlt = dlt_client
+
+    def execute(self, sql: str) -> None:
+        """Run a statement whose result is not needed."""
+        if self._dlt:
+            self._con.execute_sql(sql)
+        else:
+            self._con.execute(sql)
+
+    def fetch(self, sql: str) -> Tuple[List[str], List[tuple]]:
+        """Run a query: its column names and its rows."""
+        if self._dlt:
+            with self._con.execute_query(sql) as cursor:
+                names = [d[0] for d in cursor.description]
+                return names, [tuple(row) for row in cursor.fetchall()]
+        cursor = self._con.execute(sql)
+        return [d[0] for d in cursor.description], cursor.fetchall()
+
+    def value(self, sql: str) -> Any:
+        """The first column of the first row of a query."""
+        return self.fetch(sql)[1][0][0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        if self._dlt:
+            with self._con.begin_transaction():
+                yield
+            return
+        self._con.execute("begin transaction")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("rollback")
+            raise
+        self._con.execute("commit")
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        return bool(self.value(
+            f"select count(*) from information_schema.tables where table_schema = {literal(schema)} "
+            f"and table_name = {literal(table)}"
+        ))
+
+    def columns(self, schema: str) -> List[Tuple[str, str, str]]:
+        """(table, column, data type) of every column in `schema`, in table order."""
+        return [tuple(r) for r in self.fetch(
+            "select table_name, column_name, data_type from information_schema.columns "
+            f"where table_schema = {literal(schema)} order by table_name, ordinal_position"
+        )[1]]
+
+
+@contextmanager
+def connect(target: Target, read_only: bool = False, pipeline: Optional[dlt.Pipeline] = None,
+            pipelines_dir: Optional[Path] = None) -> Iterator[Session]:
+    """A session with `target`, in UTC: DuckDB's own connection to the file (`read_only` for
+    readers), or dlt's SQL client of the destination."""
+    if target.is_file:
+        with duckdb.connect(str(target.db_path), read_only=read_only) as con:
+            con.execute("set TimeZone = 'UTC'")
+            yield Session(DUCKDB, con, dlt_client=False)
+        return
+    pipeline = pipeline or target.pipeline(pipelines_dir)
+    with pipeline.sql_client() as client:
+        session = Session(target.dialect, client, dlt_client=True)
+        if target.dialect in ("postgres", "redshift"):
+            session.execute("set time zone 'UTC'")
+        yield session
+
+
+def _first(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+
+
+def literal(text: str) -> str:
+    """`text` as a SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
