@@ -69,7 +69,7 @@ $(AF_STAMP): pyproject.toml
 	rm -rf $(AF_VENV)
 	$(PYTHON) -m venv $(AF_VENV)
 	$(AF_BIN)/python -m pip install --quiet --upgrade pip
-	$(AF_BIN)/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)' 'pytest>=8' -e .
+	$(AF_BIN)/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)' 'pytest>=8' -e '.[postgres]'
 	touch $(AF_STAMP)
 
 # `airflow dags test` of the DAG against the simulator (tests/integration/, which `make test` skips)

@@ -6,14 +6,17 @@ Tasks, in order:
   `fanout` = `region` one load per region, with `account` one per account (the DAG
   param `fanout`, else `$WORKSPACE_IMAGES_FANOUT` on the worker).
 - `load_images`: one mapped task per load, each a `workspace-images run --no-models`,
-  one at a time (`max_active_tis_per_dag=1`: a DuckDB file takes one writer).
+  one at a time (`max_active_tis_per_dag=1`: a DuckDB file takes one writer, and the loads
+  of a shared warehouse share dlt's state and working folder).
 - `build_models`: the SQL models, once every load has finished, also when some failed.
 - `summary`: the loads' summary lines; it does not run when a load failed, so the DAG
   run is marked failed.
 
 Settings come from `.dlt/` beside the DAG file (as dlt's own Airflow helper reads them
 from the dags folder), whatever the worker's working folder, and from environment
-variables; `$WORKSPACE_IMAGES_DB` names the DuckDB file. Configuration errors fail a task
+variables; `$WORKSPACE_IMAGES_DB` names the DuckDB file. With `destination` set in
+`[sources.workspace_images]` (e.g. `postgres`, credentials the dlt way), the loads go there
+instead, dlt's working folder beside where the DuckDB file would be. Configuration errors fail a task
 at once (AirflowFailException, no retry); anything else fails it to be retried.
 
 Everything above the DAG's definition, at the end, works without Airflow: the tests call it.
@@ -166,8 +169,37 @@ def task_context(dag_folder: Optional[Path]) -> Iterator[None]:
         stack.enter_context(settings_errors_fail_at_once())
         folder = stack.enter_context(dlt_settings(dag_folder))
         logger.info("settings: %s, environment variables; database: %s",
-                    folder or "dlt's default (.dlt/ in the working folder)", database())
+                    folder or "dlt's default (.dlt/ in the working folder)", target().label)
         yield
+
+
+def target(db_path: Optional[str | Path] = None) -> Any:
+    """Where the loads go (a runner `Target`): `destination` of `[sources.workspace_images]` when
+    it is set and not duckdb, else the DuckDB file `database(db_path)`. Call it where dlt reads
+    the settings (inside `task_context`).
+
+    Raises:
+        SettingsError: an unknown destination, or one whose credentials are missing.
+    """
+    from workspace_images.runner import UsageError, resolve_target
+
+    name = _setting("destination")
+    try:
+        if name and str(name).strip() != "duckdb":
+            return resolve_target(None, str(name))
+        return resolve_target(database(db_path), "duckdb")
+    except UsageError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def pipelines_dir(where: Any, db_path: Optional[str | Path] = None) -> Optional[Path]:
+    """dlt's working folder for a warehouse: beside where the DuckDB file would be (the one
+    folder the workers must be able to write); None for a DuckDB file (beside it)."""
+    if where.is_file:
+        return None
+    folder = database(db_path).parent / ".workspace_images"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{where.destination}-{where.dataset}"
 
 
 def database(db_path: Optional[str | Path] = None) -> Path:
@@ -313,17 +345,18 @@ def load_images(
     from workspace_images.cli import progress_printer
     from workspace_images.runner import run
 
-    db = database(db_path)
     as_of = as_of_for(data_interval_end)
     with task_context(dag_folder), ExitStack() as stack:
+        where = target(db_path)
         kwargs: Dict[str, Any] = {}
         if region is not None:
             kwargs["regions"] = [region]
         if account is not None:
             kwargs.update(_one_account(account, stack))
         what = f"region {region}" if region else f"account {account}" if account else "every project"
-        logger.info("loading %s into %s as of %s", what, db, f"{as_of:%Y-%m-%d %H:%M:%S}Z")
-        result = run(db, as_of=as_of, models=models, on_progress=progress_printer(), **kwargs)
+        logger.info("loading %s into %s as of %s", what, where.label, f"{as_of:%Y-%m-%d %H:%M:%S}Z")
+        result = run(where.db_path, destination=where.destination, as_of=as_of, models=models,
+                     pipelines_dir=pipelines_dir(where, db_path), on_progress=progress_printer(), **kwargs)
         for project in result.failed:
             status = f"HTTP {project['http_status']} " if project["http_status"] else ""
             code = f"{project['error_code']}: " if project["error_code"] else ""
@@ -355,7 +388,7 @@ def _one_account(name: str, stack: ExitStack) -> Dict[str, Any]:
 
 
 def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path] = None) -> str:
-    """Rebuild the SQL models of the DuckDB file, under its run lock like `workspace-images models`.
+    """Rebuild the SQL models where the loads went, under the run lock like `workspace-images models`.
 
     Returns:
         The build's summary line, or why nothing was built (no database yet: every load failed).
@@ -368,13 +401,14 @@ def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path
     from workspace_images.locking import RunLock
     from workspace_images.runner import run_models
 
-    db = database(db_path)
     with task_context(dag_folder):
-        if not db.exists():
-            logger.warning("%s does not exist: nothing was loaded, so no models to build", db)
-            return f"no models: {db} does not exist"
-        with RunLock(db, "models build"):
-            result = run_models(db)
+        where = target(db_path)
+        if where.is_file and not where.db_path.exists():
+            logger.warning("%s does not exist: nothing was loaded, so no models to build", where.db_path)
+            return f"no models: {where.db_path} does not exist"
+        workdir = pipelines_dir(where, db_path)
+        with RunLock(where.lock_anchor(workdir), "models build"):
+            result = run_models(where, pipelines_dir=workdir)
         logger.info("%s", result.summary())
         return result.summary()
 

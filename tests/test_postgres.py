@@ -273,3 +273,30 @@ def test_a_table_another_program_made_is_refused(pg_url: str, sim: Simulator, tm
     with pytest.raises(UsageError, match="workspace-images did not write"):
         run(destination="postgres", projects=[f"{project.region}:{project.project_id}"], endpoint=sim.url,
             token=TOKEN, pipelines_dir=tmp_path / "p")
+
+
+def test_the_airflow_fan_out_loads_a_shared_warehouse_then_builds_its_models(
+        pg_url: str, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workspace_images.airflow_dag import SettingsError, build_models, load_images, plan_loads
+
+    north, south = sim.add_project("cn-north-4", images=20), sim.add_project("ap-southeast-1", images=15)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__DESTINATION", "postgres")
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN", TOKEN)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__PROJECTS",
+                       json.dumps([f"{p.region}:{p.project_id}" for p in (north, south)]))
+    monkeypatch.setenv("WORKSPACE_IMAGES_DB", str(tmp_path / "state" / "unused.duckdb"))
+    (tmp_path / "state").mkdir()
+    loads = plan_loads("region", sim.as_of())
+    assert [load["region"] for load in loads] == ["ap-southeast-1", "cn-north-4"]
+    for load in loads:
+        line = load_images(dt.datetime.fromisoformat(load["as_of"]), region=load["region"], models=False)
+        assert "-> postgres dataset workspace_images" in line
+    assert build_models().startswith("models: 6 built")
+    assert pg_query(pg_url, "select region, count(*) from analytics.image_inventory group by 1 order by 1")[1] == \
+        [("ap-southeast-1", 15), ("cn-north-4", 20)]
+    assert not (tmp_path / "state" / "unused.duckdb").exists()
+    assert (tmp_path / "state" / ".workspace_images" / "postgres-workspace_images").is_dir()
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", "")
+    with pytest.raises(SettingsError, match="credentials cannot be read"):
+        load_images(sim.as_of(), models=False)

@@ -233,3 +233,28 @@ def test_the_dag_imports_without_deprecation_warnings() -> None:
     assert set(tasks["build_models"].upstream_task_ids) == {"load_images"}
     assert set(tasks["summary"].upstream_task_ids) == {"load_images", "build_models"}
     assert dag.max_active_runs == 1 and dag.params["fanout"] == ""
+
+
+def test_a_region_fan_out_loads_a_shared_postgresql_warehouse(airflow: AirflowHome) -> None:
+    """destination = "postgres" in dags/.dlt/config.toml, its credentials in dags/.dlt/secrets.toml:
+    one mapped task per region loads the real PostgreSQL server, then one task builds the models there."""
+    import psycopg2
+
+    from tests.pgserver import PASSWORD, PostgresServer
+
+    with PostgresServer() as pg, Simulator(projects=2, images=25, seed=13, token=TOKEN,
+                                           regions=["cn-north-4", "ap-southeast-1"]) as sim:
+        url = pg.create_database("warehouse")
+        airflow.install_dag("import")
+        airflow.settings(config_toml(sim, sim.projects, 'destination = "postgres"\n'),
+                         SECRETS + f'[destination.postgres]\ncredentials = "{url}"\n')
+        run = airflow.dags_test("2026-11-02", WORKSPACE_IMAGES_FANOUT="region")
+        assert run.returncode == 0, run.tail()
+        assert states(airflow, "load_images") == [(0, "success", 1, "ap-southeast-1"), (1, "success", 1, "cn-north-4")]
+        assert states(airflow, "build_models") == [(-1, "success", 1, None)]
+        assert "-> postgres dataset workspace_images" in run.output and PASSWORD not in run.output
+        with psycopg2.connect(url) as con, con.cursor() as cur:
+            cur.execute("select region, count(*) from analytics.image_inventory group by 1 order by 1")
+            assert cur.fetchall() == sorted((p.region, len(sim.images(p.project_id))) for p in sim.projects)
+        con.close()
+        assert not airflow.db.exists()
