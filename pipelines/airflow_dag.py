@@ -398,8 +398,8 @@ def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path
         LockHeld: a run holds the database's lock (retried).
         RunFailed, DatabaseBusy: a data test failed or the file stayed busy (retried).
     """
-    from workspace_images.locking import RunLock
     from workspace_images.runner import run_models
+    from workspace_images.warehouse import hold
 
     with task_context(dag_folder):
         where = target(db_path)
@@ -407,7 +407,7 @@ def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path
             logger.warning("%s does not exist: nothing was loaded, so no models to build", where.db_path)
             return f"no models: {where.db_path} does not exist"
         workdir = pipelines_dir(where, db_path)
-        with RunLock(where.lock_anchor(workdir), "models build"):
+        with hold(where, workdir, "models build"):
             result = run_models(where, pipelines_dir=workdir)
         logger.info("%s", result.summary())
         return result.summary()

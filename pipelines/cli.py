@@ -15,7 +15,8 @@ import dlt
 
 from workspace_images.source import Progress
 
-from .locking import DatabaseBusy, LockHeld, RunLock
+from .locking import DatabaseBusy, LockHeld
+from .warehouse import hold
 from .runner import (
     DEFAULT_DB,
     EXIT_FAILED,
@@ -235,9 +236,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     workdir = args.pipelines_dir or target.default_pipelines_dir()
     if target.is_file and not target.db_path.exists():
         raise UsageError(f"{target.db_path} does not exist: load it first with `workspace-images run`")
-    if not target.is_file:
-        workdir.parent.mkdir(parents=True, exist_ok=True)
-    with RunLock(target.lock_anchor(workdir), "models build"):
+    with hold(target, workdir, "models build"):
         print(run_models(target, raw_dataset=args.dataset, pipelines_dir=workdir).summary())
     return 0
 

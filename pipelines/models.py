@@ -164,12 +164,9 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
                 session.execute(statement)
         for model in models:
             began = time.monotonic()
-            sql = transpile_model(model.sql, dialect, _schema(session, raw_dataset))
-            if dialect == "duckdb":
-                session.execute(f"create or replace table {ANALYTICS}.{model.name} as\n{sql}")
-            else:
-                session.execute(f"drop table if exists {ANALYTICS}.{model.name}")
-                session.execute(f"create table {ANALYTICS}.{model.name} as\n{sql}")
+            schema = _schema(session, raw_dataset)
+            sql = transpile_model(model.sql, dialect, schema)
+            _materialise(session, model.name, sql, schema.get(ANALYTICS, {}).get(model.name))
             result.rows[model.name] = session.value(f"select count(*) from {ANALYTICS}.{model.name}")
             result.seconds[model.name] = time.monotonic() - began
             logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
@@ -182,6 +179,24 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
                     result.tests += 1
     result.total_seconds = time.monotonic() - started
     return result
+
+
+def _materialise(session: Session, name: str, sql: str, existing: Optional[Dict[str, str]]) -> None:
+    """Make analytics.<name> hold the rows of `sql`. DuckDB replaces the table. Elsewhere a table
+    whose columns stay the same is emptied and refilled, so users' views on it stay (PostgreSQL
+    will not drop a table a view depends on); one whose columns changed is dropped and made anew."""
+    table = f"{ANALYTICS}.{name}"
+    if session.dialect == "duckdb":
+        session.execute(f"create or replace table {table} as\n{sql}")
+        return
+    if existing is not None:
+        columns, _ = session.fetch(f"select * from (\n{sql}\n) as model limit 0")
+        if columns == list(existing):
+            session.execute(f"delete from {table}")
+            session.execute(f"insert into {table}\nselect * from (\n{sql}\n) as model")
+            return
+    session.execute(f"drop table if exists {table}")
+    session.execute(f"create table {table} as\n{sql}")
 
 
 def _schema(session: Session, raw_dataset: str) -> Schema:

@@ -26,9 +26,9 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
 from workspace_images.source.rows import parse_timestamp
 
-from .locking import RunLock, causes, wait_for_database
+from .locking import causes, wait_for_database
 from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, check_dataset
-from .warehouse import DATASET_NAME, DEFAULT_DB, PIPELINE_NAME, TIDY_DEFAULTS, Session, Target, connect, literal
+from .warehouse import DATASET_NAME, DEFAULT_DB, PIPELINE_NAME, TIDY_DEFAULTS, Session, Target, connect, hold, literal
 
 logger = logging.getLogger("workspace_images")
 
@@ -341,9 +341,7 @@ def run(
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {_first_line(exc)}") from None
 
-    if not target.is_file:
-        workdir.parent.mkdir(parents=True, exist_ok=True)
-    with RunLock(target.lock_anchor(workdir)):
+    with hold(target, workdir):
         if storage is not None:
             wait_for_database(lambda: create_with_storage_version(target.db_path, storage), where, wait,
                               "checking its storage version")

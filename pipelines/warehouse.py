@@ -15,6 +15,7 @@ from dlt.common.destination.exceptions import DestinationException
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import MissingDependencyException
 
+from .locking import LockHeld, RunLock
 from .transpile import dialect_of
 
 PIPELINE_NAME = "workspace_images"
@@ -233,3 +234,41 @@ def _first(exc: BaseException) -> str:
 def literal(text: str) -> str:
     """`text` as a SQL string literal."""
     return "'" + str(text).replace("'", "''") + "'"
+
+
+ADVISORY_LOCK = "workspace_images:{dataset}"
+"""The PostgreSQL advisory lock key (hashed with `hashtext`) of a dataset's runs."""
+
+
+@contextmanager
+def hold(target: Target, pipelines_dir: Path, what: str = "run") -> Iterator[None]:
+    """The run lock of `target`, for a whole run or models build: `<db>.lock` beside a DuckDB
+    file; for another destination `<working folder>.lock`, and on PostgreSQL also a session
+    advisory lock on the dataset, so runs from other machines or working folders into the
+    same dataset wait their turn too. Both go when the process ends, however it ends.
+
+    Raises:
+        LockHeld: another run holds one of them; nothing was done.
+    """
+    if not target.is_file:
+        pipelines_dir.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(target.lock_anchor(pipelines_dir), what):
+        if target.kind != "postgres":
+            yield
+            return
+        key = literal(ADVISORY_LOCK.format(dataset=target.dataset))
+        with target.pipeline(pipelines_dir).sql_client() as client:
+            if not client.execute_sql(f"select pg_try_advisory_lock(hashtext({key}))")[0][0]:
+                holder = client.execute_sql(
+                    "select a.pid, coalesce(host(a.client_addr), 'local'), a.backend_start from pg_locks l "
+                    "join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.granted "
+                    f"and l.objid = (hashtext({key})::bigint & 4294967295)::oid limit 1"
+                )
+                who = (f" (server process {holder[0][0]}, from {holder[0][1]}, connected "
+                       f"{holder[0][2]:%Y-%m-%d %H:%M:%S%z})") if holder else ""
+                raise LockHeld(f"another workspace-images run holds the lock of {target.label}{who}: "
+                               "nothing was done; run again when it has finished")
+            try:
+                yield
+            finally:
+                client.execute_sql(f"select pg_advisory_unlock(hashtext({key}))")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -176,8 +177,13 @@ def test_an_unchanged_rerun_adds_nothing_and_the_data_tests_pass(both: Tuple[Pat
                    pipelines_dir=tmp_path / "pipelines-postgres")
 
     assert rerun().new_versions > 0  # the project that failed is read whole again
+    with psycopg2.connect(url) as con, con.cursor() as cur:  # a dashboard's view on a model
+        cur.execute("create view public.stale as select project_id, count(*) as n from analytics.image_inventory "
+                    "where is_stale group by 1")
     before = pg_query(url, "select count(*) from workspace_images.images")[1][0][0]
+    shutil.rmtree(tmp_path / "pipelines-postgres")  # another machine: dlt's state comes from the database
     result = rerun()
+    assert pg_query(url, "select count(*) from public.stale")[1][0][0] == 0  # the view still reads the model
     assert (result.exit_code, result.new_versions, result.retired) == (0, 0, 0)
     assert pg_query(url, "select count(*) from workspace_images.images")[1][0][0] == before
     assert result.models is not None and result.models.tests == 24
@@ -204,7 +210,7 @@ def test_the_cli_loads_postgres_with_dlt_credentials_and_never_shows_them(pg_url
                                                                          tmp_path: Path) -> None:
     project = sim.add_project(images=30)
     log = tmp_path / "run.log"
-    args = ["run", "--destination", "postgres", "--project", f"{project.region}:{project.project_id}",
+    args = ["-v", "run", "--destination", "postgres", "--project", f"{project.region}:{project.project_id}",
             "--endpoint", sim.url, "--as-of", sim.as_of().isoformat(), "--json", "--log-file", str(log)]
     env = {"SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN": TOKEN}
     done = cli(*args, env=env, cwd=tmp_path)
@@ -254,14 +260,25 @@ def test_destination_errors_are_one_line(pg_url: str, sim: Simulator, tmp_path: 
 
 
 def test_a_second_run_into_the_same_dataset_waits_its_turn(pg_url: str, sim: Simulator, tmp_path: Path) -> None:
-    from workspace_images.locking import LockHeld, RunLock
+    """From the same working folder (its lock file) or from anywhere else (the server's advisory lock)."""
+    from workspace_images.locking import LockHeld
+    from workspace_images.warehouse import hold
 
     project = sim.add_project(images=3)
-    workdir = tmp_path / "pipelines"
-    with RunLock(workdir):
+    target = Target.of("postgres", None)
+
+    def second(workdir: Path) -> None:
+        run(destination="postgres", projects=[f"{project.region}:{project.project_id}"], endpoint=sim.url,
+            token=TOKEN, pipelines_dir=workdir)
+
+    with hold(target, tmp_path / "pipelines"):
         with pytest.raises(LockHeld, match="nothing was done"):
-            run(destination="postgres", projects=[f"{project.region}:{project.project_id}"], endpoint=sim.url,
-                token=TOKEN, pipelines_dir=workdir)
+            second(tmp_path / "pipelines")
+        with pytest.raises(LockHeld, match=r"holds the lock of postgres dataset workspace_images \(server process \d+"):
+            second(tmp_path / "elsewhere" / "pipelines")
+        models = cli("models", "--destination", "postgres", "--pipelines-dir", str(tmp_path / "third"))
+        assert models.returncode == 4 and "holds the lock of postgres dataset" in models.stderr
+    assert [r for r in sim.requests if r.path.startswith("/v2/")] == []
     assert pg_query(pg_url, "select count(*) from information_schema.schemata "
                             "where schema_name = 'workspace_images'")[1][0][0] == 0
 
@@ -300,3 +317,11 @@ def test_the_airflow_fan_out_loads_a_shared_warehouse_then_builds_its_models(
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", "")
     with pytest.raises(SettingsError, match="credentials cannot be read"):
         load_images(sim.as_of(), models=False)
+
+
+def test_report_says_it_reads_a_duckdb_file(tmp_path: Path) -> None:
+    done = cli("report", env={"SOURCES__WORKSPACE_IMAGES__DESTINATION": "postgres"}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("workspace-images: error: report reads a DuckDB file, and the configured "
+                                   "destination is postgres: read its analytics schema with SQL or a BI tool, "
+                                   "or pass --db FILE")
