@@ -16,7 +16,7 @@ import dlt
 from workspace_images.source import Progress
 
 from .locking import DatabaseBusy, LockHeld
-from .warehouse import hold
+from .warehouse import Unreachable, hold
 from .runner import (
     DEFAULT_DB,
     EXIT_FAILED,
@@ -363,7 +363,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(EXIT_USAGE, f"error: {exc}", as_json)
     except LockHeld as exc:
         return _fail(EXIT_LOCKED, str(exc), as_json)
-    except (RunFailed, DatabaseBusy) as exc:
+    except (RunFailed, DatabaseBusy, Unreachable) as exc:
         return _fail(EXIT_FAILED, f"run failed: {exc}", as_json)
     except KeyboardInterrupt:
         return _fail(130, "interrupted", as_json)

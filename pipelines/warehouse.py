@@ -236,6 +236,28 @@ def literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+class Unreachable(Exception):
+    """The destination refused the connection or could not be reached (exit 3)."""
+
+
+@contextmanager
+def reach(target: Target, pipeline: dlt.Pipeline) -> Iterator[Any]:
+    """dlt's SQL client of `target`, connected; a failure to connect is one Unreachable line
+    (the driver's words: they name the host and user, never the password)."""
+    client = pipeline.sql_client()
+    try:
+        client.open_connection()
+    except Exception as exc:
+        cause = exc
+        while cause.__cause__ is not None or getattr(cause, "dbapi_exception", None) is not None:
+            cause = getattr(cause, "dbapi_exception", None) or cause.__cause__
+        raise Unreachable(f"cannot connect to {target.label}: {_first(cause)}") from None
+    try:
+        yield client
+    finally:
+        client.close_connection()
+
+
 ADVISORY_LOCK = "workspace_images:{dataset}"
 """The PostgreSQL advisory lock key (hashed with `hashtext`) of a dataset's runs."""
 
@@ -257,7 +279,7 @@ def hold(target: Target, pipelines_dir: Path, what: str = "run") -> Iterator[Non
             yield
             return
         key = literal(ADVISORY_LOCK.format(dataset=target.dataset))
-        with target.pipeline(pipelines_dir).sql_client() as client:
+        with reach(target, target.pipeline(pipelines_dir)) as client:
             if not client.execute_sql(f"select pg_try_advisory_lock(hashtext({key}))")[0][0]:
                 holder = client.execute_sql(
                     "select a.pid, coalesce(host(a.client_addr), 'local'), a.backend_start from pg_locks l "

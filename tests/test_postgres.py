@@ -237,6 +237,8 @@ def test_destination_errors_are_one_line(pg_url: str, sim: Simulator, tmp_path: 
     refused = cli(*base, "--destination", "postgres",
                   env={**env, "DESTINATION__POSTGRES__CREDENTIALS": wrong}, cwd=tmp_path)
     assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.startswith("workspace-images: run failed: cannot connect to postgres dataset "
+                                     "workspace_images: connection to server at \"127.0.0.1\"")
     assert "password authentication failed" in refused.stderr
     assert "not-the-password" not in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
