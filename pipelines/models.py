@@ -170,7 +170,8 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
             result.rows[model.name] = session.value(f"select count(*) from {ANALYTICS}.{model.name}")
             result.seconds[model.name] = time.monotonic() - began
             logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
-        describe(session, sql_dir, raw_dataset)
+        if dialect in DESCRIBED:
+            describe(session, sql_dir, raw_dataset)
         if run_tests:
             schema = _schema(session, raw_dataset)
             for model in models:
@@ -210,6 +211,8 @@ def _schema(session: Session, raw_dataset: str) -> Schema:
     return schema
 
 
+DESCRIBED = ("duckdb", "postgres")
+"""Dialects whose `COMMENT ON` the descriptions are stored with (BigQuery has none)."""
 DESCRIPTIONS = "descriptions.toml"
 """Beside the models: what every table and column means."""
 

@@ -48,7 +48,9 @@ def transpile_model(sql: str, dialect: str, schema: Schema) -> str:
     tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
     _expand_column_sets(tree, schema)
     _rewrite_unpivots(tree)
-    tree = qualify(tree, schema=schema, dialect=SOURCE_DIALECT, quote_identifiers=True,
+    # quoted, a column named like a keyword stays a column; PostgreSQL folds unquoted names to
+    # lower case as dlt writes them, so quoting changes nothing else there (Snowflake folds to upper)
+    tree = qualify(tree, schema=schema, dialect=SOURCE_DIALECT, quote_identifiers=dialect in ("postgres", "redshift"),
                    validate_qualify_columns=False)
     _rewrite_functions(tree, dialect)
     with _quiet():
