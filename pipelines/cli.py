@@ -16,9 +16,8 @@ import dlt
 from workspace_images.source import Progress
 
 from .locking import DatabaseBusy, LockHeld
-from .warehouse import Unreachable, hold
+from .warehouse import DEFAULT_DB, Unreachable, hold
 from .runner import (
-    DEFAULT_DB,
     EXIT_FAILED,
     EXIT_LOCKED,
     EXIT_USAGE,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 import uuid
@@ -28,7 +27,7 @@ from workspace_images.source.rows import parse_timestamp
 
 from .locking import causes, wait_for_database
 from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, check_dataset
-from .warehouse import DATASET_NAME, DEFAULT_DB, PIPELINE_NAME, TIDY_DEFAULTS, Session, Target, connect, hold, literal
+from .warehouse import DATASET_NAME, PIPELINE_NAME, Session, Target, connect, hold, literal
 
 logger = logging.getLogger("workspace_images")
 
