@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -165,6 +166,8 @@ def workspace_images(
         raise ConfigError("no projects to load: discovery found none"
                           + (" in the selected regions" if any(a.regions for a in account_list) else ""))
     fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected)
+    streaming = threading.Event()
+    """Set while `images` hands projects over as they finish."""
 
     @dlt.resource(
         name="images",
@@ -185,12 +188,14 @@ def workspace_images(
         plan = ColumnPlan.from_schema(dlt.current.source_schema(), state.get(PLAN_STATE_KEY))
         loaded: List[str] = []
         fetcher.plan = plan
+        streaming.set()
         for outcome in fetcher.completed():
             if outcome.ok:
                 loaded.append(outcome.project.project_id)
                 if outcome.table is not None and outcome.table.num_rows:
                     yield outcome.table
             outcome.table = None
+        streaming.clear()
         state[PLAN_STATE_KEY] = plan.held_names()
         # an empty table of the known columns carries the retirement scope even when no
         # project brought a row (a project emptied whole must retire its images)
@@ -213,6 +218,11 @@ def workspace_images(
         Yields:
             dict: a `project_runs` row.
         """
+        # never block `images`: while projects are being fetched, say "nothing yet" (None), so
+        # that dlt takes each project's rows as soon as they are read and they leave memory;
+        # without `images` running (this resource alone) wait a little between asks instead
+        while not fetcher.finished(wait=0.0 if streaming.is_set() else 0.05):
+            yield None
         for outcome in fetcher.outcomes():
             yield outcome.run_row(run, moment)
 

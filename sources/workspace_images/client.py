@@ -18,6 +18,8 @@ from requests.exceptions import ReadTimeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.common.jsonpath import compile_path
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
@@ -369,10 +371,18 @@ class RequestCounter:
         return max(0, self._adapter.sent - self.logical)
 
 
+IMAGES_SELECTOR = compile_path("images")
+TOTAL_COUNT_PATH = compile_path("total_count")
+"""JSONPaths compiled once: dlt compiles a path given as text at every page, which costs more
+than reading the page."""
+
+
 def make_rest_client(
-    base_url: str, auth: AuthBase, deadline: Optional[float] = None
+    base_url: str, auth: AuthBase, deadline: Optional[float] = None, config: Optional[RuntimeConfiguration] = None
 ) -> tuple[RESTClient, RequestCounter]:
     """A RESTClient on `make_session()`, counting its requests; none is sent past `deadline`.
+    `config` is dlt's `[runtime]` settings, resolved once for every project of a run (RESTClient
+    resolves them anew otherwise).
 
     Call it in the thread that uses the client: dlt's sessions are per thread.
     """
@@ -386,7 +396,8 @@ def make_rest_client(
 
     session.send = counted_send  # type: ignore[method-assign]
     client = RESTClient(
-        base_url=base_url, headers=dict(REQUEST_HEADERS), auth=auth, session=session, data_selector="images"
+        base_url=base_url, headers=dict(REQUEST_HEADERS), auth=auth, session=session, data_selector=IMAGES_SELECTOR,
+        config=config,
     )
     return client, counter
 
@@ -412,7 +423,7 @@ class ImagesPaginator(OffsetPaginator):
     """
 
     def __init__(self, limit: int = PAGE_LIMIT) -> None:
-        super().__init__(limit=limit, total_path="total_count")
+        super().__init__(limit=limit, total_path=TOTAL_COUNT_PATH)
         self.totals: List[int] = []
         self._seen: Set[str] = set()
         self._resume = False

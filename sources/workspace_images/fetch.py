@@ -6,11 +6,14 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
+from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
 from requests import RequestException
 from requests.auth import AuthBase
 
@@ -102,6 +105,7 @@ def fetch_project(
     filters: Dict[str, str],
     project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
     plan: Optional[ColumnPlan] = None,
+    config: Optional[RuntimeConfiguration] = None,
 ) -> ProjectOutcome:
     """Page one project to its end and return its images, or why it failed.
 
@@ -117,7 +121,7 @@ def fetch_project(
     """
     outcome = ProjectOutcome(project=project)
     client, counter = make_rest_client(
-        base_url(endpoint, project.region), auth, deadline=time.monotonic() + project_timeout
+        base_url(endpoint, project.region), auth, deadline=time.monotonic() + project_timeout, config=config
     )
     path = IMAGES_PATH.format(project_id=project.project_id)
     params = page_params(filters)
@@ -298,6 +302,8 @@ class ProjectFetcher:
             total=len(targets) + len(self.rejected), done=len(self.rejected), failed=len(self.rejected)
         )
         self._on_progress = on_progress
+        self.runtime = resolve_configuration(RuntimeConfiguration())
+        """dlt's `[runtime]` settings (retries, timeouts), resolved once for every project."""
         self._lock = threading.Lock()
         self._futures: List[Future[ProjectOutcome]] = []
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -325,7 +331,7 @@ class ProjectFetcher:
 
     def _fetch_one(self, target: Target) -> ProjectOutcome:
         return fetch_project(
-            target.project, self.endpoint, target.auth, self.filters, self.project_timeout, self.plan
+            target.project, self.endpoint, target.auth, self.filters, self.project_timeout, self.plan, self.runtime
         )
 
     def _fetch_gated(self, index: int) -> ProjectOutcome:
@@ -373,6 +379,11 @@ class ProjectFetcher:
         self.start()
         for future in as_completed(self._futures):
             yield future.result()
+
+    def finished(self, wait: float = 0.0) -> bool:
+        """Whether every project is done, waiting up to `wait` seconds for it."""
+        self.start()
+        return not futures_wait(self._futures, timeout=wait).not_done
 
     def outcomes(self) -> List[ProjectOutcome]:
         """Every outcome: the rejected projects, then the targets in the order given (waits for all)."""

@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.normalizers.naming import NamingConvention
 from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCaseNaming
 from dlt.common.schema import Schema
@@ -444,15 +445,24 @@ def _build_table(
 
     columns: Dict[str, pa.Array] = {}
     for name in KNOWN_STRING_FIELDS:
-        fitted = (fit_value(i.get(name), "text") for i in images)
-        columns[name] = pa.array(column(name, fitted, ""), type=pa.string())
+        sent = [i.get(name) for i in images]
+        columns[name] = _plain_strings(sent)
+        if columns[name] is None:
+            fitted = (fit_value(value, "text") for value in sent)
+            columns[name] = pa.array(column(name, fitted, ""), type=pa.string())
     for name in KNOWN_INT_FIELDS:
-        fitted = (_kept_if_none(i.get(name), _to_int(i.get(name))) for i in images)
-        columns[name] = pa.array(column(name, fitted, "not an integer within int64"), type=pa.int64())
+        sent = [i.get(name) for i in images]
+        columns[name] = _plain_ints(sent)
+        if columns[name] is None:
+            fitted = (_kept_if_none(value, _to_int(value)) for value in sent)
+            columns[name] = pa.array(column(name, fitted, "not an integer within int64"), type=pa.int64())
     for name in KNOWN_TIMESTAMP_FIELDS:
-        fitted = (_kept_if_none(i.get(name), parse_timestamp(i.get(name))) for i in images)
-        problem = "not a timestamp within years 1 to 9999"
-        columns[name] = pa.array(column(name, fitted, problem), type=TIMESTAMP_TYPE)
+        sent = [i.get(name) for i in images]
+        columns[name] = _plain_timestamps(sent)
+        if columns[name] is None:
+            fitted = (_kept_if_none(value, parse_timestamp(value)) for value in sent)
+            problem = "not a timestamp within years 1 to 9999"
+            columns[name] = pa.array(column(name, fitted, problem), type=TIMESTAMP_TYPE)
 
     keys = [k for k in dict.fromkeys(k for i in images for k in i) if k not in KNOWN_FIELDS]
     for key, name in plan.columns_for(keys).items():
@@ -480,6 +490,46 @@ def _build_table(
         [pa.field(name, array.type, nullable=name not in NOT_NULL_COLUMNS) for name, array in columns.items()]
     )
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
+
+
+# Fast paths: a column whose values are all of the usual kind is built by Arrow in one call,
+# with the result the value-by-value rules give for such values; any other column (one odd
+# value is enough) takes those rules.
+
+_PLAIN_TIMESTAMP = (r"^((?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-\d{2}-\d{2})[T ]"
+                    r"(\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)Z?$")
+"""`2025-08-15T11:39:16Z`, `2025-08-15 11:39:16` (UTC, as parse_timestamp reads it), with up to six
+decimals, from year 1: what Arrow's cast reads as parse_timestamp does (a date that does not
+exist, such as February 30, makes the cast fail and the column take the value-by-value rules)."""
+
+
+def _plain_strings(sent: List[Any]) -> Optional[pa.Array]:
+    """Text and nulls only, with no lone surrogate: the column as it is; else None."""
+    try:
+        return pa.array(sent, type=pa.string())
+    except (pa.ArrowException, UnicodeError):
+        return None
+
+
+def _plain_ints(sent: List[Any]) -> Optional[pa.Array]:
+    """Integers within int64 and nulls only (no bool, float or text): the column; else None."""
+    if not all(type(value) is int for value in sent if value is not None):
+        return None
+    try:
+        return pa.array(sent, type=pa.int64())
+    except (pa.ArrowException, OverflowError):
+        return None
+
+
+def _plain_timestamps(sent: List[Any]) -> Optional[pa.Array]:
+    """Timestamps written as `_PLAIN_TIMESTAMP` and nulls only: the column; else None."""
+    try:
+        text = pa.array(sent, type=pa.string())
+        if pc.all(pc.match_substring_regex(text, _PLAIN_TIMESTAMP)).as_py() is False:
+            return None
+        return pc.replace_substring_regex(text, _PLAIN_TIMESTAMP, r"\1T\2Z").cast(TIMESTAMP_TYPE)
+    except (pa.ArrowException, UnicodeError):
+        return None
 
 
 def _kept_if_none(sent: Any, value: Any) -> Tuple[Any, bool]:
