@@ -76,8 +76,11 @@ $(AF_STAMP): pyproject.toml
 test-integration: $(AF_STAMP)
 	$(AF_BIN)/python -m pytest -q tests/integration
 
+# bench/RESULTS.md holds what this printed last; each benchmark compares against its baselines in one run
 bench: install timer
 	$(BIN)/python -m bench.run_load --repeat 3
+	$(BIN)/python -m bench.growth
+	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.models_rebuild --repeat 3
 
 clean:

@@ -28,4 +28,18 @@ def test_run_load_benchmark_prints_its_table(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "2 projects x 30 images = 60 images, latency 0 ms, best of 1"
-    assert [line.split()[0] for line in lines[2:]] == ["imports", "http", "first", "rerun"]
+    assert [line.split()[0] for line in lines[2:]] == ["imports", "http", "handwritten", "rest_api", "first", "rerun"]
+
+
+def test_growth_and_latency_benchmarks_print_their_tables(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent
+    growth = subprocess.run([sys.executable, "-m", "bench.growth", "--sizes", "100,500"],
+                            capture_output=True, text=True, timeout=300, cwd=root)
+    assert growth.returncode == 0, growth.stderr[-2000:]
+    rows = growth.stdout.splitlines()[2:]
+    assert [r.split()[0] for r in rows] == ["100", "500"]
+    latency = subprocess.run([sys.executable, "-m", "bench.latency", "--projects", "2", "--images", "150",
+                              "--latency-ms", "20"], capture_output=True, text=True, timeout=300, cwd=root)
+    assert latency.returncode == 0, latency.stderr[-2000:]
+    assert latency.stdout.splitlines()[0] == "2 projects x 150 images = 4 requests at 20 ms, 8 at a time"
+    assert " ratio " in latency.stdout.splitlines()[1]
