@@ -34,11 +34,15 @@ folder for another destination; never dlt's machine-wide default."""
 TIDY_DEFAULTS = {
     "LOAD__TRUNCATE_STAGING_DATASET": "true",
     "LOAD__DELETE_COMPLETED_JOBS": "true",
+    "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"memory_limit": "128MB"}',
 }
 """dlt settings this tool changes unless the user sets them: the staging schema
 (`workspace_images_staging`) is emptied after each load instead of keeping the last
 rows for dashboards to trip on, and a loaded package keeps its record (for
-`dlt pipeline ... info/trace`) but not its data files, which would pile up forever."""
+`dlt pipeline ... info/trace`) but not its data files, which would pile up forever; and
+DuckDB's memory for the load's merge is held to 128 MB (it spills to `<db>.tmp/` beyond),
+so that a load's peak memory stays flat as the history grows (DuckDB's own default is 80%
+of the machine's memory)."""
 
 
 @dataclass(frozen=True)

@@ -494,3 +494,21 @@ def test_a_project_whose_rows_cannot_be_built_fails_alone(
     assert current_ids(db, broken.project_id) == before
     assert project_run(db, result.run_id, healthy.project_id)["status"] == "ok"
     assert current_ids(db, healthy.project_id) == sorted(i["id"] for i in sim.images(healthy.project_id))
+
+
+def test_the_fast_paths_give_what_the_value_by_value_rules_give() -> None:
+    """A column of usual values is built by Arrow in one call; anything else takes the rules."""
+    from workspace_images.source import rows
+
+    strings = ["a", None, "企业版", "", "Büro ½"]
+    assert rows._plain_strings(strings).to_pylist() == [rows.fit_value(v, "text")[0] for v in strings]
+    assert rows._plain_strings(["\ud800"]) is None and rows._plain_strings([1]) is None
+    ints = [0, None, 2**63 - 1, -(2**63)]
+    assert rows._plain_ints(ints).to_pylist() == [rows._to_int(v) for v in ints]
+    for odd in ([True], [1.0], ["4"], [2**63]):
+        assert rows._plain_ints(odd) is None, odd
+    stamps = ["2025-08-15T11:39:16Z", "2025-08-15 11:39:16", "2025-08-15T11:39:16.123456Z", "0001-01-01T00:00:00Z", None]
+    assert rows._plain_timestamps(stamps).to_pylist() == [rows.parse_timestamp(v) for v in stamps]
+    for odd in (["0000-01-01T00:00:00Z"], ["2025-02-30T00:00:00Z"], [1700000000], ["2025-08-15T11:39:16+08:00"],
+                ["2025-08-15T11:39:16.1234567Z"], ["2025-08-15"]):
+        assert rows._plain_timestamps(odd) is None, odd

@@ -95,3 +95,11 @@ def test_row_hash_ignores_key_order_but_not_values() -> None:
     assert row_hash(a, "p", "r") == row_hash(dict(reversed(list(a.items()))), "p", "r")
     assert row_hash(a, "p", "r") != row_hash({**a, "min_disk": 41}, "p", "r")
     assert row_hash(a, "p", "r") != row_hash(a, "q", "r")
+
+
+def test_row_hash_is_the_one_histories_were_written_with() -> None:
+    """The hash decides what is a new version: the one of an image must never change between
+    releases, or the first run after an upgrade would version every image."""
+    image = {"id": "d6b368bc-1", "name": "Windows10_企业版", "min_ram": 4096, "created_at": "2025-08-15T11:39:16Z",
+             "tags": {"b": 1, "a": [None, True, 1.5]}}
+    assert row_hash(image, "p1", "cn-north-4") == "91a9c35198a5cb7cf00365d52e38fcf6"

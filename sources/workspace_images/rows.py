@@ -164,9 +164,14 @@ def _encode(text: str) -> bytes:
         return text.encode("utf-8", "surrogatepass")
 
 
+_HASH_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+"""`json.dumps(..., ensure_ascii=False, sort_keys=True, default=str)` made once: the same text,
+without building an encoder for every row."""
+
+
 def row_hash(image: Dict[str, Any], project_id: str, region: str) -> str:
     """Stable hash of everything the API said about an image, with its project and region."""
-    payload = json.dumps([project_id, region, image], ensure_ascii=False, sort_keys=True, default=str)
+    payload = _HASH_ENCODER.encode([project_id, region, image])
     return hashlib.blake2b(_encode(payload), digest_size=16).hexdigest()
 
 
