@@ -146,7 +146,8 @@ class Target:
     def pipeline(self, pipelines_dir: Optional[Path] = None) -> dlt.Pipeline:
         """The `workspace_images` dlt pipeline loading here."""
         for name, value in TIDY_DEFAULTS.items():
-            os.environ.setdefault(name, value)
+            if name not in os.environ and dlt.config.get(name.lower().replace("__", ".")) is None:
+                os.environ[name] = value  # the user's own setting, anywhere dlt reads one, wins
         destination: Any = dlt.destinations.duckdb(str(self.db_path.resolve())) if self.is_file else self.destination
         return dlt.pipeline(
             pipeline_name=PIPELINE_NAME,
