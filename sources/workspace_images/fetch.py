@@ -276,7 +276,8 @@ class ProjectFetcher:
 
     `completed()` hands each outcome over as soon as its project is done (the
     `images` resource loads from it); `outcomes()` waits for all of them (the
-    `project_runs` resource and the runner read it). `rejected` are outcomes of
+    `project_runs` resource reads it once `finished()` says so, never blocking
+    `images`). `rejected` are outcomes of
     projects that were never fetched (a discovered id unfit to use), failed from the start.
     """
 
