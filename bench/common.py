@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,12 @@ def pipeline_env(targets: List[str], work: Path) -> Dict[str, str]:
         "RUNTIME__DLTHUB_TELEMETRY": "false",
     })
     return env
+
+
+def forget_load(work: Path, db: str = "bench.duckdb") -> None:
+    """Remove the DuckDB file `db` in `work` and its dlt working folder: the next run is a first load."""
+    (work / db).unlink(missing_ok=True)
+    shutil.rmtree(work / ".workspace_images", ignore_errors=True)
 
 
 def ours(url: str, db: str = "bench.duckdb") -> List[str]:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Tuple
 
-from bench.common import check_timer, measure, ours, pipeline_env, start_simulator, stop
+from bench.common import check_timer, forget_load, measure, ours, pipeline_env, start_simulator, stop
 
 PER_PROJECT = 500
 
@@ -38,8 +38,7 @@ def main() -> int:
             env = pipeline_env(targets, work)
             runs = []
             for _ in range(args.repeat):
-                for leftover in (work / "bench.duckdb", work / ".workspace_images"):
-                    shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+                forget_load(work)
                 runs.append(measure(ours(url), env, work))
             results[size] = min(runs)
         finally:

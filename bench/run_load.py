@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from bench.common import check_timer, measure, ours, pipeline_env, start_simulator, stop
+from bench.common import check_timer, forget_load, measure, ours, pipeline_env, start_simulator, stop
 
 
 def main() -> int:
@@ -59,8 +59,7 @@ def main() -> int:
         first: List[Tuple[float, float]] = []
         rerun: List[Tuple[float, float]] = []
         for _ in range(args.repeat):
-            for leftover in (work / "bench.duckdb", work / ".workspace_images"):
-                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            forget_load(work)
             first.append(measure(ours(url), env, work))
             rerun.append(measure(ours(url), env, work))
         results["first load"], results["rerun"] = min(first), min(rerun)

@@ -133,9 +133,14 @@ def _matching(columns_node: exp.Columns, names: List[str]) -> List[str]:
     return [n for n in names if n.lower() not in excluded]
 
 
+def _from_of(select: exp.Select) -> Optional[exp.From]:
+    """The FROM clause of `select` (`from_` in sqlglot's tree since 30, `from` before)."""
+    return select.args.get("from_") or select.args.get("from")
+
+
 def _joined(select: exp.Select, name: str) -> exp.Expression:
     """The table, CTE or subquery of `select`'s FROM or joins known as `name`, without its alias."""
-    sources = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
+    sources = [_from_of(select)] + list(select.args.get("joins") or [])
     for source in sources:
         if source is not None and source.this.alias_or_name == name:
             found = source.this.copy()
@@ -159,7 +164,7 @@ def _expand_column_sets(tree: exp.Expression, schema: Schema) -> None:
             if not nodes:
                 projections.append(projection)
                 continue
-            source = select.args["from_"].this if "from_" in select.args else select.args["from"].this
+            source = _from_of(select).this
             if select.args.get("joins"):
                 raise TranspileError("COLUMNS(...) over a join is not supported")
             names = _matching(nodes[0], _source_columns(tree, source, schema, select))
@@ -199,7 +204,8 @@ def _rewrite_unpivots(tree: exp.Expression) -> None:
         alias = "_unpivot_source"
         pivot.pop()
         source.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
-        rows = ", ".join(f"('{c.name}', {alias}.{exp.to_identifier(c.name).sql(SOURCE_DIALECT)})"
+        rows = ", ".join(f"({exp.Literal.string(c.name).sql(SOURCE_DIALECT)}, "
+                         f"{alias}.{exp.to_identifier(c.name).sql(SOURCE_DIALECT)})"
                          for c in fields[0].expressions)
         join = sqlglot.parse_one(
             f"select * from {alias} cross join lateral (values {rows}) as _unpivot({name}, {value})",

@@ -43,3 +43,13 @@ def test_growth_and_latency_benchmarks_print_their_tables(tmp_path: Path) -> Non
     assert latency.returncode == 0, latency.stderr[-2000:]
     assert latency.stdout.splitlines()[0] == "2 projects x 150 images = 4 requests at 20 ms, 8 at a time"
     assert " ratio " in latency.stdout.splitlines()[1]
+
+
+def test_fetch_breakdown_benchmark_prints_its_table() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.fetch_breakdown", "--projects", "2", "--images", "150",
+                           "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "2 projects x 150 images, 8 threads, best of 1"
+    assert [line.rsplit(None, 2)[0] for line in lines[2:]] == ["pages", "pages + rows", "dlt session + rows",
+                                                                "fetch_project"]

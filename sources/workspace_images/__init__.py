@@ -196,15 +196,17 @@ def workspace_images(
         fetcher.plan = plan
         streaming.set()
         batch: List[Any] = []
+        batched = 0
         for outcome in fetcher.completed():
             if outcome.ok:
                 loaded.append(outcome.project.project_id)
                 if outcome.table is not None and outcome.table.num_rows:
                     batch.append(outcome.table)
+                    batched += outcome.table.num_rows
             outcome.table = None
-            if sum(t.num_rows for t in batch) >= BATCH_ROWS:
+            if batched >= BATCH_ROWS:
                 yield pa.concat_tables(batch, promote_options="default")
-                batch = []
+                batch, batched = [], 0
         if batch:
             yield pa.concat_tables(batch, promote_options="default")
         streaming.clear()
