@@ -4,7 +4,8 @@ Against the simulator (in its own process), in this process, one after the other
 
 - `pages`: plain `requests`, the pages only;
 - `pages + rows`: plain `requests`, then each project's Arrow rows (`images_table`);
-- `dlt session + rows`: dlt's retrying session with our time-bounded adapter (`make_session`), then the rows;
+- `dlt session + rows`: dlt's retrying session with our time-bounded adapter (one per thread, as a run
+  has them: `ThreadSessions`), then the rows;
 - `fetch_project`: what a run does per project (dlt's `RESTClient.paginate` on top, the checks).
 
 Usage: python -m bench.fetch_breakdown [--projects 200] [--images 500] [--repeat 3]
@@ -21,12 +22,10 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List
 
 import requests
-from dlt.common.configuration import resolve_configuration
-from dlt.common.configuration.specs import RuntimeConfiguration
 
 from bench.common import TOKEN, start_simulator, stop
 from workspace_images.source.auth import TokenAuth
-from workspace_images.source.client import make_session
+from workspace_images.source.client import ThreadSessions
 from workspace_images.source.config import Project
 from workspace_images.source.fetch import fetch_project
 from workspace_images.source.rows import ColumnPlan, images_table
@@ -44,7 +43,7 @@ def main() -> int:
     sim, url, targets = start_simulator(args.projects, args.images)
     try:
         projects = [Project(*t.split(":", 1)) for t in targets]
-        plan, runtime = ColumnPlan(), resolve_configuration(RuntimeConfiguration())
+        plan, sessions = ColumnPlan(), ThreadSessions()
         pages = math.ceil(args.images / PAGE)
 
         def read(session: Any, project: Project) -> List[Dict[str, Any]]:
@@ -61,8 +60,8 @@ def main() -> int:
         ways: Dict[str, Callable[[Project], Any]] = {
             "pages": lambda p: read(requests.Session(), p),
             "pages + rows": lambda p: rows(read(requests.Session(), p), p),
-            "dlt session + rows": lambda p: rows(read(make_session()[0], p), p),
-            "fetch_project": lambda p: fetch_project(p, url, TokenAuth(TOKEN), {}, 600, plan, runtime),
+            "dlt session + rows": lambda p: rows(read(sessions.for_project(None)[0], p), p),
+            "fetch_project": lambda p: fetch_project(p, url, TokenAuth(TOKEN), {}, 600, plan, sessions),
         }
         results: Dict[str, float] = {}
         for name, way in ways.items():

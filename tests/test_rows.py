@@ -508,7 +508,44 @@ def test_the_fast_paths_give_what_the_value_by_value_rules_give() -> None:
     for odd in ([True], [1.0], ["4"], [2**63]):
         assert rows._plain_ints(odd) is None, odd
     stamps = ["2025-08-15T11:39:16Z", "2025-08-15 11:39:16", "2025-08-15T11:39:16.123456Z", "0001-01-01T00:00:00Z", None]
-    assert rows._plain_timestamps(stamps).to_pylist() == [rows.parse_timestamp(v) for v in stamps]
-    for odd in (["0000-01-01T00:00:00Z"], ["2025-02-30T00:00:00Z"], [1700000000], ["2025-08-15T11:39:16+08:00"],
+    assert rows._cast_timestamps(rows._plain_timestamps(stamps)).to_pylist() == [rows.parse_timestamp(v) for v in stamps]
+    for odd in (["0000-01-01T00:00:00Z"], [1700000000], ["2025-08-15T11:39:16+08:00"],
                 ["2025-08-15T11:39:16.1234567Z"], ["2025-08-15"]):
         assert rows._plain_timestamps(odd) is None, odd
+    assert rows._cast_timestamps(rows._plain_timestamps(["2025-02-30T00:00:00Z"])) is None
+
+
+PLAIN = {"id": "i1", "name": "Windows10_企业版 😀", "image_type": "gold", "os_type": "Windows", "os_version": "",
+         "disk_format": "zvhd2", "product_code": None, "architecture": "x86", "min_ram": 0, "min_disk": -40,
+         "created_at": "2025-08-15T11:39:16Z"}
+
+
+@pytest.mark.parametrize("images, fast", [
+    ([PLAIN, {**PLAIN, "id": "i2", "name": None, "min_ram": None, "created_at": None}], True),
+    ([{**PLAIN, "id": f"i{n}", "min_disk": 2**63 - 1 - n} for n in range(3)], True),
+    ([{"id": "only"}, {"id": "fields"}], True),
+    ([{**PLAIN, "name": 'say "hi"'}], False),
+    ([{**PLAIN, "name": "back\\slash"}], False),
+    ([{**PLAIN, "name": "tab\there"}], False),
+    ([{**PLAIN, "name": "nul\x00"}], False),
+    ([PLAIN, {k: v for k, v in PLAIN.items() if k != "name"}], False),
+    ([{**PLAIN, "gpu": True}], False),
+    ([{**PLAIN, "min_ram": 1.0}], False),
+    ([{**PLAIN, "min_ram": True}], False),
+    ([{**PLAIN, "created_at": 1700000000}], False),
+    ([{**PLAIN, "created_at": "2025-02-30T00:00:00Z"}], False),
+    ([{**PLAIN, "name": "x\ud800"}], False),
+])
+def test_row_hashes_built_by_arrow_are_row_hash(images: list, fast: bool) -> None:
+    """Whole projects of usual records are hashed by Arrow; the hashes are row_hash's, to the bit."""
+    from workspace_images.source import rows
+
+    table = images_table(images, "p1", "cn-north-4", FETCHED)
+    assert table.column("_row_hash").to_pylist() == [row_hash(i, "p1", "cn-north-4") for i in images]
+    plain = {name: rows._plain_strings([i.get(name) for i in images]) for name in rows.KNOWN_STRING_FIELDS}
+    plain.update({name: rows._plain_ints([i.get(name) for i in images]) for name in rows.KNOWN_INT_FIELDS})
+    plain.update({name: rows._plain_timestamps([i.get(name) for i in images]) for name in rows.KNOWN_TIMESTAMP_FIELDS})
+    plain = {name: array for name, array in plain.items() if array is not None}
+    if rows._cast_timestamps(plain.get("created_at", pa.array([], pa.string()))) is None:
+        del plain["created_at"]
+    assert (rows._plain_row_hashes(images, plain, "p1", "cn-north-4") is not None) == fast

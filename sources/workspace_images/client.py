@@ -18,6 +18,7 @@ from requests.exceptions import ReadTimeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.jsonpath import compile_path
 from dlt.sources.helpers.requests import Client
@@ -289,6 +290,7 @@ class BoundedAdapter(HTTPAdapter):
     def __init__(self, *args: Any, deadline: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sent = 0
+        self.asked = 0
         self.deadline = deadline
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -334,41 +336,93 @@ class BoundedAdapter(HTTPAdapter):
         return response
 
 
-def make_session(deadline: Optional[float] = None) -> Tuple[Session, BoundedAdapter]:
+def make_session(deadline: Optional[float] = None, retrying: Optional[Client] = None) -> Tuple[Session, BoundedAdapter]:
     """A session with dlt's retries (`[runtime]` settings), whole-request time limits and
     no redirects: a redirected request would carry its credentials (token, signature,
-    password) to whatever address the redirect names.
+    password) to whatever address the redirect names. The adapter counts what is asked
+    (`asked`) and what goes on the wire (`sent`).
 
+    `retrying` is a dlt `Client` whose settings the session takes; one made here when not
+    given (dlt resolves its `[runtime]` settings anew for every `Client`).
     Call it in the thread that uses the session: dlt's sessions are per thread.
     """
-    session = Client(raise_for_status=False).session
+    session = (retrying or Client(raise_for_status=False)).session
     adapter = BoundedAdapter(pool_maxsize=4, deadline=deadline)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     retrying_send: Callable[..., Response] = session.send
 
     def send(request: PreparedRequest, **kwargs: Any) -> Response:
+        adapter.asked += 1
         kwargs["allow_redirects"] = False
         return retrying_send(request, **kwargs)
 
     session.send = send  # type: ignore[method-assign]
+    _remember_environment(session)
     return session, adapter
 
 
+def _remember_environment(session: Session) -> None:
+    """Read the proxy and CA-bundle variables (`HTTPS_PROXY`, `NO_PROXY`, `REQUESTS_CA_BUNDLE`...)
+    once per host for this session, not at every request, which scans the whole environment twice."""
+    merge = session.merge_environment_settings
+    known: Dict[Tuple[str, str], Dict[str, Any]] = {}
+
+    def merge_environment_settings(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> Dict[str, Any]:
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return merge(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        host = (parts.scheme, parts.netloc)
+        if host not in known:
+            known[host] = merge(url, {}, None, None, None)
+        settings = known[host]
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+    session.merge_environment_settings = merge_environment_settings  # type: ignore[method-assign]
+
+
 class RequestCounter:
-    """Logical requests (what the client asked for) and attempts (what went on the wire)."""
+    """Logical requests (what the client asked for) and attempts (what went on the wire) of one project."""
 
     def __init__(self, adapter: BoundedAdapter) -> None:
         self._adapter = adapter
-        self.logical = 0
+        self._asked, self._sent = adapter.asked, adapter.sent
+
+    @property
+    def logical(self) -> int:
+        return self._adapter.asked - self._asked
 
     @property
     def attempts(self) -> int:
-        return self._adapter.sent
+        return self._adapter.sent - self._sent
 
     @property
     def retries(self) -> int:
-        return max(0, self._adapter.sent - self.logical)
+        return max(0, self.attempts - self.logical)
+
+
+class ThreadSessions:
+    """One session per thread for every project of a run, so the projects a thread fetches one
+    after the other share its connections (keep-alive) and dlt's `[runtime]` settings are
+    resolved once. A thread fetches one project at a time: `for_project` sets its deadline."""
+
+    def __init__(self, config: Optional[RuntimeConfiguration] = None) -> None:
+        self.config = config or resolve_configuration(RuntimeConfiguration())
+        self._retrying = Client(
+            raise_for_status=False,
+            request_timeout=self.config.request_timeout,
+            request_max_attempts=self.config.request_max_attempts,
+            request_backoff_factor=self.config.request_backoff_factor,
+            request_max_retry_delay=self.config.request_max_retry_delay,
+        )
+        self._local = threading.local()
+
+    def for_project(self, deadline: Optional[float]) -> Tuple[Session, BoundedAdapter]:
+        held: Optional[Tuple[Session, BoundedAdapter]] = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = make_session(retrying=self._retrying)
+        held[1].deadline = deadline
+        return held
 
 
 IMAGES_SELECTOR = compile_path("images")
@@ -378,28 +432,20 @@ than reading the page."""
 
 
 def make_rest_client(
-    base_url: str, auth: AuthBase, deadline: Optional[float] = None, config: Optional[RuntimeConfiguration] = None
+    base_url: str, auth: AuthBase, deadline: Optional[float] = None, sessions: Optional[ThreadSessions] = None
 ) -> tuple[RESTClient, RequestCounter]:
-    """A RESTClient on `make_session()`, counting its requests; none is sent past `deadline`.
-    `config` is dlt's `[runtime]` settings, resolved once for every project of a run (RESTClient
-    resolves them anew otherwise).
+    """A RESTClient on this thread's session of `sessions` (a new ThreadSessions when not given),
+    counting its requests; none is sent past `deadline`.
 
     Call it in the thread that uses the client: dlt's sessions are per thread.
     """
-    session, adapter = make_session(deadline)
-    counter = RequestCounter(adapter)
-    bounded_send: Callable[..., Response] = session.send
-
-    def counted_send(request: PreparedRequest, **kwargs: Any) -> Response:
-        counter.logical += 1
-        return bounded_send(request, **kwargs)
-
-    session.send = counted_send  # type: ignore[method-assign]
+    sessions = sessions or ThreadSessions()
+    session, adapter = sessions.for_project(deadline)
     client = RESTClient(
         base_url=base_url, headers=dict(REQUEST_HEADERS), auth=auth, session=session, data_selector=IMAGES_SELECTOR,
-        config=config,
+        config=sessions.config,
     )
-    return client, counter
+    return client, RequestCounter(adapter)
 
 
 class ImagesPaginator(OffsetPaginator):

@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
-from dlt.common.configuration import resolve_configuration
-from dlt.common.configuration.specs import RuntimeConfiguration
 from requests import RequestException
 from requests.auth import AuthBase
 
@@ -23,6 +21,7 @@ from .client import (
     FetchError,
     ImagesPaginator,
     ProjectTimedOut,
+    ThreadSessions,
     check_response,
     make_rest_client,
     page_params,
@@ -105,7 +104,7 @@ def fetch_project(
     filters: Dict[str, str],
     project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
     plan: Optional[ColumnPlan] = None,
-    config: Optional[RuntimeConfiguration] = None,
+    sessions: Optional[ThreadSessions] = None,
 ) -> ProjectOutcome:
     """Page one project to its end and return its images, or why it failed.
 
@@ -117,11 +116,12 @@ def fetch_project(
     token and goes on from the refused page, as often as paging makes progress in
     between. No request is sent once `project_timeout` seconds have passed
     (`WI.TIMEOUT`). New API fields are named and typed by `plan`, shared by the
-    projects of a run. Any error fails this project only.
+    projects of a run. Requests go through this thread's session of `sessions`, shared by
+    the projects of a run. Any error fails this project only.
     """
     outcome = ProjectOutcome(project=project)
     client, counter = make_rest_client(
-        base_url(endpoint, project.region), auth, deadline=time.monotonic() + project_timeout, config=config
+        base_url(endpoint, project.region), auth, deadline=time.monotonic() + project_timeout, sessions=sessions
     )
     path = IMAGES_PATH.format(project_id=project.project_id)
     params = page_params(filters)
@@ -303,8 +303,8 @@ class ProjectFetcher:
             total=len(targets) + len(self.rejected), done=len(self.rejected), failed=len(self.rejected)
         )
         self._on_progress = on_progress
-        self.runtime = resolve_configuration(RuntimeConfiguration())
-        """dlt's `[runtime]` settings (retries, timeouts), resolved once for every project."""
+        self.sessions = ThreadSessions()
+        """One session per fetching thread, with dlt's `[runtime]` settings (retries, timeouts) resolved once."""
         self._lock = threading.Lock()
         self._futures: List[Future[ProjectOutcome]] = []
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -332,7 +332,7 @@ class ProjectFetcher:
 
     def _fetch_one(self, target: Target) -> ProjectOutcome:
         return fetch_project(
-            target.project, self.endpoint, target.auth, self.filters, self.project_timeout, self.plan, self.runtime
+            target.project, self.endpoint, target.auth, self.filters, self.project_timeout, self.plan, self.sessions
         )
 
     def _fetch_gated(self, index: int) -> ProjectOutcome:

@@ -165,14 +165,61 @@ def _encode(text: str) -> bytes:
 
 
 _HASH_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
-"""`json.dumps(..., ensure_ascii=False, sort_keys=True, default=str)` made once: the same text,
-without building an encoder for every row."""
+"""`json.dumps(..., ensure_ascii=False, sort_keys=True, default=str)` made once: the text a row's
+hash is taken of. It must never change: a new text would make a new version of every image."""
+_hash_text = _HASH_ENCODER.encode
+if json.encoder.c_make_encoder is not None:  # the C encoder that `encode` builds at every call, built once
+    _c_encode = json.encoder.c_make_encoder(
+        None, _HASH_ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", True, False, True
+    )
+
+    def _hash_text(value: Any) -> str:  # noqa: F811  (decoded JSON holds no cycle to check for)
+        return "".join(_c_encode(value, 0))
 
 
 def row_hash(image: Dict[str, Any], project_id: str, region: str) -> str:
     """Stable hash of everything the API said about an image, with its project and region."""
-    payload = _HASH_ENCODER.encode([project_id, region, image])
-    return hashlib.blake2b(_encode(payload), digest_size=16).hexdigest()
+    return hashlib.blake2b(_encode(_hash_text([project_id, region, image])), digest_size=16).hexdigest()
+
+
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+"""Characters the hash text writes escaped, which the Arrow route below does not do."""
+
+
+def _plain_row_hashes(
+    images: List[Dict[str, Any]], sent: Mapping[str, pa.Array], project_id: str, region: str
+) -> Optional[List[str]]:
+    """`row_hash` of every image, the same text built by Arrow for a whole project at once; or None
+    unless every image has the same fields, each in `sent` (the values as sent: text or integers,
+    with nulls) and no text needs escaping in JSON."""
+    keys = images[0].keys()
+    if not all(image.keys() == keys for image in images) or not all(key in sent for key in keys):
+        return None
+    texts = [sent[key] for key in keys if pa.types.is_string(sent[key].type)]
+    if texts and pc.any(pc.match_substring_regex(pa.chunked_array(texts), _NEEDS_ESCAPE)).as_py():
+        return None
+    pieces: List[Any] = [f"[{_hash_text(project_id)}, {_hash_text(region)}, {{"]
+    for n, key in enumerate(sorted(keys)):
+        values = sent[key]
+        pieces.append(("" if n == 0 else ", ") + _hash_text(key) + ": ")
+        if pa.types.is_string(values.type) and values.null_count == 0:
+            pieces += ['"', values, '"']
+            continue
+        if pa.types.is_string(values.type):
+            literal = pc.binary_join_element_wise('"', values, '"', "")
+        else:
+            literal = values.cast(pa.string())
+        pieces.append(pc.fill_null(literal, "null") if values.null_count else literal)
+    pieces.append("}]")
+    merged: List[Any] = []
+    for piece in pieces:  # adjacent text pieces as one
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    joined = pc.binary_join_element_wise(*merged, "").cast(pa.binary())
+    blake2b = hashlib.blake2b
+    return [blake2b(text, digest_size=16).hexdigest() for text in joined.to_pylist()]
 
 
 def infer_type(values: Sequence[Any]) -> Optional[str]:
@@ -449,22 +496,31 @@ def _build_table(
         return values
 
     columns: Dict[str, pa.Array] = {}
+    plain: Dict[str, pa.Array] = {}
+    """Known fields whose values are all of the usual kind, as sent: the hash is built from them."""
     for name in KNOWN_STRING_FIELDS:
         sent = [i.get(name) for i in images]
         columns[name] = _plain_strings(sent)
-        if columns[name] is None:
+        if columns[name] is not None:
+            plain[name] = columns[name]
+        else:
             fitted = (fit_value(value, "text") for value in sent)
             columns[name] = pa.array(column(name, fitted, ""), type=pa.string())
     for name in KNOWN_INT_FIELDS:
         sent = [i.get(name) for i in images]
         columns[name] = _plain_ints(sent)
-        if columns[name] is None:
+        if columns[name] is not None:
+            plain[name] = columns[name]
+        else:
             fitted = (_kept_if_none(value, _to_int(value)) for value in sent)
             columns[name] = pa.array(column(name, fitted, "not an integer within int64"), type=pa.int64())
     for name in KNOWN_TIMESTAMP_FIELDS:
         sent = [i.get(name) for i in images]
-        columns[name] = _plain_timestamps(sent)
-        if columns[name] is None:
+        as_text = _plain_timestamps(sent)
+        columns[name] = None if as_text is None else _cast_timestamps(as_text)
+        if columns[name] is not None:
+            plain[name] = as_text
+        else:
             fitted = (_kept_if_none(value, parse_timestamp(value)) for value in sent)
             problem = "not a timestamp within years 1 to 9999"
             columns[name] = pa.array(column(name, fitted, problem), type=TIMESTAMP_TYPE)
@@ -487,7 +543,10 @@ def _build_table(
     columns["project_id"] = pa.array([project_id] * count, type=pa.string())
     columns["region"] = pa.array([region] * count, type=pa.string())
     columns["fetched_at"] = pa.array([fetched_at] * count, type=TIMESTAMP_TYPE)
-    columns[ROW_HASH_COLUMN] = pa.array([row_hash(i, project_id, region) for i in images], type=pa.string())
+    hashes = _plain_row_hashes(images, plain, project_id, region) if images else []
+    if hashes is None:
+        hashes = [row_hash(i, project_id, region) for i in images]
+    columns[ROW_HASH_COLUMN] = pa.array(hashes, type=pa.string())
     columns[RAW_VALUES_COLUMN] = pa.array([None if r is None else _json(r) for r in raw], type=pa.string())
     for problem in unloadable.values():
         _warn(problem, project_id, region)
@@ -527,13 +586,22 @@ def _plain_ints(sent: List[Any]) -> Optional[pa.Array]:
 
 
 def _plain_timestamps(sent: List[Any]) -> Optional[pa.Array]:
-    """Timestamps written as `_PLAIN_TIMESTAMP` and nulls only: the column; else None."""
+    """Timestamps written as `_PLAIN_TIMESTAMP` and nulls only: the column as text; else None."""
     try:
         text = pa.array(sent, type=pa.string())
-        if pc.all(pc.match_substring_regex(text, _PLAIN_TIMESTAMP)).as_py() is False:
-            return None
-        return pc.replace_substring_regex(text, _PLAIN_TIMESTAMP, r"\1T\2Z").cast(TIMESTAMP_TYPE)
     except (pa.ArrowException, UnicodeError):
+        return None
+    if pc.all(pc.match_substring_regex(text, _PLAIN_TIMESTAMP)).as_py() is False:
+        return None
+    return text
+
+
+def _cast_timestamps(text: pa.Array) -> Optional[pa.Array]:
+    """The UTC timestamps of text `_plain_timestamps` accepted, or None when one is not a real date
+    (February 30): then the column takes the value-by-value rules."""
+    try:
+        return pc.replace_substring_regex(text, _PLAIN_TIMESTAMP, r"\1T\2Z").cast(TIMESTAMP_TYPE)
+    except pa.ArrowException:
         return None
 
 
