@@ -25,7 +25,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
 from workspace_images.source.rows import parse_timestamp
 
-from .locking import causes, wait_for_database
+from .locking import causes, is_lock_conflict, wait_for_database
 from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, check_dataset
 from .warehouse import DATASET_NAME, PIPELINE_NAME, Session, Target, connect, hold, literal
 
@@ -359,7 +359,7 @@ def run(
         _step(lambda: pipeline.extract(source, loader_file_format=target.loader_file_format), where, None,
               "extracting")
         _step(pipeline.normalize, where, None, "normalizing")
-        _step(pipeline.load, where, wait, "loading")
+        _step(lambda: load_in_one_opening(pipeline, target), where, wait, "loading")
 
         result = RunResult(run_id=run_id, as_of=moment, target=target)
         after = wait_for_database(lambda: read_history(target, run_id, pipeline), where, wait, "reading the run log")
@@ -391,6 +391,35 @@ def _step(action: Callable[[], Any], where: str, wait: Optional[float], what: st
         if isinstance(cause, ConfigError):
             raise UsageError(str(cause)) from None
         raise RunFailed(f"{exc.step} step failed: {_reason(exc)}") from None
+
+
+DUCKDB_CONNECT_SETTINGS = ("custom_user_agent",)
+"""Settings of `[destination.duckdb.credentials] global_config` that dlt gives DuckDB when it
+connects; DuckDB opens a file once per process only for connections with equal such settings."""
+
+
+def load_in_one_opening(pipeline: dlt.Pipeline, target: Target) -> Any:
+    """`pipeline.load()`, with a DuckDB file kept open from its first job to its last.
+
+    dlt opens and closes the file around each load job, and each closing writes the
+    file out (a checkpoint) -- the staging copy of the rows, then the history. Held open
+    here, the file is written out once, when this closes it at the end.
+    """
+    if not target.is_file:
+        return pipeline.load()
+    try:
+        with pipeline.destination_client() as client:
+            settings = getattr(client.config.credentials, "global_config", None) or {}
+        # opened as dlt opens it (the same settings at connect), so dlt's connections join this one
+        held = duckdb.connect(
+            str(target.db_path), config={k: v for k, v in settings.items() if k in DUCKDB_CONNECT_SETTINGS}
+        )
+    except Exception as exc:
+        if is_lock_conflict(exc):
+            raise  # another program holds the file: waited for like any write
+        return pipeline.load()  # let dlt open it, and say what is wrong, as it does
+    with held:
+        return pipeline.load()
 
 
 def finish_pending_loads(pipeline: dlt.Pipeline, where: str, wait: float) -> None:

@@ -275,3 +275,17 @@ def test_a_run_where_every_project_fails_retires_nothing(sim: Simulator, db: Pat
     assert query(db, "select * from workspace_images.images order by id") == before
     row = project_run(db, result.run_id, project.project_id)
     assert (row["http_status"], row["error_code"], row["requests"], row["retries"]) == (503, "APIG.0201", 5, 4)
+
+
+def test_the_users_duckdb_settings_hold_while_the_load_keeps_the_file_open(
+    sim: Simulator, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load keeps the file open from its first job to its last; dlt's own connections must
+    join that opening, also with settings DuckDB takes only when it opens a file."""
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG",
+                       '{"custom_user_agent": "dashboards/1.0", "memory_limit": "300MB"}')
+    sim.add_project("cn-north-4", images=250)
+    result = load(db, sim, day=0, models=False)
+    assert ([p["status"] for p in result.projects], result.new_versions) == (["ok"], 250)
+    assert not db.with_name(db.name + ".wal").exists()
+    assert query(db, "select count(*) from workspace_images.images") == [(250,)]
