@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
+import orjson
 from requests import HTTPError, PreparedRequest, RequestException, Response, Session
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
@@ -126,6 +127,23 @@ def _clip(value: Any) -> Optional[str]:
     return text if len(text) <= MAX_ERROR_MSG else text[: MAX_ERROR_MSG - 1] + "…"
 
 
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+
+
+def parse_json(content: bytes) -> Any:
+    """The JSON `content` holds, as `json.loads` reads it, read by orjson (about three times
+    faster) where the two agree: orjson refuses what json reads otherwise (NaN, a lone
+    surrogate, a byte order mark) and reads integers of 19 digits or more as floats, so text
+    with either is read by json."""
+    if content.translate(_DIGITS_AS_ZERO).find(_LONG_NUMBER) < 0:  # no run of 19 digits
+        try:
+            return orjson.loads(content)
+        except ValueError:
+            pass
+    return json.loads(content)
+
+
 def check_response(response: Response, *args: Any, **kwargs: Any) -> None:
     """Response hook: raise ApiError on an error status, parse JSON once on success.
 
@@ -136,7 +154,7 @@ def check_response(response: Response, *args: Any, **kwargs: Any) -> None:
     if response.status_code >= 300:
         raise RedirectRefused(response)
     try:
-        body = json.loads(response.content)
+        body = parse_json(response.content)
     except ValueError as exc:
         raise MalformedResponse(f"body is not JSON ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(body, dict) or not isinstance(body.get("images"), list):

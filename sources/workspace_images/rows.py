@@ -187,13 +187,12 @@ _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
 def _plain_row_hashes(
-    images: List[Dict[str, Any]], sent: Mapping[str, pa.Array], project_id: str, region: str
+    keys: Iterable[str], sent: Mapping[str, pa.Array], project_id: str, region: str
 ) -> Optional[List[str]]:
-    """`row_hash` of every image, the same text built by Arrow for a whole project at once; or None
-    unless every image has the same fields, each in `sent` (the values as sent: text or integers,
-    with nulls) and no text needs escaping in JSON."""
-    keys = images[0].keys()
-    if not all(image.keys() == keys for image in images) or not all(key in sent for key in keys):
+    """`row_hash` of every image of a project whose images all have the fields `keys`, the same
+    text built by Arrow for all at once; or None unless each field is in `sent` (its values as
+    sent: text or integers, with nulls) and no text needs escaping in JSON."""
+    if not all(key in sent for key in keys):
         return None
     texts = [sent[key] for key in keys if pa.types.is_string(sent[key].type)]
     if texts and pc.any(pc.match_substring_regex(pa.chunked_array(texts), _NEEDS_ESCAPE)).as_py():
@@ -525,7 +524,10 @@ def _build_table(
             problem = "not a timestamp within years 1 to 9999"
             columns[name] = pa.array(column(name, fitted, problem), type=TIMESTAMP_TYPE)
 
-    keys = [k for k in dict.fromkeys(k for i in images for k in i) if k not in KNOWN_FIELDS]
+    first = images[0].keys() if images else {}.keys()
+    uniform = all(i.keys() == first for i in images)
+    """Whether every image has the same fields (as they almost always do)."""
+    keys = [k for k in (first if uniform else dict.fromkeys(k for i in images for k in i)) if k not in KNOWN_FIELDS]
     for key, name in plan.columns_for(keys).items():
         sent = [i.get(key) for i in images]
         data_type = plan.column_type(name, sent)
@@ -543,7 +545,7 @@ def _build_table(
     columns["project_id"] = pa.array([project_id] * count, type=pa.string())
     columns["region"] = pa.array([region] * count, type=pa.string())
     columns["fetched_at"] = pa.array([fetched_at] * count, type=TIMESTAMP_TYPE)
-    hashes = _plain_row_hashes(images, plain, project_id, region) if images else []
+    hashes = _plain_row_hashes(first, plain, project_id, region) if images and uniform else None
     if hashes is None:
         hashes = [row_hash(i, project_id, region) for i in images]
     columns[ROW_HASH_COLUMN] = pa.array(hashes, type=pa.string())
