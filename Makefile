@@ -77,7 +77,10 @@ test-integration: $(AF_STAMP)
 	$(AF_BIN)/python -m pytest -q tests/integration
 
 # bench/RESULTS.md holds what this printed last; each benchmark compares against its baselines in one run
+# the package's bytecode is compiled first, as pip does when it installs the wheel (an editable
+# install leaves it to the first import, which PYTHONDONTWRITEBYTECODE=1 makes every import)
 bench: install timer
+	$(BIN)/python -m compileall -q pipelines sources simulator sql bench
 	$(BIN)/python -m bench.run_load --repeat 3
 	$(BIN)/python -m bench.growth
 	$(BIN)/python -m bench.latency

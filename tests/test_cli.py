@@ -241,6 +241,8 @@ def test_json_summary_and_log_file_for_cron(sim: Simulator, tmp_path: Path) -> N
                                                  f"130 images, 130 new versions, 0 retired, 0 retries, "
                                                  f"{summary['seconds']:.1f}s -> x.duckdb")
     assert TOKEN not in log + proc.stdout + proc.stderr
+    assert not (tmp_path / "x.duckdb.wal").exists()  # written out whole before the command ends
+    assert query(tmp_path / "x.duckdb", "select count(*) from workspace_images.images") == [(130,)]
 
     again = cli(["run", "--endpoint", sim.url, "--project", "nowhere", "--db", "x.duckdb", "--json",
                  "--log-file", "run.log"], tmp_path)

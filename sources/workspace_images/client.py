@@ -217,7 +217,8 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="workspace_images-deadlines", daemon=True)
                 self._thread.start()
-            self.lock.notify()
+            if self._heap[0][2] is watch:  # the thread sleeps until an earlier deadline otherwise
+                self.lock.notify()
         return watch
 
     def cancel(self, watch: _Watch) -> None:
