@@ -158,3 +158,69 @@ def test_random_documents_are_read_as_json_reads_them() -> None:
         for ascii_only in (True, False):
             text = json.dumps(document, ensure_ascii=ascii_only).encode("utf-8")
             assert repr(parse_json(text)) == repr(json.loads(text))
+
+
+class FakeProcess:
+    """A clock and a CPU-time counter that the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.used = 0.0
+
+    def run(self, seconds: float, busy: float) -> None:
+        self.now += seconds
+        self.used += seconds * busy
+
+
+def test_cpu_gate_halves_to_two_when_busy_and_grows_back_when_waiting() -> None:
+    from workspace_images.source.fetch import CpuGate
+
+    process = FakeProcess()
+    gate = CpuGate(8, cpu=lambda: process.used, clock=lambda: process.now, window=0.1)
+    limits = []
+    for busy in (1.0, 0.95, 0.92, 1.0, 0.5, 0.5, 0.8, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1):
+        with gate:
+            process.run(0.2, busy)
+        limits.append(gate.limit)
+    assert limits == [4, 2, 2, 2, 3, 4, 4, 5, 6, 7, 8, 8, 8, 8]
+    with gate:
+        process.run(0.05, 1.0)  # shorter than the window: not looked at yet
+    assert gate.limit == 8
+
+
+def test_cpu_gate_keeps_a_concurrency_of_one_and_lets_no_more_in_than_its_limit() -> None:
+    import threading
+
+    from workspace_images.source.fetch import CpuGate
+
+    process = FakeProcess()
+    single = CpuGate(1, cpu=lambda: process.used, clock=lambda: process.now)
+    with single:
+        process.run(1.0, 1.0)
+    assert single.limit == 1
+
+    gate = CpuGate(2, cpu=lambda: process.used, clock=lambda: process.now)
+    inside, most_inside, release = [0], [0], threading.Event()
+    lock = threading.Lock()
+
+    def work() -> None:
+        with gate:
+            with lock:
+                inside[0] += 1
+                most_inside[0] = max(most_inside[0], inside[0])
+            release.wait(5)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for _ in range(100):
+        if gate.active == 2:
+            break
+        threading.Event().wait(0.01)
+    assert gate.active == 2
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert most_inside[0] == 2 and gate.active == 0
