@@ -343,7 +343,7 @@ def load_images(
         RunFailed, DatabaseBusy: the run itself failed (retried).
     """
     from workspace_images.cli import progress_printer
-    from workspace_images.runner import run
+    from workspace_images.runner import failure_of, run
 
     as_of = as_of_for(data_interval_end)
     with task_context(dag_folder), ExitStack() as stack:
@@ -358,10 +358,7 @@ def load_images(
         result = run(where.db_path, destination=where.destination, as_of=as_of, models=models,
                      pipelines_dir=pipelines_dir(where, db_path), on_progress=progress_printer(), **kwargs)
         for project in result.failed:
-            status = f"HTTP {project['http_status']} " if project["http_status"] else ""
-            code = f"{project['error_code']}: " if project["error_code"] else ""
-            logger.warning("failed: %s:%s: %s%s%s", project["region"], project["project_id"], status, code,
-                           project["error_msg"])
+            logger.warning("failed: %s:%s: %s", project["region"], project["project_id"], failure_of(project))
         logger.info("%s", result.summary())
         if result.models is not None:
             logger.info("%s", result.models.summary())

@@ -27,6 +27,7 @@ from .runner import (
     RunFailed,
     RunResult,
     UsageError,
+    failure_of,
     parse_as_of,
     resolve_target,
     run,
@@ -109,12 +110,7 @@ def print_result(result: RunResult) -> None:
 def print_failures(result: RunResult) -> None:
     """Each failed project on stderr, and what to do about them."""
     for project in result.failed:
-        status = f"HTTP {project['http_status']} " if project["http_status"] else ""
-        code = f"{project['error_code']}: " if project["error_code"] else ""
-        print(
-            f"failed: {project['region']}:{project['project_id']}: {status}{code}{project['error_msg']}",
-            file=sys.stderr,
-        )
+        print(f"failed: {project['region']}:{project['project_id']}: {failure_of(project)}", file=sys.stderr)
     if result.failed:
         print(
             "the failed projects kept their previous images; see workspace_images.project_runs, "

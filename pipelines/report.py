@@ -25,6 +25,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import duckdb
 
+from workspace_images.source.client import failure_text
+
 from . import charts
 from .charts import Series, esc
 from .locking import wait_for_database
@@ -304,9 +306,8 @@ def _header_lines(db_path: Path, data: ReportData) -> List[str]:
             f"{latest.ok}/{total} projects ok, {len(latest.failed)} failed"
         )
         for p in latest.failed:
-            status = f"HTTP {p['http_status']} " if p["http_status"] else ""
-            code = f"{p['error_code']}: " if p["error_code"] else ""
-            lines.append(f"  failed {p['region']}:{p['project_id']}: {status}{code}{_cell(p['error_msg'], 120)}")
+            lines.append(f"  failed {p['region']}:{p['project_id']}: "
+                         f"{failure_text(p['http_status'], p['error_code'], _cell(p['error_msg'], 120))}")
     lines.append(
         f"current images: {data.images:,} in {_count(data.projects, 'project')}, {_count(data.regions, 'region')}; "
         f"stale (latest run failed): {_count(data.stale_projects, 'project')}, {_count(data.stale_images, 'image')}"
@@ -616,8 +617,7 @@ def _projects_table(projects: List[Dict[str, Any]]) -> str:
     for p in projects:
         error = ""
         if p["status"] != "ok":
-            bits = [f"HTTP {p['http_status']}" if p["http_status"] else "", p["error_code"] or "", p["error_msg"] or ""]
-            error = " ".join(b for b in bits if b)
+            error = failure_text(p["http_status"], p["error_code"], p["error_msg"])
         last_ok = _utc(p["last_ok_at"], seconds=False) if p["last_ok_at"] else "never"
         rows.append(
             "<tr>"

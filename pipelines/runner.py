@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import dlt
 import duckdb
@@ -23,6 +23,7 @@ from dlt.load.exceptions import LoadClientJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
+from workspace_images.source.client import failure_text
 from workspace_images.source.rows import parse_timestamp
 
 from .locking import causes, is_lock_conflict, wait_for_database
@@ -169,6 +170,11 @@ def _check_writable(folder: Path, what: str) -> None:
             pass
     except OSError as exc:
         raise UsageError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def failure_of(project: Mapping[str, Any]) -> str:
+    """`HTTP 403 APIG.0302: <message>` of a failed `project_runs` row."""
+    return failure_text(project.get("http_status"), project.get("error_code"), project.get("error_msg"))
 
 
 def check_runtime_settings() -> None:

@@ -115,20 +115,6 @@ class AuthError(Exception):
         self.message = message
         self.code = code
 
-    def body(self, prefix: str = "APIG.") -> dict[str, Any]:
-        """Return the JSON body of the error (without ``request_id``).
-
-        Args:
-            prefix: ``APIG.`` or ``APIGW.`` for gateway errors.
-
-        Returns:
-            The gateway or Keystone body.
-        """
-        if self.code is None:
-            title = KEYSTONE_TITLES.get(self.status, "Error")
-            return {"error": {"code": self.status, "message": self.message, "title": title}}
-        return {"error_code": f"{prefix}{self.code}", "error_msg": self.message}
-
 
 def _keystone(status: int, message: str) -> AuthError:
     return AuthError(status, message)
@@ -194,20 +180,15 @@ class Caller:
 
     Attributes:
         account: The account.
-        method: ``fixed-token``, ``token``, ``aksk`` or ``temporary-aksk``.
-        project_id: The project a token is scoped to; None otherwise.
     """
 
     account: SimAccount
-    method: str
-    project_id: str | None = None
 
 
 @dataclass
 class _Token:
     domain: str
     project_id: str | None
-    issued_at: float
     expires_at: float
 
 
@@ -584,7 +565,7 @@ class IdentityStore:
             account = self._password_account(user_spec, password, now)
             project = self._scope(account, scope)
             token = _new_token()
-            self._tokens[token] = _Token(account.domain, project.project_id if project else None, now,
+            self._tokens[token] = _Token(account.domain, project.project_id if project else None,
                                          now + self.token_ttl)
             expires_at = now + self.token_ttl
         LOGGER.info("IAM issued a token to %s/%s scoped to %s", account.domain, account.user,
@@ -694,7 +675,7 @@ class IdentityStore:
             account = self.account(domain)
             now = self.clock()
             token = _new_token()
-            self._tokens[token] = _Token(account.domain, project_id, now, now + (ttl or self.token_ttl))
+            self._tokens[token] = _Token(account.domain, project_id, now + (ttl or self.token_ttl))
             return token
 
     def issued_tokens(self) -> list[str]:
@@ -786,7 +767,7 @@ class IdentityStore:
             if target is None or target.domain != account.domain or target.region is None:
                 raise _gateway(401, "0301", mismatch)
             self._check_enabled(target)
-            return Caller(account, "fixed-token", None)
+            return Caller(account)
         token = self._tokens.get(value)
         if token is None:
             raise _gateway(401, "0301", DECRYPT_FAIL)
@@ -805,7 +786,7 @@ class IdentityStore:
         if target.region is None:
             raise _gateway(401, "0307", TOKEN_MUST_BE_UPDATED)
         self._check_enabled(target)
-        return Caller(account, "token", project_id)
+        return Caller(account)
 
     @staticmethod
     def _check_enabled(project: IamProject) -> None:
@@ -883,7 +864,7 @@ class IdentityStore:
             detail = signing.describe(authorization, method, path, query, headers, body)
             raise _gateway(401, "0301", f"{INCORRECT}: verify aksk signature fail, {detail}")
         self._signature_failures.pop(access_key, None)
-        return Caller(account, "temporary-aksk" if temporary is not None else "aksk")
+        return Caller(account)
 
     def authorize_iam(
         self, method: str, path: str, query: str, headers: Headers, body: bytes, *, allow_signature: bool
@@ -910,11 +891,11 @@ class IdentityStore:
         with self._lock:
             if token:
                 if token == self.fixed_token:
-                    return Caller(self.account(), "fixed-token")
+                    return Caller(self.account())
                 issued = self._tokens.get(token)
                 if issued is None or issued.expires_at <= self.clock():
                     raise _keystone(401, NEEDS_AUTHENTICATION)
-                return Caller(self._accounts[issued.domain], "token", issued.project_id)
+                return Caller(self._accounts[issued.domain])
             if allow_signature and signing.header_value(headers, "Authorization"):
                 return self._verify_signature(method, path, query, headers, body)
             raise _keystone(401, NEEDS_AUTHENTICATION)

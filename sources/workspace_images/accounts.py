@@ -27,7 +27,7 @@ from .config import (
     parse_projects,
     parse_regions,
 )
-from .client import make_session, redirect_target
+from .client import error_text, make_session, redirect_target
 from .fetch import ProjectOutcome
 from .settings import (
     ACCOUNT_NAME_PATTERN,
@@ -164,7 +164,7 @@ class Account:
         if response.status_code in (401, 403):
             raise ConfigError(
                 f"account {self.name}: IAM refused to list projects (HTTP {response.status_code}: "
-                f"{_message(response)}): check the credentials and that they may list projects"
+                f"{error_text(response)}): check the credentials and that they may list projects"
             )
         if 300 <= response.status_code < 400:
             raise DiscoveryFailed(
@@ -174,7 +174,7 @@ class Account:
             )
         if response.status_code != 200:
             raise DiscoveryFailed(
-                f"account {self.name}: listing projects failed: HTTP {response.status_code}: {_message(response)}"
+                f"account {self.name}: listing projects failed: HTTP {response.status_code}: {error_text(response)}"
             )
         try:
             body = response.json()
@@ -223,19 +223,6 @@ class Account:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
-
-
-def _message(response: Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return (response.text or response.reason or "")[:200]
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            return str(error.get("message") or error)[:200]
-        return str(body.get("error_msg") or body)[:200]
-    return str(body)[:200]
 
 
 def _account_credentials(name: str, given: Any) -> WorkspaceCredentials:

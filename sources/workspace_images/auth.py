@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from requests import PreparedRequest, Response
 from requests.auth import AuthBase
 
+from .client import error_text, parse_error_body, redirect_target
+
 logger = logging.getLogger("workspace_images")
 
 SIGNING_ALGORITHM = "SDK-HMAC-SHA256"
@@ -219,13 +221,11 @@ class IamTokenProvider:
                 self._renew_at[key] = expires_at - margin
             return token
 
-    def invalidate(self, project_id: Optional[str] = None, token: Optional[str] = None) -> None:
+    def invalidate(self, project_id: Optional[str] = None) -> None:
         """Forget the cached token of a scope (the API said it expired)."""
         with self._lock:
-            cached = self._tokens.get(project_id or "")
-            if cached and (token is None or cached[0] == token):
-                del self._tokens[project_id or ""]
-                self._renew_at.pop(project_id or "", None)
+            self._tokens.pop(project_id or "", None)
+            self._renew_at.pop(project_id or "", None)
 
     def _issue(self, project_id: Optional[str], region: Optional[str]) -> Tuple[str, Optional[datetime]]:
         body = {
@@ -249,25 +249,24 @@ class IamTokenProvider:
         except Exception as exc:  # requests' errors after dlt's retries
             raise IamError(f"IAM at {url} did not answer: {exc.__class__.__name__}") from None
         if 300 <= response.status_code < 400:
-            location = urlsplit(response.headers.get("Location") or "")
             raise IamError(
                 f"IAM at {url} answered HTTP {response.status_code} with a redirect to "
-                f"{location.scheme}://{location.netloc}: not followed, the password is never sent to another "
+                f"{redirect_target(response)}: not followed, the password is never sent to another "
                 "address; if that is the right IAM, set iam_endpoint to it",
                 response.status_code,
             )
         if response.status_code in (401, 403):
             self._rejected = (
                 f"IAM rejected user {self._user_name!r} of account {self._domain_name!r} "
-                f"(HTTP {response.status_code}: {_iam_message(response)}): check user_name, password and "
+                f"(HTTP {response.status_code}: {error_text(response)}): check user_name, password and "
                 "domain_name; the password was tried once, to avoid locking the user"
             )
             raise CredentialsRejected(self._rejected)
         if response.status_code != 201 or not response.headers.get("X-Subject-Token"):
             raise IamError(
-                f"IAM token request failed: HTTP {response.status_code}: {_iam_message(response)}",
+                f"IAM token request failed: HTTP {response.status_code}: {error_text(response)}",
                 response.status_code,
-                _iam_code(response),
+                parse_error_body(response)[0],
             )
         try:
             expires = parse_expires_at(response.json()["token"]["expires_at"])
@@ -286,33 +285,6 @@ def iam_url(iam_endpoint: str, region: Optional[str]) -> str:
     if "{region}" in iam_endpoint:
         return iam_endpoint.format(region=region or "cn-north-4")
     return iam_endpoint
-
-
-def _iam_body(response: Response) -> Dict[str, object]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _iam_code(response: Response) -> Optional[str]:
-    body = _iam_body(response)
-    error = body.get("error")
-    if isinstance(error, dict) and error.get("code") is not None:
-        return str(error["code"])
-    code = body.get("error_code")
-    return str(code) if code else None
-
-
-def _iam_message(response: Response) -> str:
-    body = _iam_body(response)
-    error = body.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])[:300]
-    if body.get("error_msg"):
-        return str(body["error_msg"])[:300]
-    return (response.text or response.reason or "")[:300]
 
 
 class IamTokenAuth(AuthBase):

@@ -54,12 +54,8 @@ class ApiError(FetchError, HTTPError):
 
     def __init__(self, response: Response) -> None:
         code, msg = parse_error_body(response)
-        summary = f"HTTP {response.status_code}"
-        if code:
-            summary += f" {code}"
-        if msg:
-            summary += f": {msg}"
-        FetchError.__init__(self, summary, response.status_code, code, msg or response.reason)
+        FetchError.__init__(self, failure_text(response.status_code, code, msg), response.status_code, code,
+                            msg or response.reason)
         self.response = response
         self.request = response.request
 
@@ -118,6 +114,21 @@ def parse_error_body(response: Response) -> tuple[Optional[str], Optional[str]]:
         return (str(code) if code is not None else None), _clip(inner.get("message"))
     code = body.get("error_code") or body.get("code")
     return (str(code) if code is not None else None), _clip(body.get("error_msg") or body.get("message"))
+
+
+def error_text(response: Response) -> str:
+    """What an error answer says, for a message: its `error_msg` / `message`, else its text, else
+    the status's reason."""
+    _, message = parse_error_body(response)
+    return message or response.reason or ""
+
+
+def failure_text(http_status: Optional[int], error_code: Optional[str], error_msg: Optional[str]) -> str:
+    """One line for a failed request or project: `HTTP 403 APIG.0302: <message>`, each part when known."""
+    head = " ".join(part for part in (f"HTTP {http_status}" if http_status else "", error_code or "") if part)
+    if not head:
+        return error_msg or ""
+    return f"{head}: {error_msg}" if error_msg else head
 
 
 def _clip(value: Any) -> Optional[str]:

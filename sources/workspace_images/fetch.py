@@ -23,6 +23,7 @@ from .client import (
     ProjectTimedOut,
     ThreadSessions,
     check_response,
+    failure_text,
     make_rest_client,
     page_params,
 )
@@ -67,6 +68,11 @@ class ProjectOutcome:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def failure(self) -> str:
+        """`HTTP 403 APIG.0302: <message>`: why the project failed, as far as known."""
+        return failure_text(self.http_status, self.error_code, self.error_msg)
 
     def run_row(self, run_id: str, as_of: datetime) -> Dict[str, Any]:
         """The project's row in `project_runs`."""
@@ -215,13 +221,7 @@ def fetch_project(
         outcome.finished_at = datetime.now(timezone.utc)
     if not outcome.ok:
         outcome.table = None
-        logger.warning(
-            "project %s failed: %s%s%s",
-            project,
-            f"HTTP {outcome.http_status} " if outcome.http_status else "",
-            f"{outcome.error_code}: " if outcome.error_code else "",
-            outcome.error_msg,
-        )
+        logger.warning("project %s failed: %s", project, outcome.failure)
     return outcome
 
 
