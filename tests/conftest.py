@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import duckdb
 import pytest
@@ -94,3 +96,40 @@ def project_run(db: Path, run_id: str, project_id: str) -> Dict[str, Any]:
 
 def utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.timezone.utc)
+
+
+def targets(sim: Simulator, domain: str | None = None) -> List[str]:
+    """`region:project_id` of every project of an account (the default one when None)."""
+    return [f"{p.region}:{p.project_id}" for p in sim.projects_of(domain)]
+
+
+def cli(args: List[str], cwd: Path, token: Optional[str] = TOKEN, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__WORKSPACE_IMAGES__")}
+    env["DLT_DATA_DIR"] = str(cwd / "dlt_data")
+    env["RUNTIME__REQUEST_BACKOFF_FACTOR"] = "0.01"
+    env["RUNTIME__REQUEST_MAX_RETRY_DELAY"] = "0.05"
+    if token:
+        env["SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN"] = token
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "workspace_images.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def run_args(sim: Simulator, db: str = "x.duckdb", day: Optional[int] = None, *extra: str) -> List[str]:
+    args = ["run", "--endpoint", sim.url, "--db", db, "--as-of", sim.as_of(day).isoformat()]
+    for target in targets(sim):
+        args += ["--project", target]
+    return args + list(extra)
+
+
+def one_line(stderr: str) -> str:
+    """The error line of a failed command: exactly one line starting with `workspace-images:`."""
+    lines = [line for line in stderr.splitlines() if line.startswith("workspace-images:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def nothing_written(folder: Path) -> None:
+    assert sorted(p.name for p in folder.iterdir() if p.name != "dlt_data") == [], list(folder.iterdir())

@@ -56,8 +56,7 @@ def test_a_file_in_an_older_storage_version_opens_in_an_older_duckdb(sim: Simula
     import subprocess
     import sys
 
-    from tests.test_cli import cli
-    from tests.test_trust import run_args
+    from tests.conftest import cli, run_args
 
     sim.add_project("cn-north-4", images=60)
     proc = cli(run_args(sim, "x.duckdb", 0, "--duckdb-storage-version", "v1.0.0"), tmp_path)
@@ -84,8 +83,7 @@ def test_a_file_in_an_older_storage_version_opens_in_an_older_duckdb(sim: Simula
 
 
 def test_an_unknown_storage_version_exits_2(sim: Simulator, tmp_path: Path) -> None:
-    from tests.test_cli import cli
-    from tests.test_trust import nothing_written, one_line, run_args
+    from tests.conftest import cli, nothing_written, one_line, run_args
 
     sim.add_project("cn-north-4", images=5)
     proc = cli(run_args(sim, "x.duckdb", 0, "--duckdb-storage-version", "v0.99"), tmp_path)

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List
 
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, query
+from tests.conftest import TOKEN, cli, query
 
 
-def cli(args: List[str], cwd: Path, token: Optional[str] = TOKEN, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__WORKSPACE_IMAGES__")}
-    env["DLT_DATA_DIR"] = str(cwd / "dlt_data")
-    env["RUNTIME__REQUEST_BACKOFF_FACTOR"] = "0.01"
-    env["RUNTIME__REQUEST_MAX_RETRY_DELAY"] = "0.05"
-    if token:
-        env["SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN"] = token
-    env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "workspace_images.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_run_loads_every_project_and_exits_0(sim: Simulator, tmp_path: Path) -> None:

@@ -11,9 +11,7 @@ import dlt
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import load, query
-from tests.test_cli import cli
-from tests.test_trust import run_args
+from tests.conftest import cli, load, query, run_args
 
 
 def test_the_dataset_api_reads_what_was_loaded(sim: Simulator, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,7 @@ import pytest
 
 from workspace_images.source import workspace_images
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, query
-from tests.test_cli import cli
+from tests.conftest import TOKEN, cli, query
 
 
 def test_the_source_loads_into_any_dataset_and_the_models_follow(

@@ -15,7 +15,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List
 
 import duckdb
 import pytest
@@ -23,30 +23,16 @@ import pytest
 from workspace_images.locking import RunLock
 from workspace_images.runner import RunFailed, run
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, current_ids, load, project_run, query
+from tests.conftest import TOKEN, cli, current_ids, load, nothing_written, one_line, project_run, query, run_args, targets
 from tests.recorder import Recorder
-from tests.test_cli import cli
 
 HERE = Path(__file__).resolve().parent
 
 
-def targets(sim: Simulator) -> List[str]:
-    return [f"{p.region}:{p.project_id}" for p in sim.projects]
 
 
-def run_args(sim: Simulator, db: str = "x.duckdb", day: Optional[int] = None, *extra: str) -> List[str]:
-    args = ["run", "--endpoint", sim.url, "--db", db, "--as-of", sim.as_of(day).isoformat()]
-    for target in targets(sim):
-        args += ["--project", target]
-    return args + list(extra)
 
 
-def one_line(stderr: str) -> str:
-    """The error line of a failed command: exactly one line starting with `workspace-images:`."""
-    lines = [line for line in stderr.splitlines() if line.startswith("workspace-images:")]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def history(db: Path) -> List[tuple]:
@@ -422,8 +408,6 @@ def test_a_token_refused_right_after_renewal_fails_the_project(sim: Simulator, d
 # -- bad flags, paths and settings: one line, the right exit code, nothing written ----------
 
 
-def nothing_written(folder: Path) -> None:
-    assert sorted(p.name for p in folder.iterdir() if p.name != "dlt_data") == [], list(folder.iterdir())
 
 
 @pytest.mark.parametrize("as_of, message", [
