@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
@@ -189,3 +190,64 @@ def test_os_version_parsing(os_version: str, family: str, number: str) -> None:
     assert con.execute(
         "select analytics.os_family(?), analytics.os_version_number(?)", [os_version, os_version]
     ).fetchone() == (family, number)
+
+
+def _broken_models(tmp_path: Path, model: str, old: str, new: str) -> Path:
+    """A copy of the SQL folder with `old` replaced by `new` in one model: a model that counts wrong."""
+    from workspace_images.models import SQL_DIR
+
+    copy = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, copy)
+    path = copy / f"{model}.sql"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return copy
+
+
+def test_a_version_that_ends_before_it_begins_is_caught(sim: Simulator, db: Path) -> None:
+    from workspace_images.models import DataTestFailed
+
+    sim.add_project("cn-north-4", images=3)
+    load(db, sim, day=0)
+    with duckdb.connect(str(db)) as con:
+        con.execute("update workspace_images.images set _dlt_valid_to = _dlt_valid_from - interval 1 hour "
+                    "where id = (select min(id) from workspace_images.images)")
+    with pytest.raises(DataTestFailed) as failure:
+        build_models(db)
+    assert (failure.value.model, failure.value.test, failure.value.total) == (
+        "stg_images", "a version ends after it begins", 1)
+
+
+def test_stale_counts_that_do_not_add_up_are_caught(sim: Simulator, db: Path, tmp_path: Path) -> None:
+    from workspace_images.models import DataTestFailed
+
+    sim.add_project("cn-north-4", images=3)
+    load(db, sim, day=0, models=False)
+    build_models(db)  # the models as shipped pass
+    broken = _broken_models(tmp_path, "inventory_summary", "count(*) filter (where is_stale) as stale_images",
+                            "count(*) as stale_images")
+    with pytest.raises(DataTestFailed) as failure:
+        build_models(db, sql_dir=broken)
+    assert (failure.value.model, failure.value.test, failure.value.total) == (
+        "inventory_summary", "stale counts add up to image_inventory per project", 1)
+
+
+def test_projects_counted_for_a_version_no_image_has_are_caught(sim: Simulator, db: Path, tmp_path: Path) -> None:
+    from workspace_images.models import DataTestFailed
+
+    gone = sim.add_project("cn-north-4", images=4)
+    load(db, sim, day=0, models=False)
+    for image in sim.images(gone.project_id):
+        sim.withdraw(gone.project_id, image["id"])
+    load(db, sim, day=1, models=False)
+    build_models(db)  # the models as shipped pass
+    by_day = "select sum(images), max(projects), min(projects) from analytics.os_version_trend where day = ?"
+    assert query(db, by_day, [sim.as_of(0).date()]) == [(4, 1, 1)]  # one project holds every version
+    assert query(db, by_day, [sim.as_of(1).date()]) == [(0, 0, 0)]  # the day its images were withdrawn
+    broken = _broken_models(tmp_path, "os_version_trend", "count(*) filter (where images > 0) as projects",
+                            "count(*) as projects")
+    with pytest.raises(DataTestFailed) as failure:
+        build_models(db, sql_dir=broken)
+    assert (failure.value.model, failure.value.test) == (
+        "os_version_trend", "images are held by 1 to that many projects, and no image by no project")

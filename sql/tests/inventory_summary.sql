@@ -6,8 +6,13 @@ from analytics.inventory_summary
 group by region, project_id, os_type, image_type, architecture
 having count(*) > 1;
 
--- test: not null
-select * from analytics.inventory_summary where region is null or project_id is null or images is null;
+-- test: stale counts add up to image_inventory per project
+select coalesce(s.project_id, i.project_id) as project_id, s.stale as summary_stale, i.stale as inventory_stale
+from (select project_id, sum(stale_images) as stale from analytics.inventory_summary group by project_id) as s
+full join (select project_id, count(*) filter (where is_stale) as stale from analytics.image_inventory
+           group by project_id) as i
+    on s.project_id = i.project_id
+where s.stale is distinct from i.stale;
 
 -- test: counts add up to image_inventory per project
 select coalesce(s.project_id, i.project_id) as project_id, s.images as summary_images, i.images as inventory_images

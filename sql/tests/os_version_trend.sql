@@ -6,9 +6,9 @@ from analytics.os_version_trend
 group by day, os_type, os_version
 having count(*) > 1;
 
--- test: not null
+-- test: images are held by 1 to that many projects, and no image by no project
 select * from analytics.os_version_trend
-where day is null or os_type is null or os_version is null or images is null or projects is null;
+where (images > 0 and (projects < 1 or projects > images)) or (images = 0 and projects <> 0);
 
 -- test: no negative counts
 select * from analytics.os_version_trend where images < 0 or projects < 0;

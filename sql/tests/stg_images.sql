@@ -25,8 +25,7 @@ from (
 )
 where next_valid_from is not null and (valid_to is null or valid_to > next_valid_from);
 
--- test: same row count as workspace_images.images
-select raw_rows, staged_rows
-from (select count(*) as raw_rows from workspace_images.images),
-     (select count(*) as staged_rows from analytics.stg_images)
-where raw_rows <> staged_rows;
+-- test: a version ends after it begins
+select project_id, image_id, valid_from, valid_to
+from analytics.stg_images
+where valid_to <= valid_from;
