@@ -240,7 +240,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import report
+    from . import reporting as report
 
     configured = dlt.config.get("sources.workspace_images.destination")
     if configured not in (None, "", "duckdb") and args.db == Path(DEFAULT_DB):

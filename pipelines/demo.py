@@ -9,7 +9,7 @@ from pathlib import Path
 
 from workspace_images.simulator import Simulator
 
-from .report import ScreenshotFailed, screenshot, terminal_report, write_html
+from .reporting import ScreenshotFailed, screenshot, terminal_report, write_html
 from .runner import EXIT_OK, EXIT_PARTIAL, UsageError, default_pipelines_dir, run
 
 logger = logging.getLogger("workspace_images")

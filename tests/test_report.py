@@ -12,7 +12,8 @@ from typing import Any, Dict, Iterator, List, Tuple
 import duckdb
 import pytest
 
-from workspace_images import charts, report
+from workspace_images import reporting as report
+from workspace_images.reporting import charts
 from workspace_images.runner import UsageError
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, load, query

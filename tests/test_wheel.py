@@ -26,6 +26,7 @@ def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Pa
     models = {n for n in names if n.startswith("workspace_images/sql/") and n.endswith(".sql")}
     assert {"workspace_images/sql/image_inventory.sql", "workspace_images/sql/stg_project_runs.sql",
             "workspace_images/sql/macros/os_version.sql", "workspace_images/sql/tests/image_inventory.sql"} <= models
+    assert "workspace_images/reporting/report.css" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -53,6 +54,10 @@ def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Pa
     assert models.returncode == 0, models.stderr
     assert models.stdout.startswith("models: 6 built (") and "24 data tests passed" in models.stdout
     assert query(elsewhere / "images.duckdb", "select count(*) from analytics.image_inventory") == [(140,)]
+    page = subprocess.run([str(venv / "bin" / "workspace-images"), "report", "--db", "images.duckdb",
+                           "--html", "page.html"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert page.returncode == 0, page.stderr
+    assert "--ink: #1f2430" in (elsewhere / "page.html").read_text(encoding="utf-8")  # the style sheet, inlined
     source = subprocess.run([str(venv / "bin" / "python"), "-c",
                              "from workspace_images.source import workspace_images; print(workspace_images.name)"],
                             cwd=elsewhere, capture_output=True, text=True, timeout=120)

@@ -1,0 +1,28 @@
+"""`workspace-images report`: terminal tables, CSV/Parquet exports, an HTML page with charts and its screenshot.
+
+Everything here reads the models of schema `analytics` (the header the run log of finished
+loads, `analytics.stg_project_runs`), through a read-only DuckDB connection in UTC.
+
+- `queries`: what the report reads;
+- `terminal`: the text report;
+- `exports`: CSV and Parquet files;
+- `page` (with `report.css`) and `charts`: the HTML page and its SVG charts;
+- `screenshot`: a PNG of the page through a headless Chromium.
+"""
+
+from .exports import export
+from .page import HTML_CHANGES, render_html, write_html
+from .screenshot import ScreenshotFailed, find_chromium, screenshot
+from .terminal import format_table, terminal_report
+
+__all__ = [
+    "HTML_CHANGES",
+    "ScreenshotFailed",
+    "export",
+    "find_chromium",
+    "format_table",
+    "render_html",
+    "screenshot",
+    "terminal_report",
+    "write_html",
+]
