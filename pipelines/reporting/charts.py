@@ -47,9 +47,14 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def is_wide(ch: str) -> bool:
+    """Whether `ch` is drawn twice as wide as a Latin letter (East Asian wide or fullwidth: CJK)."""
+    return unicodedata.east_asian_width(ch) in "WF"
+
+
 def text_width(text: str, size: float = FONT_SIZE) -> float:
     """Rough rendered width of `text`: wide (CJK) characters count one em, others about half."""
-    return sum(size if unicodedata.east_asian_width(ch) in "WF" else size * 0.58 for ch in text)
+    return sum(size if is_wide(ch) else size * 0.58 for ch in text)
 
 
 def number(value: float) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from workspace_images.source.client import failure_text
 
+from .charts import is_wide
 from .queries import ReportData, Trend, _connect, _latest_changes, _summary
 
 
@@ -25,7 +26,7 @@ MAX_CELL = {"image_name": 40, "os_version": 36, "changed_columns": 40}
 def _width(text: str) -> int:
     """Terminal columns `text` takes: wide (CJK) characters 2, combining marks 0."""
     return sum(
-        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text
+        0 if unicodedata.combining(ch) else 2 if is_wide(ch) else 1 for ch in text
     )
 
 

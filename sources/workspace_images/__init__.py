@@ -24,7 +24,7 @@ from .config import (
     parse_filters,
 )
 from .fetch import ProjectFetcher, ProjectOutcome, Progress, Target
-from .rows import PLAN_STATE_KEY, RAW_VALUES_COLUMN, ColumnPlan, images_table
+from .rows import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan, images_table
 from .settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,
@@ -44,18 +44,6 @@ __all__ = [
     "Progress",
     "WorkspaceCredentials",
 ]
-
-IMAGES_COLUMNS: TTableSchemaColumns = {
-    "id": {"data_type": "text", "nullable": False},
-    "account": {"data_type": "text"},
-    "project_id": {"data_type": "text", "nullable": False},
-    "region": {"data_type": "text", "nullable": False},
-    "min_ram": {"data_type": "bigint"},
-    "min_disk": {"data_type": "bigint"},
-    "created_at": {"data_type": "timestamp", "timezone": True},
-    "fetched_at": {"data_type": "timestamp", "timezone": True},
-    RAW_VALUES_COLUMN: {"data_type": "text"},
-}
 
 PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
     "run_id": {"data_type": "text", "nullable": False},

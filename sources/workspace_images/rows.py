@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.naming import NamingConvention
 from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCaseNaming
 from dlt.common.schema import Schema
+from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.exceptions import CurrentSourceSchemaNotAvailable
 
 from .settings import (
@@ -45,6 +46,18 @@ ADDED_COLUMNS = ("account", "project_id", "region", "fetched_at", ROW_HASH_COLUM
 """Columns the loader adds; an API field of the same name (or starting with `_`) is kept as `api_<name>`."""
 NOT_NULL_COLUMNS = ("id", "project_id", "region", ROW_HASH_COLUMN)
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+IMAGES_COLUMNS: TTableSchemaColumns = {
+    "id": {"data_type": "text", "nullable": False},
+    "account": {"data_type": "text"},
+    "project_id": {"data_type": "text", "nullable": False},
+    "region": {"data_type": "text", "nullable": False},
+    **{name: {"data_type": "bigint"} for name in KNOWN_INT_FIELDS},
+    **{name: {"data_type": "timestamp", "timezone": True} for name in (*KNOWN_TIMESTAMP_FIELDS, "fetched_at")},
+    RAW_VALUES_COLUMN: {"data_type": "text"},
+}
+"""dlt's column hints for the `images` table: the keys and the typed known fields, named by the
+constants above (the other text fields get their type from the Arrow tables)."""
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 HASH_SUFFIX_LENGTHS = (8, 16, 32)
