@@ -17,7 +17,7 @@ def test_models_rebuild_history_builds_and_passes_the_data_tests(tmp_path: Path)
     assert query(db, "select count(*) from workspace_images.images") == [(versions,)]
     assert versions > 300
     result = build_models(db)
-    assert result.tests == 24 and result.rows["os_version_trend"] > 0
+    assert result.tests == 27 and result.rows["os_version_trend"] > 0
 
 
 def test_run_load_benchmark_prints_its_table(tmp_path: Path) -> None:

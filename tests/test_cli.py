@@ -178,8 +178,8 @@ def test_models_command_builds_and_fails_a_data_test_with_exit_3(sim: Simulator,
                                         "where schema_name = 'analytics'") == [(0,)]
     built = cli(["models", "--db", "x.duckdb"], tmp_path)
     assert built.returncode == 0, built.stderr
-    assert built.stdout.startswith("models: 6 built (")
-    assert "24 data tests passed" in built.stdout
+    assert built.stdout.startswith("models: 7 built (")
+    assert "27 data tests passed" in built.stdout
     assert query(tmp_path / "x.duckdb", "select count(*) from analytics.image_inventory") == [(20,)]
     with duckdb.connect(str(tmp_path / "x.duckdb")) as con:
         con.execute("update workspace_images.images set _dlt_valid_to = null where id = "

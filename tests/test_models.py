@@ -251,3 +251,19 @@ def test_projects_counted_for_a_version_no_image_has_are_caught(sim: Simulator, 
         build_models(db, sql_dir=broken)
     assert (failure.value.model, failure.value.test) == (
         "os_version_trend", "images are held by 1 to that many projects, and no image by no project")
+
+
+def test_a_project_read_whole_after_its_latest_run_is_caught(sim: Simulator, db: Path, tmp_path: Path) -> None:
+    from workspace_images.models import DataTestFailed
+
+    sim.add_project("cn-north-4", images=3)
+    load(db, sim, day=0, models=False)
+    build_models(db)  # the models as shipped pass
+    assert query(db, "select latest_status, last_ok_at = latest_as_of, is_stale, current_images "
+                     "from analytics.project_status") == [("ok", True, False, 3)]
+    broken = _broken_models(tmp_path, "project_status", "max(as_of) as last_ok_at",
+                            "max(as_of) + interval 1 day as last_ok_at")
+    with pytest.raises(DataTestFailed) as failure:
+        build_models(db, sql_dir=broken)
+    assert (failure.value.model, failure.value.test, failure.value.total) == (
+        "project_status", "last read whole no later than its latest run, and only ok runs vouch for it", 1)

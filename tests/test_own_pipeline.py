@@ -29,7 +29,7 @@ def test_the_source_loads_into_any_dataset_and_the_models_follow(
 
     proc = cli(["models", "--db", str(db), "--dataset", "raw_images"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("models: 6 built (") and "24 data tests passed" in proc.stdout
+    assert proc.stdout.startswith("models: 7 built (") and "27 data tests passed" in proc.stdout
     assert query(db, "select count(*) from analytics.image_inventory") == [(current,)]
     assert query(db, "select count(distinct day) from analytics.os_version_trend") == [(2,)]
     assert query(db, "select comment from duckdb_tables() where schema_name = 'raw_images' "

@@ -99,7 +99,7 @@ def normal(value: Any) -> Any:
     return value
 
 
-WALL_CLOCK = {"fetched_at", "run_id", "started_at", "finished_at", "_dlt_load_id", "_dlt_id"}
+WALL_CLOCK = {"fetched_at", "run_id", "latest_run_id", "started_at", "finished_at", "_dlt_load_id", "_dlt_id"}
 """Columns that differ between the two loads of one day by nature: when and by which run."""
 
 
@@ -113,7 +113,7 @@ def table(rows: List[tuple], columns: List[str] | None = None) -> List[tuple]:
 def test_every_model_gives_the_same_rows_on_postgres_as_on_duckdb(both: Tuple[Path, str, Simulator]) -> None:
     db, url, _ = both
     models = [m.name for m in load_models()]
-    assert len(models) == 6
+    assert len(models) == 7
     for name in models:
         duck = query(db, f"select * from {ANALYTICS}.{name}")
         duck_columns = [r[0] for r in query(db, f"select column_name from information_schema.columns where "
@@ -186,9 +186,9 @@ def test_an_unchanged_rerun_adds_nothing_and_the_data_tests_pass(both: Tuple[Pat
     assert pg_query(url, "select count(*) from public.stale")[1][0][0] == 0  # the view still reads the model
     assert (result.exit_code, result.new_versions, result.retired) == (0, 0, 0)
     assert pg_query(url, "select count(*) from workspace_images.images")[1][0][0] == before
-    assert result.models is not None and result.models.tests == 24
+    assert result.models is not None and result.models.tests == 27
     assert result.target.label == "postgres dataset workspace_images"
-    assert run_models(Target.of("postgres", None), pipelines_dir=tmp_path / "pipelines-postgres").tests == 24
+    assert run_models(Target.of("postgres", None), pipelines_dir=tmp_path / "pipelines-postgres").tests == 27
 
 
 def test_a_failing_data_test_keeps_the_previous_models(both: Tuple[Path, str, Simulator], tmp_path: Path) -> None:
@@ -220,7 +220,7 @@ def test_the_cli_loads_postgres_with_dlt_credentials_and_never_shows_them(pg_url
     assert (tmp_path / ".workspace_images" / "postgres-workspace_images").is_dir()
     assert pg_query(pg_url, "select count(*) from analytics.image_inventory")[1][0][0] == 30
     models = cli("models", "--destination", "postgres", cwd=tmp_path)
-    assert models.returncode == 0 and "24 data tests passed" in models.stdout, models.stderr
+    assert models.returncode == 0 and "27 data tests passed" in models.stdout, models.stderr
     for text in (done.stdout, done.stderr, log.read_text(), models.stdout, models.stderr):
         assert PASSWORD not in text and TOKEN not in text
 
@@ -311,7 +311,7 @@ def test_the_airflow_fan_out_loads_a_shared_warehouse_then_builds_its_models(
     for load in loads:
         line = load_images(dt.datetime.fromisoformat(load["as_of"]), region=load["region"], models=False)
         assert "-> postgres dataset workspace_images" in line
-    assert build_models().startswith("models: 6 built")
+    assert build_models().startswith("models: 7 built")
     assert pg_query(pg_url, "select region, count(*) from analytics.image_inventory group by 1 order by 1")[1] == \
         [("ap-southeast-1", 15), ("cn-north-4", 20)]
     assert not (tmp_path / "state" / "unused.duckdb").exists()

@@ -334,6 +334,13 @@ create table analytics.image_inventory as
     select 'p1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' as project_id, 'cn-north-4' as region, false as is_stale from range(3)
     union all
     select 'p2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'ap-southeast-1', true from range(1200);
+create table analytics.project_status as select * from (values
+    ('cn-north-4', 'p1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'ok', timestamptz '2026-03-02 06:00:00+00', null, null, null,
+     timestamptz '2026-03-02 06:00:00+00', false, 3),
+    ('ap-southeast-1', 'p2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'failed', timestamptz '2026-03-02 06:00:00+00', 403,
+     'APIG.0302', 'Forbidden: <no> & no', timestamptz '2026-03-01 06:00:00+00', true, 1200)
+) as t(region, project_id, latest_status, latest_as_of, http_status, error_code, error_msg, last_ok_at, is_stale,
+       current_images);
 create table analytics.inventory_summary as select * from (values
     ('cn-north-4', 'p1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'Linux', 'gold', 'x86', 2, 0),
     ('cn-north-4', 'p1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'Windows', 'gold', 'x86', 1, 0),

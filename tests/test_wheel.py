@@ -52,7 +52,7 @@ def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Pa
     models = subprocess.run([str(venv / "bin" / "workspace-images"), "models", "--db", "images.duckdb"],
                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert models.returncode == 0, models.stderr
-    assert models.stdout.startswith("models: 6 built (") and "24 data tests passed" in models.stdout
+    assert models.stdout.startswith("models: 7 built (") and "27 data tests passed" in models.stdout
     assert query(elsewhere / "images.duckdb", "select count(*) from analytics.image_inventory") == [(140,)]
     page = subprocess.run([str(venv / "bin" / "workspace-images"), "report", "--db", "images.duckdb",
                            "--html", "page.html"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)

@@ -17,7 +17,8 @@ from ..runner import RunFailed, UsageError, lock_timeout_setting
 
 
 ANALYTICS = "analytics"
-REQUIRED_MODELS = ("stg_project_runs", "image_inventory", "inventory_summary", "os_version_trend", "image_changes")
+REQUIRED_MODELS = ("stg_project_runs", "project_status", "image_inventory", "inventory_summary", "os_version_trend",
+                   "image_changes")
 CHANGE_KINDS = ("added", "changed", "removed")
 
 
@@ -108,27 +109,14 @@ def _latest_run(con: duckdb.DuckDBPyConnection) -> Optional[LatestRun]:
 
 
 def _latest_project_runs(con: duckdb.DuckDBPyConnection) -> List[Dict[str, Any]]:
-    """Each project's latest run, with its last ok load and current image count."""
+    """Each project's latest run, with its last ok load and current image count (`project_status`)."""
     return _rows(
         con,
         """
-        with latest as (
-            select region, project_id, status, as_of, http_status, error_code, error_msg,
-            from analytics.stg_project_runs
-            qualify row_number() over (partition by project_id order by as_of desc, started_at desc) = 1
-        ),
-        last_ok as (
-            select project_id, max(as_of) as last_ok_at,
-            from analytics.stg_project_runs where status = 'ok' group by project_id
-        ),
-        inventory as (
-            select project_id, count(*) as images, from analytics.image_inventory group by project_id
-        )
-        select latest.*, last_ok.last_ok_at, coalesce(inventory.images, 0) as images,
-        from latest
-        left join last_ok on last_ok.project_id = latest.project_id
-        left join inventory on inventory.project_id = latest.project_id
-        order by latest.region, latest.project_id
+        select region, project_id, latest_status as status, latest_as_of as as_of, http_status, error_code,
+            error_msg, last_ok_at, current_images as images,
+        from analytics.project_status
+        order by region, project_id
         """,
     )
 
@@ -162,14 +150,7 @@ def _summary(con: duckdb.DuckDBPyConnection, trend_days: Optional[int]) -> Repor
         f"select count(*), count(*) filter (where is_stale), count(distinct project_id), count(distinct region) "
         f"from {ANALYTICS}.image_inventory"
     ).fetchone()
-    stale_projects = con.execute(
-        """
-        select count(*) from (
-            select status from analytics.stg_project_runs
-            qualify row_number() over (partition by project_id order by as_of desc, started_at desc) = 1
-        ) where status = 'failed'
-        """
-    ).fetchone()[0]
+    stale_projects = con.execute(f"select count(*) from {ANALYTICS}.project_status where is_stale").fetchone()[0]
     inventory = _rows(
         con,
         f"""

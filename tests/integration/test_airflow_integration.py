@@ -104,7 +104,7 @@ def test_a_daily_run_loads_every_project_and_builds_the_models(airflow: AirflowH
             assert f"settings: {airflow.dags / '.dlt'}" in run.output
             assert_progress(run.output, f"progress: 3/3 projects, {total:,} images, 0 retries, 0 failed")
             assert f"as of {date} 00:00:00Z: 3/3 projects ok, {total:,} images" in run.output
-            assert "models: 6 built" in run.output
+            assert "models: 7 built" in run.output
             assert airflow.task_instances() == [
                 ("build_models", -1, "success", 1, 2, None),
                 ("load_images", 0, "success", 1, 2, "all"),
