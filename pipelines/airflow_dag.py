@@ -151,7 +151,7 @@ def settings_errors_fail_at_once() -> Iterator[None]:
     errors (a settings file it cannot read, a value it cannot resolve) into SettingsError."""
     from dlt.common.configuration.exceptions import ConfigurationException
 
-    from workspace_images.runner import UsageError
+    from workspace_images.errors import UsageError
     from workspace_images.source import ConfigError
 
     try:
@@ -181,7 +181,8 @@ def target(db_path: Optional[str | Path] = None) -> Any:
     Raises:
         SettingsError: an unknown destination, or one whose credentials are missing.
     """
-    from workspace_images.runner import UsageError, resolve_target
+    from workspace_images.checks import resolve_target
+    from workspace_images.errors import UsageError
 
     name = _setting("destination")
     try:

@@ -18,21 +18,11 @@ import dlt
 
 from workspace_images.source import Progress
 
+from .checks import parse_as_of, resolve_target
+from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError
 from .locking import DatabaseBusy, LockHeld
+from .runner import RunResult, failure_of, run, run_models
 from .warehouse import DEFAULT_DB, Unreachable, hold
-from .runner import (
-    EXIT_FAILED,
-    EXIT_LOCKED,
-    EXIT_USAGE,
-    RunFailed,
-    RunResult,
-    UsageError,
-    failure_of,
-    parse_as_of,
-    resolve_target,
-    run,
-    run_models,
-)
 
 logger = logging.getLogger("workspace_images")
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from workspace_images.simulator import Simulator
 
 from .reporting import ScreenshotFailed, screenshot, terminal_report, write_html
-from .runner import EXIT_OK, EXIT_PARTIAL, UsageError, default_pipelines_dir, run
+from .checks import default_pipelines_dir
+from .errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from .runner import run
 
 logger = logging.getLogger("workspace_images")
 

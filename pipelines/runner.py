@@ -1,46 +1,42 @@
-"""Run the pipeline: check settings, extract and load, read back what each project did."""
+"""Run the pipeline: extract and load every project, read back what each one did, build the models."""
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import dlt
 import duckdb
-from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
-from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.destination.exceptions import DestinationTerminalException
-from dlt.destinations.exceptions import DatabaseException
-from dlt.common.time import to_seconds
 from dlt.load.exceptions import LoadClientJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
 from workspace_images.source.client import failure_text
-from workspace_images.source.rows import parse_timestamp
 
+from .checks import (
+    check_as_of,
+    check_as_of_order,
+    check_paths,
+    check_runtime_settings,
+    create_with_storage_version,
+    lock_timeout_setting,
+    resolve_target,
+    storage_version_setting,
+)
+from .errors import EXIT_OK, EXIT_PARTIAL, RunFailed, UsageError, first_line, is_database_error, reason_of
+from .history import drop_unfinished_run_log, read_history
 from .locking import causes, is_lock_conflict, wait_for_database
 from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, check_dataset
-from .warehouse import DATASET_NAME, PIPELINE_NAME, Session, Target, connect, hold, literal
+from .warehouse import DATASET_NAME, Target, connect, hold
 
 logger = logging.getLogger("workspace_images")
-
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED, EXIT_LOCKED = 0, 1, 2, 3, 4
-
-
-class UsageError(Exception):
-    """Bad usage or configuration: exit 2 with this one-line message."""
-
-
-class RunFailed(Exception):
-    """The run itself failed (destination, load): exit 3 with this message."""
 
 
 @dataclass
@@ -81,174 +77,9 @@ class RunResult:
         )
 
 
-EARLIEST_AS_OF = datetime(2000, 1, 1, tzinfo=timezone.utc)
-"""Validity timestamps before this are refused: no Workspace image is that old."""
-
-DEFAULT_LOCK_TIMEOUT = 120.0
-"""Seconds a run waits for a program holding the DuckDB file open (`lock_timeout`)."""
-
-
-def parse_as_of(value: Optional[str]) -> Optional[datetime]:
-    """Parse `--as-of` (ISO date or timestamp, UTC unless it carries an offset)."""
-    if value is None:
-        return None
-    moment = parse_timestamp(value)
-    if moment is None:
-        raise UsageError(f"--as-of {value!r} is not a date or timestamp, e.g. 2026-11-27 or 2026-11-27T06:00:00Z")
-    return moment
-
-
-def check_as_of(as_of: Optional[datetime], now: Optional[datetime] = None) -> datetime:
-    """The validity timestamp of a run: `as_of` in UTC (now when None), never in the future.
-
-    A future timestamp would lock the file against every later run (loads must come
-    in time order), so it is refused, and so is one before 2000.
-    """
-    now = now or datetime.now(timezone.utc)
-    if as_of is None:
-        return now
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=timezone.utc)
-    moment = as_of.astimezone(timezone.utc)
-    if moment > now:
-        raise UsageError(
-            f"--as-of {moment:%Y-%m-%d %H:%M:%S}Z is in the future (now {now:%Y-%m-%d %H:%M:%S}Z): "
-            "a load can only be dated when it happened or earlier"
-        )
-    if moment < EARLIEST_AS_OF:
-        raise UsageError(f"--as-of {moment:%Y-%m-%d}Z is before {EARLIEST_AS_OF:%Y-%m-%d}: not a load date")
-    return moment
-
-
-def default_pipelines_dir(db_path: Path) -> Path:
-    """dlt's working folder of one DuckDB file: beside it, never dlt's machine-wide default."""
-    return Target(db_path=Path(db_path)).default_pipelines_dir()
-
-
-def resolve_target(db_path: Optional[Path | str], destination: Optional[str]) -> Target:
-    """Where a run loads: `destination` (else `destination` of `[sources.workspace_images]`,
-    else DuckDB) and, for DuckDB, the file `db_path` (else DEFAULT_DB); its settings checked."""
-    if destination is None:
-        destination = dlt.config.get(f"sources.{PIPELINE_NAME}.destination")
-    try:
-        target = Target.of(destination, Path(db_path) if db_path is not None else None)
-        target.check_configuration()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return target
-
-
-def check_paths(db_path: Optional[Path], pipelines_dir: Path) -> None:
-    """Refuse, before anything is written, a database or working folder the run cannot use.
-
-    Raises:
-        UsageError: a folder is missing or not writable, the database is not a file, or
-            the working folder's path holds a `'` (dlt pastes it into SQL unescaped).
-    """
-    if db_path is not None:
-        folder = db_path.parent
-        if not folder.is_dir():
-            raise UsageError(f"--db {db_path}: folder {folder} does not exist")
-        if db_path.exists() and not db_path.is_file():
-            raise UsageError(f"--db {db_path} is not a file")
-        _check_writable(folder, f"--db {db_path}")
-    if "'" in str(pipelines_dir.resolve()):
-        raise UsageError(
-            f"dlt's working folder {pipelines_dir} has a ' in its path, which dlt cannot load from: "
-            "move the database to a folder without one, or pass --pipelines-dir elsewhere"
-        )
-    existing = next((p for p in [pipelines_dir, *pipelines_dir.parents] if p.exists()), None)
-    if existing is not None and existing != pipelines_dir and not existing.is_dir():
-        raise UsageError(f"--pipelines-dir {pipelines_dir}: {existing} is not a folder")
-    if existing is not None and existing.is_dir():
-        _check_writable(existing, f"dlt's working folder {pipelines_dir}")
-
-
-def _check_writable(folder: Path, what: str) -> None:
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
-
-
 def failure_of(project: Mapping[str, Any]) -> str:
     """`HTTP 403 APIG.0302: <message>` of a failed `project_runs` row."""
     return failure_text(project.get("http_status"), project.get("error_code"), project.get("error_msg"))
-
-
-def check_runtime_settings() -> None:
-    """Refuse `[runtime]` request settings that would fail every request (exit 2, nothing written)."""
-    try:
-        config = resolve_configuration(RuntimeConfiguration())
-    except ConfigValueCannotBeCoercedException as exc:
-        raise UsageError(f"[runtime] {exc.field_name} must be a number") from None
-    timeout = config.request_timeout
-    values = timeout if isinstance(timeout, tuple) else (timeout,)
-    if any(to_seconds(v) <= 0 for v in values):
-        raise UsageError(f"[runtime] request_timeout must be more than 0 seconds, got {timeout!r}")
-    if config.request_max_attempts < 1:
-        raise UsageError(f"[runtime] request_max_attempts must be at least 1, got {config.request_max_attempts}")
-    if config.request_backoff_factor < 0 or to_seconds(config.request_max_retry_delay) < 0:
-        raise UsageError("[runtime] request_backoff_factor and request_max_retry_delay must be 0 or more")
-
-
-def storage_version_setting(value: Optional[str]) -> Optional[str]:
-    """The DuckDB storage version a new database file is written in: the argument, else
-    `duckdb_storage_version` of `[sources.workspace_images]`; None for DuckDB's own default.
-
-    Raises:
-        UsageError: DuckDB knows no such version.
-    """
-    if value is None:
-        value = dlt.config.get(f"sources.{PIPELINE_NAME}.duckdb_storage_version")
-    if value in (None, ""):
-        return None
-    version = str(value).strip()
-    try:
-        duckdb.connect(":memory:", config={"storage_compatibility_version": version}).close()
-    except duckdb.Error:
-        raise UsageError(
-            f"duckdb_storage_version {version!r} is not a DuckDB version DuckDB {duckdb.__version__} can write, "
-            "e.g. v1.0.0"
-        ) from None
-    return version
-
-
-def create_with_storage_version(db_path: Path, version: str) -> None:
-    """Create `db_path` in storage `version`, so DuckDB readers from that version on open it.
-
-    The version of a file is set when it is created and kept by every later write; an
-    existing file in another version is left as it is, with a warning.
-    """
-    if not db_path.exists():
-        duckdb.connect(str(db_path), config={"storage_compatibility_version": version}).close()
-        logger.info("created %s in DuckDB storage version %s", db_path, version)
-        return
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        tags = con.execute(
-            "select tags from duckdb_databases() where database_name = current_database()"
-        ).fetchone()[0]
-    found = (tags or {}).get("storage_version", "")
-    if not found.startswith(version):
-        logger.warning("%s is in DuckDB storage version %s, not %s: the version is set when a file is created; "
-                       "copy it into a new file to change it", db_path, found or "unknown", version)
-
-
-def lock_timeout_setting(value: Optional[float]) -> float:
-    """Seconds to wait for a program that holds the DuckDB file: the argument, else
-    `lock_timeout` of `[sources.workspace_images]`, else DEFAULT_LOCK_TIMEOUT."""
-    if value is None:
-        value = dlt.config.get(f"sources.{PIPELINE_NAME}.lock_timeout")
-    if value is None:
-        return DEFAULT_LOCK_TIMEOUT
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"lock_timeout must be a number of seconds, got {value!r}") from None
-    if not 0 <= seconds < float("inf"):
-        raise UsageError(f"lock_timeout must be 0 or more seconds, got {value!r}")
-    return seconds
 
 
 def run(
@@ -344,7 +175,7 @@ def run(
             f"e.g. SOURCES__WORKSPACE_IMAGES__{exc.field_name.upper()}='[\"cn-north-4\"]' for a list"
         ) from None
     except ConfigurationException as exc:
-        raise UsageError(f"configuration: {_first_line(exc)}") from None
+        raise UsageError(f"configuration: {first_line(exc)}") from None
 
     with hold(target, workdir):
         if storage is not None:
@@ -396,7 +227,7 @@ def _step(action: Callable[[], Any], where: str, wait: Optional[float], what: st
         cause = exc.__cause__ or exc.exception
         if isinstance(cause, ConfigError):
             raise UsageError(str(cause)) from None
-        raise RunFailed(f"{exc.step} step failed: {_reason(exc)}") from None
+        raise RunFailed(f"{exc.step} step failed: {reason_of(exc)}") from None
 
 
 DUCKDB_CONNECT_SETTINGS = ("custom_user_agent",)
@@ -446,7 +277,7 @@ def finish_pending_loads(pipeline: dlt.Pipeline, where: str, wait: float) -> Non
             wait_for_database(pipeline.normalize, where, wait, "normalizing an earlier run's data")
         wait_for_database(pipeline.load, where, wait, "loading an earlier run's data")
     except PipelineStepFailed as exc:
-        reason = _reason(exc)
+        reason = reason_of(exc)
         drop = (f"if it can never load, drop it: dlt pipeline --pipelines-dir {pipeline.pipelines_dir} "
                 f"{pipeline.pipeline_name} abort-packages")
         if _terminal(exc):
@@ -458,31 +289,6 @@ def finish_pending_loads(pipeline: dlt.Pipeline, where: str, wait: float) -> Non
             f"an earlier run's data ({', '.join(pending)}) could not be loaded ({exc.step}: {reason}); "
             f"nothing new was fetched; it is tried again by the next run; {drop}"
         ) from None
-
-
-UNFINISHED_RUNS = (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in "
-                   f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)")
-"""The `project_runs` rows of load packages dlt never finished."""
-
-
-def drop_unfinished_run_log(target: Target, pipeline: Optional[dlt.Pipeline] = None) -> int:
-    """Delete `project_runs` rows of load packages dlt never finished (aborted by hand).
-
-    Called when no package is pending and `read_history` found such rows: they belong to
-    no load that will ever complete, and would vouch for images that never landed.
-    Returns how many went.
-    """
-    try:
-        with connect(target, pipeline=pipeline) as session:
-            gone = session.value(f"select count(*) {UNFINISHED_RUNS}")
-            session.execute(f"delete {UNFINISHED_RUNS}")
-    except Exception as exc:
-        if not _database_error(exc):
-            raise
-        raise RunFailed(f"cannot tidy {target.label}: {_first_line(exc)}") from None
-    if gone:
-        logger.warning("removed %d project_runs row(s) of load packages that never finished", gone)
-    return gone
 
 
 def _terminal(exc: BaseException) -> bool:
@@ -516,122 +322,7 @@ def run_models(target: Target | Path, wait: Optional[float] = None, raw_dataset:
     except ModelsMissing as exc:
         raise RunFailed(str(exc)) from None
     except Exception as exc:
-        if not _database_error(exc):
+        if not is_database_error(exc):
             raise
-        raise RunFailed(f"models: {_reason(exc)}") from None
+        raise RunFailed(f"models: {reason_of(exc)}") from None
 
-
-def _database_error(exc: BaseException) -> bool:
-    """Whether `exc` is the database's (DuckDB's, or one dlt's SQL client raised)."""
-    return any(isinstance(cause, (duckdb.Error, DatabaseException)) for cause in causes(exc))
-
-
-@dataclass
-class HistoryState:
-    """What a DuckDB file holds of earlier loads, read in one connection."""
-
-    latest_as_of: Optional[datetime] = None
-    unfinished: int = 0
-    """`project_runs` rows of load packages dlt never finished."""
-    versions: int = 0
-    retired: int = 0
-    projects: List[Dict[str, Any]] = field(default_factory=list)
-
-
-def read_history(target: Target | Path, run_id: Optional[str] = None,
-                 pipeline: Optional[dlt.Pipeline] = None) -> HistoryState:
-    """The latest `as_of`, the version counts of `images` and, given `run_id`, that run's
-    `project_runs` rows; empty before the first load."""
-    if not isinstance(target, Target):
-        target = Target(db_path=Path(target))
-    state = HistoryState()
-    if target.is_file and not target.db_path.exists():
-        return state
-    try:
-        with connect(target, read_only=True, pipeline=pipeline) as session:
-            if session.table_exists(DATASET_NAME, "project_runs"):
-                _check_foreign(session, target.label)
-                # only rows of loads dlt finished: a pending or aborted package vouches for nothing
-                runs = (f"(select * from {DATASET_NAME}.project_runs where _dlt_load_id in "
-                        f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)) as finished")
-                state.latest_as_of = session.value(f"select max(as_of) from {runs}")
-                state.unfinished = session.value(f"select count(*) {UNFINISHED_RUNS}")
-                if run_id is not None:
-                    names, rows = session.fetch(
-                        f"select * from {runs} where run_id = {literal(run_id)} order by region, project_id"
-                    )
-                    state.projects = [
-                        {k: v for k, v in zip(names, row) if k not in ("_dlt_load_id", "_dlt_id")} for row in rows
-                    ]
-            if session.table_exists(DATASET_NAME, "images"):
-                _, rows = session.fetch(f"select count(*), count(_dlt_valid_to) from {DATASET_NAME}.images")
-                state.versions, state.retired = rows[0]
-    except Exception as exc:
-        if not _database_error(exc):
-            raise
-        raise RunFailed(f"cannot read {target.label}: {_reason(exc)}") from None
-    return state
-
-
-EXPECTED_TYPES = {
-    ("project_runs", "as_of"): "timestamp with time zone",
-    ("project_runs", "run_id"): "character varying",
-    ("images", "_dlt_valid_from"): "timestamp with time zone",
-}
-"""Columns whose type shows a table was written by this tool (as information_schema names
-the types on PostgreSQL; DuckDB's names are mapped onto these)."""
-SAME_TYPES = {"varchar": "character varying", "text": "character varying", "timestamptz": "timestamp with time zone"}
-
-
-def _check_foreign(session: Session, where: str) -> None:
-    """Refuse a database whose `workspace_images` tables some other program made. The column
-    types are checked on DuckDB and PostgreSQL; elsewhere, that the columns are there."""
-    found = {(table, column): kind.lower() for table, column, kind in session.columns(DATASET_NAME)}
-    tables = {table for table, _ in found}
-    check_types = session.dialect in ("duckdb", "postgres")
-    for (table, column), kind in EXPECTED_TYPES.items():
-        if table not in tables:
-            continue
-        have = found.get((table, column))
-        if have is not None and (not check_types or SAME_TYPES.get(have, have) == kind):
-            continue
-        raise UsageError(
-            f"{where} has a table {DATASET_NAME}.{table} that workspace-images did not write "
-            f"(column {column} is {have or 'missing'}, not {kind}): "
-            "use another --db or dataset, or rename that schema"
-        )
-
-
-def check_as_of_order(where: str, as_of: datetime, latest: Optional[datetime]) -> None:
-    """Refuse a load dated before the latest one already in the file.
-
-    SCD2 validity only makes sense when snapshots are loaded in time order: a
-    replay at the same timestamp is fine, an older one would close versions
-    before they opened.
-    """
-    if latest is not None and as_of < latest:
-        raise UsageError(
-            f"--as-of {as_of:%Y-%m-%d %H:%M:%S}Z is before the latest load in {where} "
-            f"({latest.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}Z): load snapshots in time order, "
-            "or backfill into a new file"
-        )
-
-
-def _first_line(exc: BaseException) -> str:
-    """One line that says what `exc` is; the last line of a traceback that dlt put in a message."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [exc.__class__.__name__]
-    if lines[0].startswith("Traceback") or lines[0].endswith("Traceback (most recent call last):"):
-        return lines[-1].strip()
-    return lines[0]
-
-
-def _reason(exc: BaseException) -> str:
-    """What made a pipeline step fail, in one line: the database's own error when dlt has it."""
-    start = exc.__cause__ or getattr(exc, "exception", None) or exc
-    last = start
-    for cause in causes(start):
-        inner = getattr(cause, "client_exception", None)
-        if isinstance(inner, BaseException):
-            return _first_line(inner)
-        last = cause
-    return _first_line(last)

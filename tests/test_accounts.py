@@ -7,7 +7,8 @@ from typing import Dict
 
 import pytest
 
-from workspace_images.runner import UsageError, run
+from workspace_images.errors import UsageError
+from workspace_images.runner import run
 from workspace_images.simulator import Simulator
 from tests.conftest import cli, current_ids, project_run, query, targets
 

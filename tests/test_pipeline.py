@@ -253,7 +253,7 @@ def test_as_of_sets_the_validity_timestamps(sim: Simulator, db: Path) -> None:
 
 
 def test_a_load_older_than_the_latest_is_refused(sim: Simulator, db: Path) -> None:
-    from workspace_images.runner import UsageError
+    from workspace_images.errors import UsageError
 
     sim.add_project("cn-north-4", images=5)
     load(db, sim, day=3)

@@ -17,7 +17,8 @@ import psycopg2
 import pytest
 
 from workspace_images.models import ANALYTICS, load_models
-from workspace_images.runner import RunFailed, UsageError, run, run_models
+from workspace_images.errors import RunFailed, UsageError
+from workspace_images.runner import run, run_models
 from workspace_images.simulator import Simulator
 from workspace_images.warehouse import Target
 from tests.conftest import TOKEN, query

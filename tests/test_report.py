@@ -14,7 +14,7 @@ import pytest
 
 from workspace_images import reporting as report
 from workspace_images.reporting import charts
-from workspace_images.runner import UsageError
+from workspace_images.errors import UsageError
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, load, query
 

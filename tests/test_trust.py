@@ -21,7 +21,8 @@ import duckdb
 import pytest
 
 from workspace_images.locking import RunLock
-from workspace_images.runner import RunFailed, run
+from workspace_images.errors import RunFailed
+from workspace_images.runner import run
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, cli, current_ids, load, nothing_written, one_line, project_run, query, run_args, targets
 from tests.recorder import Recorder

@@ -9,7 +9,7 @@ from typing import List
 import duckdb
 
 
-from ..runner import UsageError
+from ..errors import UsageError
 from .queries import ANALYTICS, _connect
 
 logger = logging.getLogger("workspace_images")

@@ -11,7 +11,7 @@ import duckdb
 
 from workspace_images.source.client import failure_text
 
-from ..runner import UsageError
+from ..errors import UsageError
 from . import charts
 from .charts import Series, esc
 from .queries import (

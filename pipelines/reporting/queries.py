@@ -12,7 +12,8 @@ import duckdb
 
 
 from ..locking import wait_for_database
-from ..runner import RunFailed, UsageError, lock_timeout_setting
+from ..checks import lock_timeout_setting
+from ..errors import RunFailed, UsageError
 
 
 
