@@ -17,14 +17,9 @@ from .iam import (
     MOS_PROJECT,
     SimAccount,
 )
-from .server import (
-    PROJECT_FAULT_KINDS,
-    RANDOM_FAULTS,
-    Fault,
-    RequestRecord,
-    SimProject,
-    Simulator,
-)
+from .faults import PROJECT_FAULT_KINDS, RANDOM_FAULTS, Fault
+from .httpd import RequestRecord
+from .server import SimProject, Simulator
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",

@@ -14,6 +14,9 @@ The same port serves the IAM calls a client makes before it reads images
 Workspace requests authenticate with ``X-Auth-Token`` (the fixed token or an
 issued one) or with an ``SDK-HMAC-SHA256`` signature (see
 :mod:`simulator.signing`).
+
+The HTTP layer is :mod:`simulator.httpd`, the fault kinds :mod:`simulator.faults`, the
+image catalogues :mod:`simulator.data`.
 """
 
 from __future__ import annotations
@@ -25,14 +28,10 @@ import logging
 import math
 import random
 import re
-import socket
-import socketserver
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
@@ -44,6 +43,17 @@ from .data import (
     project_id_for,
     sort_images,
 )
+from .faults import (
+    DRIP_KINDS,
+    PROJECT_FAULT_KINDS,
+    RANDOM_FAULTS,
+    STATUS_ERRORS,
+    Fault,
+    _default_error,
+    _ProjectFault,
+    _Redirect,
+)
+from .httpd import POLL_INTERVAL, RequestRecord, _BadRequest, _Response, _Server
 from .iam import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
@@ -69,7 +79,6 @@ IAM_METHODS = {TOKENS_PATH: "POST", AUTH_PROJECTS_PATH: "GET", PROJECTS_PATH: "G
 WORKSPACE_GATEWAY = "APIG."
 IAM_GATEWAY = "APIGW."
 """Prefixes of gateway error codes: Workspace answers ``APIG.``, IAM's gateway ``APIGW.``."""
-MAX_BODY = 8 * 1024 * 1024
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31 - 1
 FILTER_FIELDS = {
@@ -88,69 +97,8 @@ so ``package_type`` filters only once ``extra_fields`` or live data add one.
 SORT_FIELDS = ("name", "created_at")
 SORT_TYPES = ("asc", "desc")
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
-POLL_INTERVAL = 0.05
-IDLE_TIMEOUT = 60
 DEFAULT_DRIP_INTERVAL = 0.2
 """Seconds between two bytes of a ``drip`` or ``drip_headers`` answer."""
-THROTTLE_MSG = "The throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 minute"
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A failed answer to an images request.
-
-    Attributes:
-        status: HTTP status code.
-        error_code: The body's ``error_code``.
-        error_msg: The body's ``error_msg``.
-        retry_after: Seconds for a ``Retry-After`` header; None sends none.
-        drop: Close the connection without any response instead.
-    """
-
-    status: int = 0
-    error_code: str = ""
-    error_msg: str = ""
-    retry_after: int | None = None
-    drop: bool = False
-
-
-STATUS_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("WKS.0001", "The request is invalid."),
-    401: ("APIG.0301", "Incorrect IAM authentication information: the token is invalid."),
-    403: ("APIG.0302", "The IAM or FunctionGraph authorizer does not allow the request."),
-    404: ("APIG.0101", "The API does not exist or has not been published in the environment."),
-    429: ("APIG.0308", THROTTLE_MSG),
-    500: ("WKS.0500", "Internal server error."),
-    502: ("APIG.0202", "Backend unavailable."),
-    503: ("WKS.0503", "The service is unavailable. Try again later."),
-    504: ("APIG.0201", "Backend timeout."),
-}
-"""Default error_code and error_msg of a status, for faults given only a status."""
-
-RANDOM_FAULTS: dict[str, Fault] = {
-    "throttle": Fault(429, "APIG.0308", THROTTLE_MSG, retry_after=1),
-    "throttle_no_retry_after": Fault(429, "APIG.0308", THROTTLE_MSG),
-    "internal_error": Fault(500, *STATUS_ERRORS[500]),
-    "unavailable": Fault(503, *STATUS_ERRORS[503]),
-    "drop": Fault(drop=True),
-}
-"""The faults ``fault_rate`` draws from (uniformly over ``Simulator.fault_kinds``)."""
-
-PROJECT_FAULT_KINDS = ("status", "flaky", "retry_after", "malformed", "stuck", "total_count", "drip",
-                       "drip_headers", "silent", "slow", *RANDOM_FAULTS)
-"""Kinds accepted by :meth:`Simulator.fail_project`."""
-DRIP_KINDS = ("drip", "drip_headers")
-"""Fault kinds that send a whole answer slowly, one byte every ``interval`` seconds."""
-
-
-def _default_error(status: int) -> tuple[str, str]:
-    if status in STATUS_ERRORS:
-        return STATUS_ERRORS[status]
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return f"WKS.{status:04d}", f"{phrase}."
 
 
 @dataclass(frozen=True)
@@ -169,42 +117,6 @@ class SimProject:
     name: str
 
 
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request the simulator answered.
-
-    Attributes:
-        method: HTTP method.
-        path: Path without the query string.
-        query: Query parameters (first value of each).
-        status: HTTP status sent; None when the connection was dropped or
-            the request is never answered (``silent``).
-        project_id: The project of an images request; None for other paths.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int | None
-    project_id: str | None
-
-
-@dataclass
-class _ProjectFault:
-    kind: str
-    fault: Fault | None
-    times: int | None
-    total: int | None = None
-    interval: float = 0.0
-
-    def active(self) -> bool:
-        return self.times is None or self.times > 0
-
-    def consume(self) -> None:
-        if self.times is not None:
-            self.times -= 1
-
-
 @dataclass
 class _ProjectState:
     project: SimProject
@@ -214,218 +126,6 @@ class _ProjectState:
     faults: list[_ProjectFault] = field(default_factory=list)
     hook: Callable[[Simulator, str, int], Any] | None = None
     requests: int = 0
-
-
-@dataclass
-class _Redirect:
-    path_prefix: str
-    location: str
-    status: int
-    times: int | None
-
-    def active(self) -> bool:
-        return self.times is None or self.times > 0
-
-
-@dataclass
-class _Response:
-    status: int | None
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delivery: str | None = None
-    """None sends the answer at once; ``drip``, ``drip_headers`` or ``silent`` (see ``fail_project``)."""
-    interval: float = 0.0
-
-
-class _BadRequest(Exception):
-    pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
-        self.simulator = simulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def connection_count(self) -> int:
-        with self._connections_lock:
-            return len(self._connections)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        LOGGER.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "api-gateway"
-    timeout = IDLE_TIMEOUT
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        LOGGER.debug("%s " + format, self.address_string(), *args)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.close_connection = True
-            return b""
-        if length > MAX_BODY:
-            self.close_connection = True
-            return b""
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _read_chunked(self) -> bytes:
-        chunks = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-            except ValueError:
-                self.close_connection = True
-                return b""
-            if size == 0:
-                while self.rfile.readline(1024).strip():
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > MAX_BODY:
-                self.close_connection = True
-                return b""
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
-
-    def _dispatch(self) -> None:
-        body = self._read_body()
-        simulator = self.server.simulator
-        response, project_id, query = simulator._handle(self.command, self.path, self.headers, body)
-        simulator._record(
-            RequestRecord(self.command, urlsplit(self.path).path, query, response.status, project_id)
-        )
-        if response.status is None:
-            self.close_connection = True
-            if response.delivery == "silent":
-                self._hold()
-                return
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
-        if response.delivery in DRIP_KINDS:
-            self._drip(response)
-            return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
-
-    def _hold(self) -> None:
-        """Answer nothing; return once the client closes the connection or the simulator stops.
-
-        Whatever the client sends meanwhile is read and ignored.
-        """
-        stopping = self.server.simulator._stopping
-        try:
-            self.connection.settimeout(POLL_INTERVAL)
-        except OSError:
-            return
-        while not stopping.is_set():
-            try:
-                data = self.connection.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-
-    def _drip(self, response: _Response) -> None:
-        """Send an answer slowly: the body (``drip``) or the head (``drip_headers``) one byte at a time.
-
-        Each slow byte goes ``response.interval`` seconds after the one before
-        it (the first one that long after the part sent at once); the rest is
-        sent at once. Stops early, closing the connection, when the client goes
-        away or the simulator stops.
-        """
-        assert response.status is not None
-        self.log_request(response.status)
-        phrase = self.responses.get(response.status, ("",))[0]
-        lines = [f"{self.protocol_version} {response.status} {phrase}",
-                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
-                 *(f"{name}: {value}" for name, value in response.headers.items()),
-                 f"Content-Length: {len(response.body)}"]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
-        body = response.body if self.command != "HEAD" else b""
-        slow, fast = (head, body) if response.delivery == "drip_headers" else (body, head)
-        try:
-            if response.delivery == "drip":
-                self.wfile.write(fast)
-            complete = self._trickle(slow, response.interval)
-            if complete and response.delivery == "drip_headers":
-                self.wfile.write(fast)
-        except OSError:
-            complete = False
-        if not complete:
-            self.close_connection = True
-
-    def _trickle(self, data: bytes, interval: float) -> bool:
-        pause = self.server.simulator._pause
-        for index in range(len(data)):
-            if not pause(interval):
-                return False
-            self.wfile.write(data[index:index + 1])
-        return True
 
 
 class Simulator:
