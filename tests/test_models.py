@@ -192,17 +192,22 @@ def test_os_version_parsing(os_version: str, family: str, number: str) -> None:
     ).fetchone() == (family, number)
 
 
-def _broken_models(tmp_path: Path, model: str, old: str, new: str) -> Path:
-    """A copy of the SQL folder with `old` replaced by `new` in one model: a model that counts wrong."""
-    from workspace_images.models import SQL_DIR
+def caught_in_a_broken_model(db: Path, tmp_path: Path, model: str, old: str, new: str, test: str) -> Any:
+    """Build the models as shipped (their data tests pass), then with `old` replaced by `new` in
+    `model` (a model that counts wrong): data test `test` of that model must fail the build."""
+    from workspace_images.models import SQL_DIR, DataTestFailed
 
+    build_models(db)
     copy = tmp_path / "sql"
     shutil.copytree(SQL_DIR, copy)
     path = copy / f"{model}.sql"
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new), encoding="utf-8")
-    return copy
+    with pytest.raises(DataTestFailed) as failure:
+        build_models(db, sql_dir=copy)
+    assert (failure.value.model, failure.value.test) == (model, test)
+    return failure.value
 
 
 def test_a_version_that_ends_before_it_begins_is_caught(sim: Simulator, db: Path) -> None:
@@ -220,50 +225,36 @@ def test_a_version_that_ends_before_it_begins_is_caught(sim: Simulator, db: Path
 
 
 def test_stale_counts_that_do_not_add_up_are_caught(sim: Simulator, db: Path, tmp_path: Path) -> None:
-    from workspace_images.models import DataTestFailed
-
     sim.add_project("cn-north-4", images=3)
     load(db, sim, day=0, models=False)
-    build_models(db)  # the models as shipped pass
-    broken = _broken_models(tmp_path, "inventory_summary", "count(*) filter (where is_stale) as stale_images",
-                            "count(*) as stale_images")
-    with pytest.raises(DataTestFailed) as failure:
-        build_models(db, sql_dir=broken)
-    assert (failure.value.model, failure.value.test, failure.value.total) == (
-        "inventory_summary", "stale counts add up to image_inventory per project", 1)
+    failure = caught_in_a_broken_model(db, tmp_path, "inventory_summary",
+                                       "count(*) filter (where is_stale) as stale_images", "count(*) as stale_images",
+                                       "stale counts add up to image_inventory per project")
+    assert failure.total == 1
 
 
 def test_projects_counted_for_a_version_no_image_has_are_caught(sim: Simulator, db: Path, tmp_path: Path) -> None:
-    from workspace_images.models import DataTestFailed
-
     gone = sim.add_project("cn-north-4", images=4)
     load(db, sim, day=0, models=False)
     for image in sim.images(gone.project_id):
         sim.withdraw(gone.project_id, image["id"])
     load(db, sim, day=1, models=False)
-    build_models(db)  # the models as shipped pass
+    build_models(db)
     by_day = "select sum(images), max(projects), min(projects) from analytics.os_version_trend where day = ?"
     assert query(db, by_day, [sim.as_of(0).date()]) == [(4, 1, 1)]  # one project holds every version
     assert query(db, by_day, [sim.as_of(1).date()]) == [(0, 0, 0)]  # the day its images were withdrawn
-    broken = _broken_models(tmp_path, "os_version_trend", "count(*) filter (where images > 0) as projects",
-                            "count(*) as projects")
-    with pytest.raises(DataTestFailed) as failure:
-        build_models(db, sql_dir=broken)
-    assert (failure.value.model, failure.value.test) == (
-        "os_version_trend", "images are held by 1 to that many projects, and no image by no project")
+    caught_in_a_broken_model(db, tmp_path, "os_version_trend", "count(*) filter (where images > 0) as projects",
+                             "count(*) as projects",
+                             "images are held by 1 to that many projects, and no image by no project")
 
 
 def test_a_project_read_whole_after_its_latest_run_is_caught(sim: Simulator, db: Path, tmp_path: Path) -> None:
-    from workspace_images.models import DataTestFailed
-
     sim.add_project("cn-north-4", images=3)
     load(db, sim, day=0, models=False)
-    build_models(db)  # the models as shipped pass
+    build_models(db)
     assert query(db, "select latest_status, last_ok_at = latest_as_of, is_stale, current_images "
                      "from analytics.project_status") == [("ok", True, False, 3)]
-    broken = _broken_models(tmp_path, "project_status", "max(as_of) as last_ok_at",
-                            "max(as_of) + interval 1 day as last_ok_at")
-    with pytest.raises(DataTestFailed) as failure:
-        build_models(db, sql_dir=broken)
-    assert (failure.value.model, failure.value.test, failure.value.total) == (
-        "project_status", "last read whole no later than its latest run, and only ok runs vouch for it", 1)
+    failure = caught_in_a_broken_model(db, tmp_path, "project_status", "max(as_of) as last_ok_at",
+                                       "max(as_of) + interval 1 day as last_ok_at",
+                                       "last read whole no later than its latest run, and only ok runs vouch for it")
+    assert failure.total == 1
