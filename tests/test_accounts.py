@@ -75,8 +75,9 @@ def test_short_lived_tokens_are_renewed_before_they_expire(accounts_sim: Simulat
     result = go(db, accounts_sim, password(accounts_sim), projects=[f"cn-north-4:{big.project_id}"])
     assert result.exit_code == 0, result.failed
     assert [r.status for r in accounts_sim.requests if r.project_id == big.project_id] == [200] * 5
-    # the first token is renewed once, a quarter of its 2 s lifetime before it ends; the second lasts
-    assert accounts_sim.iam_calls("/v3/auth/tokens", status=201) == 2
+    # a token is renewed a quarter of its 2 s lifetime before it ends, so every 1.5 s: the five requests
+    # span 2.4 s, starting however long after the first token dlt's set-up took, so they see 2 or 3 tokens
+    assert accounts_sim.iam_calls("/v3/auth/tokens", status=201) in (2, 3)
 
 
 def test_a_wrong_password_makes_one_iam_call_and_exits_2(accounts_sim: Simulator, db: Path) -> None:
