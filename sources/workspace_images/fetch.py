@@ -395,8 +395,9 @@ class ProjectFetcher:
     def _fetch_one(self, target: Target) -> ProjectOutcome:
         with self.gate:
             return fetch_project(
-            target.project, self.endpoint, target.auth, self.filters, self.project_timeout, self.plan, self.sessions
-        )
+                target.project, self.endpoint, target.auth, self.filters, self.project_timeout, self.plan,
+                self.sessions,
+            )
 
     def _fetch_gated(self, index: int) -> ProjectOutcome:
         target = self.targets[index]

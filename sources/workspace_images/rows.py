@@ -511,8 +511,7 @@ def _build_table(
         return values
 
     columns: Dict[str, pa.Array] = {}
-    plain: Dict[str, pa.Array] = {}
-    """Known fields whose values are all of the usual kind, as sent: the hash is built from them."""
+    plain: Dict[str, pa.Array] = {}  # known fields whose values are all of the usual kind, as sent (for the hash)
     for name in KNOWN_STRING_FIELDS:
         sent = [i.get(name) for i in images]
         columns[name] = _plain_strings(sent)
@@ -541,8 +540,7 @@ def _build_table(
             columns[name] = pa.array(column(name, fitted, problem), type=TIMESTAMP_TYPE)
 
     first = images[0].keys() if images else {}.keys()
-    uniform = all(i.keys() == first for i in images)
-    """Whether every image has the same fields (as they almost always do)."""
+    uniform = all(i.keys() == first for i in images)  # every image has the same fields, as they almost always do
     keys = [k for k in (first if uniform else dict.fromkeys(k for i in images for k in i)) if k not in KNOWN_FIELDS]
     for key, name in plan.columns_for(keys).items():
         sent = [i.get(key) for i in images]
