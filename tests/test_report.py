@@ -6,6 +6,7 @@ import csv
 import logging
 import re
 import struct
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -308,9 +309,24 @@ def test_screenshot_reports_a_browser_that_fails(tmp_path: Path, monkeypatch: py
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(fake.parent))
     (tmp_path / "r.html").write_text("<!doctype html><title>x</title>", encoding="utf-8")
-    with pytest.raises(report.ScreenshotFailed, match=r"chromium exited early \(cannot open display\)"):
+    with pytest.raises(report.ScreenshotFailed) as failed:
         report.screenshot(tmp_path / "r.html", tmp_path / "r.png")
+    # one line: the browser, the step that failed, and what the browser said on stderr
+    assert str(failed.value) == (
+        f"{fake}: BrowserType.launch: Target page, context or browser has been closed (cannot open display)")
     assert not (tmp_path / "r.png").exists()
+
+
+def test_screenshot_without_playwright_warns_and_returns_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # what `import` sees when it is not installed
+    with caplog.at_level(logging.WARNING, logger="workspace_images"):
+        assert report.screenshot(tmp_path / "r.html", tmp_path / "r.png") is None
+    assert not (tmp_path / "r.png").exists()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"playwright is not installed, so no screenshot of {tmp_path / 'r.html'}: "
+        "install it with `pip install 'workspace-images[screenshot]'`"]
 
 
 # -- exact layout on a database written by hand ----------------------------------------------------

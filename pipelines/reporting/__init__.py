@@ -7,7 +7,7 @@ loads, `analytics.stg_project_runs`), through a read-only DuckDB connection in U
 - `terminal`: the text report;
 - `exports`: CSV and Parquet files;
 - `page` (with `report.css`) and `charts`: the HTML page and its SVG charts;
-- `screenshot`: a PNG of the page through a headless Chromium.
+- `screenshot`: a PNG of the page, Playwright driving the machine's Chromium.
 """
 
 from .exports import export
