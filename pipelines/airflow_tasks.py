@@ -161,7 +161,7 @@ def load_images(
         LockHeld: another run holds the database's lock; nothing was done (retried).
         RunFailed, DatabaseBusy: the run itself failed (retried).
     """
-    from workspace_images.cli import progress_printer
+    from workspace_images.output import progress_printer
     from workspace_images.runner import failure_of, run
 
     as_of = as_of_for(data_interval_end)
