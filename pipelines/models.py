@@ -11,7 +11,10 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .transpile import Schema, transpile_macros, transpile_model
+import sqlglot
+from sqlglot import exp
+
+from .transpile import SOURCE_DIALECT, Schema, transpile_macros, transpile_model
 from .warehouse import Session, Target, connect
 
 
@@ -56,7 +59,19 @@ class Model:
 
     @property
     def depends_on(self) -> List[str]:
-        return sorted(set(re.findall(rf"\b{ANALYTICS}\.(\w+)\b", self.sql)) - {self.name})
+        """The tables of schema `analytics` that the model's SQL reads, itself left out.
+
+        Read from sqlglot's tree of the SQL, so a name in a comment or a string literal is no
+        dependency, nor is a macro (`analytics.os_family(...)` is a function).
+        """
+        try:
+            tree = sqlglot.parse_one(self.sql, read=SOURCE_DIALECT)
+        except sqlglot.errors.ParseError as exc:
+            where = exc.errors[0] if exc.errors else {}
+            raise ValueError(f"model {self.name}: its SQL cannot be read: {where.get('description', exc)} "
+                             f"(line {where.get('line')}, column {where.get('col')})") from None
+        tables = {table.name.lower() for table in tree.find_all(exp.Table) if table.db.lower() == ANALYTICS}
+        return sorted(tables - {self.name})
 
 
 @dataclass
