@@ -1,4 +1,4 @@
-"""What a DAG task sets up around its work: dlt's settings beside the DAG file, the task log, where the loads go.
+"""What every DAG task works in: dlt's settings beside the DAG file, the task log, where loads go.
 
 Settings come from `.dlt/` beside the DAG file (as dlt's own Airflow helper reads them
 from the dags folder), whatever the worker's working folder, and from environment

@@ -1,4 +1,4 @@
-"""The work of each DAG task, callable without Airflow: plan a DAG run's loads, load, build the models.
+"""The work of each DAG task, without Airflow: plan a DAG run's loads, load, build the models.
 
 A DAG run's loads are one of everything, or one per region or per account (the fan-out);
 each is a `workspace-images run` as of the end of the data interval. A load in which some
