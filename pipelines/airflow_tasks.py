@@ -140,7 +140,6 @@ def load_images(
     account: Optional[str] = None,
     models: bool = True,
     dag_folder: Optional[Path] = None,
-    **_: Any,
 ) -> str:
     """One `workspace-images run` as of the end of the data interval, logging its progress.
 
@@ -162,7 +161,7 @@ def load_images(
         RunFailed, DatabaseBusy: the run itself failed (retried).
     """
     from workspace_images.output import progress_printer
-    from workspace_images.runner import failure_of, run
+    from workspace_images.runner import failed_line, run
 
     as_of = as_of_for(data_interval_end)
     with task_context(dag_folder), ExitStack() as stack:
@@ -177,7 +176,7 @@ def load_images(
         result = run(where.db_path, destination=where.destination, as_of=as_of, models=models,
                      pipelines_dir=pipelines_dir(where, db_path), on_progress=progress_printer(), **kwargs)
         for project in result.failed:
-            logger.warning("failed: %s:%s: %s", project["region"], project["project_id"], failure_of(project))
+            logger.warning("%s", failed_line(project))
         logger.info("%s", result.summary())
         if result.models is not None:
             logger.info("%s", result.models.summary())

@@ -15,7 +15,7 @@ import sqlglot
 from sqlglot import exp
 
 from .transpile import SOURCE_DIALECT, Schema, transpile_macros, transpile_model
-from .warehouse import Session, Target, connect
+from .warehouse import Session, Target, connect, literal
 
 
 logger = logging.getLogger("workspace_images")
@@ -255,17 +255,13 @@ def describe(session: Session, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_D
         columns = found.get((schema, table))
         if not columns:
             continue
-        session.execute(f"comment on table {schema}.{table} is {_literal(own['table'])}")
+        session.execute(f"comment on table {schema}.{table} is {literal(own['table'])}")
         for column in columns:
             description = own.get(column) or common.get(column) or common["api_field"]
             session.execute(f'comment on column {schema}.{table}."{column.replace(chr(34), chr(34) * 2)}" '
-                            f"is {_literal(description)}")
+                            f"is {literal(description)}")
         written += 1 + len(columns)
     return written
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _run_test(session: Session, model: str, test: str, query: str) -> None:

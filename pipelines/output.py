@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 from workspace_images.source import Progress
 
 from .errors import UsageError
-from .runner import RunResult, failure_of
+from .runner import RunResult, failed_line
 
 logger = logging.getLogger("workspace_images")
 
@@ -71,7 +71,7 @@ def print_result(result: RunResult) -> None:
 def print_failures(result: RunResult) -> None:
     """Each failed project on stderr, and what to do about them."""
     for project in result.failed:
-        print(f"failed: {project['region']}:{project['project_id']}: {failure_of(project)}", file=sys.stderr)
+        print(failed_line(project), file=sys.stderr)
     if result.failed:
         print(
             "the failed projects kept their previous images; see workspace_images.project_runs, "
