@@ -1,0 +1,1 @@
+"""workspace-images: an inventory, with history, of Huawei Cloud Workspace product images, loaded by dlt."""

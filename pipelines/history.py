@@ -1,5 +1,7 @@
-"""What the database holds of earlier runs: the history's counts, the run log, and tidying
-the run log of loads that never finished."""
+"""What earlier runs left in the database, read before a run: the history's counts and its run log.
+
+`drop_unfinished_run_log` tidies the run log of loads dlt never finished.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One run per database at a time, and patience with programs that hold the DuckDB file open."""
+"""Locks on a database: our run lock (one run at a time), and DuckDB's file lock, waited out."""
 
 from __future__ import annotations
 

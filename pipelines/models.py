@@ -11,8 +11,11 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .transpile import Schema, transpile_macros, transpile_model
-from .warehouse import Session, Target, connect
+import sqlglot
+from sqlglot import exp
+
+from .transpile import SOURCE_DIALECT, Schema, transpile_macros, transpile_model
+from .warehouse import Session, Target, connect, literal
 
 
 logger = logging.getLogger("workspace_images")
@@ -56,7 +59,19 @@ class Model:
 
     @property
     def depends_on(self) -> List[str]:
-        return sorted(set(re.findall(rf"\b{ANALYTICS}\.(\w+)\b", self.sql)) - {self.name})
+        """The tables of schema `analytics` that the model's SQL reads, itself left out.
+
+        Read from sqlglot's tree of the SQL, so a name in a comment or a string literal is no
+        dependency, nor is a macro (`analytics.os_family(...)` is a function).
+        """
+        try:
+            tree = sqlglot.parse_one(self.sql, read=SOURCE_DIALECT)
+        except sqlglot.errors.ParseError as exc:
+            where = exc.errors[0] if exc.errors else {}
+            raise ValueError(f"model {self.name}: its SQL cannot be read: {where.get('description', exc)} "
+                             f"(line {where.get('line')}, column {where.get('col')})") from None
+        tables = {table.name.lower() for table in tree.find_all(exp.Table) if table.db.lower() == ANALYTICS}
+        return sorted(tables - {self.name})
 
 
 @dataclass
@@ -240,17 +255,13 @@ def describe(session: Session, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_D
         columns = found.get((schema, table))
         if not columns:
             continue
-        session.execute(f"comment on table {schema}.{table} is {_literal(own['table'])}")
+        session.execute(f"comment on table {schema}.{table} is {literal(own['table'])}")
         for column in columns:
             description = own.get(column) or common.get(column) or common["api_field"]
             session.execute(f'comment on column {schema}.{table}."{column.replace(chr(34), chr(34) * 2)}" '
-                            f"is {_literal(description)}")
+                            f"is {literal(description)}")
         written += 1 + len(columns)
     return written
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _run_test(session: Session, model: str, test: str, query: str) -> None:

@@ -82,6 +82,11 @@ def failure_of(project: Mapping[str, Any]) -> str:
     return failure_text(project.get("http_status"), project.get("error_code"), project.get("error_msg"))
 
 
+def failed_line(project: Mapping[str, Any]) -> str:
+    """`failed: REGION:PROJECT_ID: HTTP 403 APIG.0302: <message>`, as the CLI and the DAG say it."""
+    return f"failed: {project['region']}:{project['project_id']}: {failure_of(project)}"
+
+
 def run(
     db_path: Optional[Path | str] = None,
     *,

@@ -1,4 +1,5 @@
-"""The Airflow tasks' work, called as the DAG calls it, against the simulator, without Airflow.
+"""The Airflow tasks' work (`airflow_tasks`, `airflow_context`), called as the DAG calls it, against
+the simulator, without Airflow.
 
 tests/integration/ runs the same DAG in a real Airflow (`make test-integration`).
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -15,16 +18,9 @@ from typing import Iterator
 import dlt
 import pytest
 
-from workspace_images import airflow_dag
-from workspace_images.airflow_dag import (
-    AirflowFailException,
-    ProjectsFailed,
-    SettingsError,
-    as_of_for,
-    build_models,
-    load_images,
-    plan_loads,
-)
+from workspace_images import airflow_context, airflow_dag
+from workspace_images.airflow_context import AirflowFailException, SettingsError, environ
+from workspace_images.airflow_tasks import ProjectsFailed, as_of_for, build_models, load_images, plan_loads
 from workspace_images.locking import LockHeld, RunLock
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, current_ids, query, utc
@@ -178,7 +174,7 @@ def test_a_settings_file_dlt_cannot_read_fails_at_once(sim: Simulator, settings:
 
 
 def plan_and_load(sim: Simulator, db: Path, dags: Path, fanout: str) -> str:
-    with airflow_dag.task_context(dags):
+    with airflow_context.task_context(dags):
         (part,) = plan_loads(fanout, sim.as_of(1))
     assert part["label"] == "cn-north-4"
     return load_images(datetime.fromisoformat(part["as_of"]), db, region=part["region"], dag_folder=dags)
@@ -190,7 +186,7 @@ def dlt_reloaded() -> Iterator[None]:
     start = os.getcwd()
     yield
     os.chdir(start)
-    airflow_dag._reload_dlt_providers()
+    airflow_context._reload_dlt_providers()
 
 
 def test_fan_out_by_region_loads_each_region_in_a_run_of_its_own(sim: Simulator, settings: Path,
@@ -287,3 +283,21 @@ def test_outside_airflow_there_is_no_dag_and_the_exception_is_a_stand_in() -> No
     assert airflow_dag.dag is None
     assert issubclass(SettingsError, AirflowFailException)
     assert not issubclass(ProjectsFailed, AirflowFailException)
+
+
+def test_airflow_parses_the_dag_file_without_importing_dlt_or_duckdb() -> None:
+    """The heavy imports wait for the tasks: Airflow parses the dags folder often."""
+    code = ("import sys, workspace_images.airflow_dag; "
+            "print(sorted(m for m in ('dlt', 'duckdb', 'pyarrow', 'pandas', 'sqlglot') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "[]\n", "")
+
+
+def test_environ_sets_and_unsets_for_the_block_then_puts_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WI_TEST_KEPT", "before")
+    monkeypatch.delenv("WI_TEST_NEW", raising=False)
+    with pytest.raises(RuntimeError):
+        with environ(WI_TEST_KEPT=None, WI_TEST_NEW="during"):
+            assert "WI_TEST_KEPT" not in os.environ and os.environ["WI_TEST_NEW"] == "during"
+            raise RuntimeError("the block fails")
+    assert os.environ["WI_TEST_KEPT"] == "before" and "WI_TEST_NEW" not in os.environ

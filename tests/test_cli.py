@@ -153,7 +153,7 @@ def test_every_command_has_help(tmp_path: Path, command: str) -> None:
 
 
 def test_readme_documents_every_command_and_flag() -> None:
-    from workspace_images.cli import build_parser
+    from workspace_images.arguments import build_parser
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert readme.startswith("# workspace-images\n\n```\nmake demo")
@@ -165,6 +165,14 @@ def test_readme_documents_every_command_and_flag() -> None:
             for option in action.option_strings:
                 if option.startswith("--") and option != "--help":
                     assert f"`{option}" in readme, f"{name} {option}"
+
+
+def test_every_command_of_the_parser_has_its_function() -> None:
+    from workspace_images.arguments import build_parser
+    from workspace_images.cli import COMMANDS
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert sorted(commands) == sorted(COMMANDS)
 
 
 def test_models_command_builds_and_fails_a_data_test_with_exit_3(sim: Simulator, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Set, Tuple
 import duckdb
 import pytest
 
-from workspace_images.models import build_models, macro_scripts
+from workspace_images.models import build_models, load_models, macro_scripts
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, load, query
 
@@ -190,6 +190,36 @@ def test_os_version_parsing(os_version: str, family: str, number: str) -> None:
     assert con.execute(
         "select analytics.os_family(?), analytics.os_version_number(?)", [os_version, os_version]
     ).fetchone() == (family, number)
+
+
+def models_in(folder: Path, **models: str) -> Dict[str, List[str]]:
+    """Write each model's SQL to `folder`/<name>.sql; the dependencies of each, in build order."""
+    folder.mkdir()
+    for name, sql in models.items():
+        (folder / f"{name}.sql").write_text(sql, encoding="utf-8")
+    return {model.name: model.depends_on for model in load_models(folder)}
+
+
+def test_a_model_depends_on_the_tables_it_reads_not_on_names_in_comments_or_strings(tmp_path: Path) -> None:
+    built = models_in(
+        tmp_path / "sql",
+        base="-- feeds analytics.reads and analytics.mentions\nselect 1 as id",
+        mentions="-- unlike analytics.reads, it reads no table\n"
+                 "select 'from analytics.base' as note, analytics.os_family('Ubuntu 22.04') as os_family",
+        reads="with base as (select * from analytics.base) select * from base cross join ANALYTICS.Mentions",
+    )
+    assert built == {"base": [], "mentions": [], "reads": ["base", "mentions"]}
+    assert list(built)[-1] == "reads"  # built after the two it reads; the comment in base makes no cycle
+
+
+def test_models_that_read_each_other_or_cannot_be_read_are_refused(tmp_path: Path) -> None:
+    assert models_in(tmp_path / "own", mine="select * from analytics.users_own_table") == {
+        "mine": ["users_own_table"]  # a table that is no model: built without waiting for it
+    }
+    with pytest.raises(ValueError, match=r"^models depend on each other in a cycle: \['(a|b)', '(a|b)', '(a|b)'\]$"):
+        models_in(tmp_path / "cycle", a="select * from analytics.b", b="select 1 as id from analytics.a")
+    with pytest.raises(ValueError, match=r"^model broken: its SQL cannot be read: .*\(line 1, column \d+\)$"):
+        models_in(tmp_path / "broken", broken="select * from where")
 
 
 def caught_in_a_broken_model(db: Path, tmp_path: Path, model: str, old: str, new: str, test: str) -> Any:

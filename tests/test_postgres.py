@@ -297,7 +297,8 @@ def test_a_table_another_program_made_is_refused(pg_url: str, sim: Simulator, tm
 
 def test_the_airflow_fan_out_loads_a_shared_warehouse_then_builds_its_models(
         pg_url: str, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from workspace_images.airflow_dag import SettingsError, build_models, load_images, plan_loads
+    from workspace_images.airflow_context import SettingsError
+    from workspace_images.airflow_tasks import build_models, load_images, plan_loads
 
     north, south = sim.add_project("cn-north-4", images=20), sim.add_project("ap-southeast-1", images=15)
     monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__DESTINATION", "postgres")

@@ -1,7 +1,7 @@
-"""`workspace-images report`: terminal tables, CSV/Parquet exports, an HTML page with charts and its screenshot.
+"""`workspace-images report`: the models of schema `analytics`, for people to read.
 
-Everything here reads the models of schema `analytics` (the header the run log of finished
-loads, `analytics.stg_project_runs`), through a read-only DuckDB connection in UTC.
+Everything here reads them (the header the run log of finished loads,
+`analytics.stg_project_runs`), through a read-only DuckDB connection in UTC.
 
 - `queries`: what the report reads;
 - `terminal`: the text report;

@@ -1,0 +1,228 @@
+"""The work of each DAG task, without Airflow: plan a DAG run's loads, load, build the models.
+
+A DAG run's loads are one of everything, or one per region or per account (the fan-out);
+each is a `workspace-images run` as of the end of the data interval. A load in which some
+projects failed raises ProjectsFailed, which Airflow retries; settings that are wrong raise
+SettingsError, which it does not. dlt and DuckDB are imported inside the functions, never
+when Airflow parses the DAG file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from workspace_images.airflow_context import (
+    SettingsError,
+    environ,
+    pipelines_dir,
+    setting,
+    settings_errors_fail_at_once,
+    target,
+    task_context,
+)
+
+FANOUT_ENV = "WORKSPACE_IMAGES_FANOUT"
+FANOUTS = ("none", "region", "account")
+
+logger = logging.getLogger("workspace_images")
+
+
+class ProjectsFailed(Exception):
+    """Some projects failed; the others are loaded and the failures are in project_runs."""
+
+
+def as_of_for(data_interval_end: Optional[datetime], now: Optional[datetime] = None) -> datetime:
+    """The validity timestamp of a DAG run's loads: the end of its data interval, never in the future.
+
+    An interval that has not ended yet (a manual run) or a run without one (Airflow 3's
+    manual runs without a logical date) is loaded as of now.
+    """
+    now = now or datetime.now(timezone.utc)
+    if data_interval_end is None:
+        return now
+    if data_interval_end.tzinfo is None:
+        data_interval_end = data_interval_end.replace(tzinfo=timezone.utc)
+    return min(data_interval_end.astimezone(timezone.utc), now)
+
+
+def plan_loads(fanout: Optional[str], data_interval_end: Optional[datetime] = None) -> List[Dict[str, Any]]:
+    """The loads of one DAG run: one of everything, or one per region or per account.
+
+    Each load is a dict of strings (it travels as an XCom, so it never holds a setting's
+    value, let alone a secret): `label`, `as_of` (ISO), and `region` or `account`.
+    Call it where dlt reads the settings (inside `task_context`).
+
+    Raises:
+        SettingsError: an unknown fan-out, or settings that name no region or account.
+    """
+    kind = (fanout or os.environ.get(FANOUT_ENV) or "none").strip().lower()
+    as_of = as_of_for(data_interval_end).isoformat()
+    if kind not in FANOUTS:
+        raise SettingsError(f"fanout {kind!r} is not one of {', '.join(FANOUTS)} (${FANOUT_ENV} or the DAG param)")
+    if kind == "none":
+        return [{"label": "all", "as_of": as_of}]
+    with settings_errors_fail_at_once():
+        if kind == "region":
+            return [{"label": r, "as_of": as_of, "region": r} for r in configured_regions()]
+        return [{"label": a, "as_of": as_of, "account": a} for a in configured_accounts()]
+
+
+def configured_regions() -> List[str]:
+    """The regions to load, one task each: `regions` when set, else those of `projects`.
+
+    Raises:
+        SettingsError: more accounts are set (their own projects and regions would not
+            split by the default account's regions: fan out by account), or neither
+            `regions` nor `projects` names a region (discovery alone cannot be split
+            before it runs).
+    """
+    from workspace_images.source.config import parse_projects, parse_regions
+
+    if _account_settings():
+        raise SettingsError(
+            "fanout region splits the default account's projects, and more accounts are set "
+            "(sources.workspace_images.accounts): use fanout account"
+        )
+    regions = parse_regions(setting("regions"))
+    if not regions:
+        regions = [p.region for p in parse_projects(setting("projects"))]
+    if not regions:
+        raise SettingsError(
+            "fanout region needs the regions to load: set sources.workspace_images.regions "
+            "(SOURCES__WORKSPACE_IMAGES__REGIONS) or projects"
+        )
+    return sorted(set(regions))
+
+
+def configured_accounts() -> List[str]:
+    """The accounts to load, one task each: `default` when it has projects (or discovers them,
+    or is the only account), then every name under `accounts`."""
+    from workspace_images.source.config import parse_projects
+
+    accounts = _account_settings()
+    names = sorted(str(name) for name in accounts)
+    if not accounts or parse_projects(setting("projects")) or _truthy(setting("discover_projects")):
+        names.insert(0, "default")
+    return names
+
+
+def _account_settings() -> Dict[str, Any]:
+    """The `accounts` table as the source resolves it (a JSON object in an environment variable)."""
+    import json
+
+    value = setting("accounts")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"accounts is not a JSON object: {exc.msg}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError("accounts must be a table of account names, e.g. [sources.workspace_images.accounts.prod]")
+    return value
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
+
+
+def load_images(
+    data_interval_end: Optional[datetime],
+    db_path: Optional[str | Path] = None,
+    *,
+    region: Optional[str] = None,
+    account: Optional[str] = None,
+    models: bool = True,
+    dag_folder: Optional[Path] = None,
+) -> str:
+    """One `workspace-images run` as of the end of the data interval, logging its progress.
+
+    Args:
+        data_interval_end: Airflow's end of the interval this run covers (None: now).
+        db_path: The DuckDB file; $WORKSPACE_IMAGES_DB or DEFAULT_DB when None.
+        region: Load only the projects in this region (the region fan-out).
+        account: Load only this account (`default` or a name under `accounts`).
+        models: Rebuild the SQL models after the load (the DAG builds them in a task of their own).
+        dag_folder: Read dlt's settings from `.dlt/` in this folder (see `dlt_settings`).
+
+    Returns:
+        The run's summary line (Airflow keeps it as the task's XCom).
+
+    Raises:
+        SettingsError: a setting is missing or wrong; nothing was written (no retry).
+        ProjectsFailed: some projects failed; what loaded stays loaded (retried).
+        LockHeld: another run holds the database's lock; nothing was done (retried).
+        RunFailed, DatabaseBusy: the run itself failed (retried).
+    """
+    from workspace_images.output import progress_printer
+    from workspace_images.runner import failed_line, run
+
+    as_of = as_of_for(data_interval_end)
+    with task_context(dag_folder), ExitStack() as stack:
+        where = target(db_path)
+        kwargs: Dict[str, Any] = {}
+        if region is not None:
+            kwargs["regions"] = [region]
+        if account is not None:
+            kwargs.update(_one_account(account, stack))
+        what = f"region {region}" if region else f"account {account}" if account else "every project"
+        logger.info("loading %s into %s as of %s", what, where.label, f"{as_of:%Y-%m-%d %H:%M:%S}Z")
+        result = run(where.db_path, destination=where.destination, as_of=as_of, models=models,
+                     pipelines_dir=pipelines_dir(where, db_path), on_progress=progress_printer(), **kwargs)
+        for project in result.failed:
+            logger.warning("%s", failed_line(project))
+        logger.info("%s", result.summary())
+        if result.models is not None:
+            logger.info("%s", result.models.summary())
+    if result.failed:
+        names = ", ".join(f"{p['region']}:{p['project_id']} ({p['error_code']})" for p in result.failed)
+        raise ProjectsFailed(f"{len(result.failed)} project(s) failed: {names}; {result.summary()}")
+    return result.summary()
+
+
+def _one_account(name: str, stack: ExitStack) -> Dict[str, Any]:
+    """The runner's arguments that load account `name` alone.
+
+    The default account alone: no further accounts. Another account alone: its own table
+    of `accounts` (read at run time, never carried in an XCom), and the default account's
+    projects and discovery switched off for this run.
+    """
+    accounts = _account_settings()
+    if name == "default":
+        return {"accounts": {}}
+    if name not in accounts:
+        raise SettingsError(f"account {name} is not under sources.workspace_images.accounts any more")
+    stack.enter_context(environ(SOURCES__WORKSPACE_IMAGES__PROJECTS="[]"))
+    return {"accounts": {name: accounts[name]}, "discover": False}
+
+
+def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path] = None) -> str:
+    """Rebuild the SQL models where the loads went, under the run lock like `workspace-images models`.
+
+    Returns:
+        The build's summary line, or why nothing was built (no database yet: every load failed).
+
+    Raises:
+        SettingsError: no models can be built from this database (no retry).
+        LockHeld: a run holds the database's lock (retried).
+        RunFailed, DatabaseBusy: a data test failed or the file stayed busy (retried).
+    """
+    from workspace_images.runner import run_models
+    from workspace_images.warehouse import hold
+
+    with task_context(dag_folder):
+        where = target(db_path)
+        if where.is_file and not where.db_path.exists():
+            logger.warning("%s does not exist: nothing was loaded, so no models to build", where.db_path)
+            return f"no models: {where.db_path} does not exist"
+        workdir = pipelines_dir(where, db_path)
+        with hold(where, workdir, "models build"):
+            result = run_models(where, pipelines_dir=workdir)
+        logger.info("%s", result.summary())
+        return result.summary()

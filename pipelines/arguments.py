@@ -1,0 +1,154 @@
+"""The `workspace-images` command line's grammar: its commands, their flags and help texts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict, NoReturn, Optional, Sequence
+
+from .errors import EXIT_USAGE, UsageError
+from .warehouse import DEFAULT_DB
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad usage in one line and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_filters(values: Optional[Sequence[str]]) -> Optional[Dict[str, str]]:
+    """`--filter os_type=Windows` pairs into a dict."""
+    if not values:
+        return None
+    filters: Dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--filter {value!r}: write it as NAME=VALUE, e.g. --filter os_type=Windows")
+        filters[key.strip()] = val.strip()
+    return filters
+
+
+def add_db_argument(parser: argparse.ArgumentParser, default: str = DEFAULT_DB) -> None:
+    parser.add_argument("--db", type=Path, default=Path(default), metavar="PATH", help=f"DuckDB file (default {default})")
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """--db or --destination: where the history is."""
+    parser.add_argument("--db", type=Path, metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
+    parser.add_argument(
+        "--destination", metavar="NAME",
+        help="load into this dlt destination instead of a DuckDB file: postgres, motherduck, bigquery, "
+        "snowflake, ... or a named [destination.NAME]; credentials the dlt way, e.g. "
+        "DESTINATION__POSTGRES__CREDENTIALS (default: destination of [sources.workspace_images], else duckdb)",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project", dest="projects", action="append", metavar="REGION:PROJECT_ID",
+        help="a project to load (repeatable); default: sources.workspace_images.projects from config",
+    )
+    parser.add_argument("--discover", action="store_true", default=None, help="list the account's projects through IAM")
+    parser.add_argument(
+        "--region", dest="regions", action="append", metavar="R",
+        help="load only projects in this region (repeatable)",
+    )
+    parser.add_argument(
+        "--endpoint", metavar="URL",
+        help="Workspace URL template, {region} optional (default https://workspace.{region}.myhuaweicloud.com)",
+    )
+    parser.add_argument("--iam-endpoint", metavar="URL", help="IAM URL (default https://iam.myhuaweicloud.com)")
+    add_target_arguments(parser)
+    parser.add_argument(
+        "--as-of", metavar="TIMESTAMP",
+        help="validity timestamp of this load, for backfills and replays (default: now, UTC)",
+    )
+    parser.add_argument("--no-models", action="store_true", help="load only; do not build the SQL models")
+    parser.add_argument(
+        "--filter", dest="filters", action="append", metavar="NAME=VALUE",
+        help="API query parameter for every page, e.g. os_type=Windows (repeatable)",
+    )
+    parser.add_argument("--concurrency", type=int, metavar="N", help="projects fetched at once (default 8)")
+    parser.add_argument(
+        "--duckdb-storage-version", metavar="VERSION",
+        help="write a new DuckDB file in this storage version (e.g. v1.0.0), so older DuckDB readers "
+        "(BI tools) can open it; default DuckDB's own",
+    )
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout instead of the summary line, also on failure")
+    parser.add_argument("--log-file", type=Path, metavar="PATH",
+                        help="append the log to this file too (with dates and the process id)")
+    parser.add_argument(
+        "--pipelines-dir", type=Path, metavar="DIR",
+        help="dlt's working folder (default .workspace_images/<db file name> beside the DuckDB file; "
+        "for another destination .workspace_images/<destination>-workspace_images in the current folder)",
+    )
+
+
+def build_parser() -> ArgumentParser:
+    """The parser of every command; `command` of what it parses names the one given (cli.COMMANDS)."""
+    parser = ArgumentParser(
+        prog="workspace-images",
+        description="Inventory, with history, of Huawei Cloud Workspace product images, in DuckDB.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug output, dlt's included")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    commands.required = True
+
+    run_parser = commands.add_parser(
+        "run", help="extract every project and load it into DuckDB",
+        description="Extract every project and load it into DuckDB as an SCD2 history. "
+        "Exit 0: every project loaded; 1: some projects failed (see project_runs); "
+        "2: bad usage or configuration; 3: the run failed; 4: another run holds this database's lock.",
+    )
+    add_run_arguments(run_parser)
+
+    models = commands.add_parser(
+        "models", help="build the SQL models and run their data tests",
+        description="Rebuild the models of sql/ in schema analytics, in one transaction, and run their "
+        "data tests. Exit 3 when a test fails (the previous models are kept); 4 when a run holds the "
+        "database's lock.",
+    )
+    add_target_arguments(models)
+    models.add_argument("--pipelines-dir", type=Path, metavar="DIR", help="dlt's working folder, as for run")
+    models.add_argument(
+        "--dataset", default="workspace_images", metavar="NAME",
+        help="the dataset (schema) holding images and project_runs, when your own dlt pipeline loaded them "
+        "(default workspace_images)",
+    )
+
+    report_parser = commands.add_parser(
+        "report", help="print the inventory, the OS-version trend and recent changes; export; draw",
+        description="Print the inventory by region and OS, the OS-version trend and the latest changes "
+        "from the models; optionally export every model and write an HTML page with charts.",
+    )
+    add_db_argument(report_parser)
+    report_parser.add_argument("--days", type=int, default=7, metavar="N", help="days of OS-version trend to print (default 7)")
+    report_parser.add_argument("--changes", type=int, default=15, metavar="N", help="latest changes to print (default 15)")
+    report_parser.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML page with charts")
+    report_parser.add_argument("--csv", type=Path, metavar="DIR", help="export every model as CSV into DIR")
+    report_parser.add_argument("--parquet", type=Path, metavar="DIR", help="export every model as Parquet into DIR")
+
+    demo = commands.add_parser(
+        "demo", help="run simulated days against the bundled simulator",
+        description="Start the simulator on a free loopback port and load N simulated days into a DuckDB file.",
+    )
+    add_db_argument(demo, "demo.duckdb")
+    demo.add_argument("--days", type=int, default=7, metavar="N", help="simulated days to load (default 7)")
+    demo.add_argument("--projects", type=int, default=6, metavar="N", help="simulated projects (default 6)")
+    demo.add_argument("--images", type=int, default=250, metavar="N", help="images per project on day 0 (default 250)")
+    demo.add_argument("--seed", type=int, default=1, metavar="S", help="simulator seed (default 1)")
+    demo.add_argument("--fault-rate", type=float, default=0.02, metavar="F", help="share of requests that fail and are retried (default 0.02)")
+    demo.add_argument("--replace", action="store_true", help="replace the DuckDB file if it exists")
+
+    sim = commands.add_parser(
+        "simulator", help="serve the Workspace API simulator",
+        description="Serve a local stand-in for the Workspace API until Ctrl-C.",
+    )
+    from workspace_images.simulator.cli import add_arguments
+
+    add_arguments(sim)
+    return parser
