@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 DB_ENV = "WORKSPACE_IMAGES_DB"
-DEFAULT_DB = "/var/lib/workspace-images/workspace_images.duckdb"
+DAG_DEFAULT_DB = "/var/lib/workspace-images/workspace_images.duckdb"
 PROJECT_DIR_ENV = "DLT_PROJECT_DIR"
 """dlt reads `.dlt/` in this folder instead of the working folder (dlt's `known_env.DLT_PROJECT_DIR`)."""
 
@@ -182,8 +182,8 @@ def pipelines_dir(where: Any, db_path: Optional[str | Path] = None) -> Optional[
 
 
 def database(db_path: Optional[str | Path] = None) -> Path:
-    """The DuckDB file: `db_path`, else $WORKSPACE_IMAGES_DB, else DEFAULT_DB."""
-    return Path(db_path or os.environ.get(DB_ENV) or DEFAULT_DB)
+    """The DuckDB file: `db_path`, else $WORKSPACE_IMAGES_DB, else DAG_DEFAULT_DB."""
+    return Path(db_path or os.environ.get(DB_ENV) or DAG_DEFAULT_DB)
 
 
 def setting(name: str) -> Any:

@@ -145,7 +145,7 @@ def load_images(
 
     Args:
         data_interval_end: Airflow's end of the interval this run covers (None: now).
-        db_path: The DuckDB file; $WORKSPACE_IMAGES_DB or DEFAULT_DB when None.
+        db_path: The DuckDB file; $WORKSPACE_IMAGES_DB or airflow_context.DAG_DEFAULT_DB when None.
         region: Load only the projects in this region (the region fan-out).
         account: Load only this account (`default` or a name under `accounts`).
         models: Rebuild the SQL models after the load (the DAG builds them in a task of their own).
