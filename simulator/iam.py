@@ -229,16 +229,15 @@ class IdentityStore:
             the default account.
 
     Attributes:
-        clock: Returns the current time as epoch seconds; tests may replace it.
-        token_ttl: Lifetime of tokens issued from now on, seconds.
-        fixed_token: The never-expiring token of the default account.
+        clock: The server clock for token expiry, locks and ``X-Sdk-Date``:
+            returns the current time as epoch seconds; tests may replace it.
+        fixed_token: The fixed ``X-Auth-Token``: never expires, valid for
+            every project of the default account (Workspace and IAM listings).
     """
 
     def __init__(self, seed: int, lock: threading.RLock, token_ttl: float, fixed_token: str) -> None:
-        if not token_ttl > 0:
-            raise ValueError(f"token_ttl must be > 0, got {token_ttl}")
         self.seed = seed
-        self.token_ttl = float(token_ttl)
+        self.token_ttl = token_ttl
         self.fixed_token = fixed_token
         self.clock: Callable[[], float] = time.time
         self._lock = lock
@@ -255,6 +254,17 @@ class IdentityStore:
         self._listing_per_page: int | None = None
         self._listing_next_url: str | None = None
 
+    @property
+    def token_ttl(self) -> float:
+        """Lifetime in seconds of tokens issued from now on (> 0)."""
+        return self._token_ttl
+
+    @token_ttl.setter
+    def token_ttl(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"token_ttl must be > 0, got {seconds}")
+        self._token_ttl = float(seconds)
+
     # accounts and projects
 
     def add_account(
@@ -265,7 +275,9 @@ class IdentityStore:
         access_key: str | None = None,
         secret_key: str | None = None,
     ) -> SimAccount:
-        """Create an account with its user, AK/SK and ``MOS`` project.
+        """Create an account (IAM domain) with its user, AK/SK and ``MOS`` project.
+
+        Give it Workspace projects with ``Simulator.add_project(..., account=domain)``.
 
         Args:
             domain: The account (domain) name; unique.
@@ -336,6 +348,18 @@ class IdentityStore:
             except KeyError:
                 raise KeyError(f"unknown account {domain}") from None
 
+    def account_of(self, project_id: str) -> SimAccount:
+        """Return the account a project (Workspace or ``MOS``) belongs to.
+
+        Raises:
+            KeyError: No such project.
+        """
+        with self._lock:
+            project = self._projects.get(project_id)
+            if project is None:
+                raise KeyError(f"unknown project {project_id}")
+            return self._accounts[project.domain]
+
     def project_name(self, region: str, domain: str, name: str | None) -> str:
         """Check or choose the IAM name of a new Workspace project.
 
@@ -393,6 +417,10 @@ class IdentityStore:
 
     def set_enabled(self, project_id: str, enabled: bool) -> None:
         """Enable or disable a project.
+
+        A disabled project stays in IAM listings with ``enabled: false``;
+        Workspace calls for it answer 403 ``APIG.0302`` and IAM refuses to scope
+        new tokens to it.
 
         Args:
             project_id: The project (``MOS`` projects included).
@@ -654,7 +682,7 @@ class IdentityStore:
 
     def grant_token(self, domain: str | None = None, project_id: str | None = None,
                     ttl: float | None = None) -> str:
-        """Issue a token without an HTTP call.
+        """Issue a token as ``POST /v3/auth/tokens`` would, without the HTTP call.
 
         Args:
             domain: The account; the project's account, or the default one, when None.
@@ -679,7 +707,10 @@ class IdentityStore:
             return token
 
     def issued_tokens(self) -> list[str]:
-        """Every token issued so far, expired ones included."""
+        """Every token issued so far (by ``POST /v3/auth/tokens`` or :meth:`grant_token`), expired ones included.
+
+        Tests use it to check that no token leaks into output or files.
+        """
         with self._lock:
             return list(self._tokens)
 
@@ -693,20 +724,24 @@ class IdentityStore:
                 key.expires_at = min(key.expires_at, now)
 
     def unlock_users(self) -> None:
-        """Unlock every user and forget their wrong-password counts."""
+        """Unlock users locked after 5 wrong passwords in a row (15 minutes anyway) and forget every count."""
         with self._lock:
             self._users_locked_until.clear()
             self._password_failures.clear()
 
     def unlock_keys(self) -> None:
-        """Unlock every AK and forget their bad-signature counts."""
+        """Unlock AKs locked after more than 5 bad signatures in a row (5 minutes anyway) and forget every count."""
         with self._lock:
             self._keys_locked_until.clear()
             self._signature_failures.clear()
 
     def issue_temporary_credentials(self, domain: str | None = None,
                                     ttl: float = DEFAULT_TEMPORARY_TTL) -> tuple[str, str, str]:
-        """Create temporary AK/SK credentials, used with ``X-Security-Token``.
+        """Create temporary AK/SK credentials of an account.
+
+        Requests signed with the temporary AK must send the security token in
+        ``X-Security-Token``; without it, with another one, or after ``ttl``
+        they answer 401 ``APIG.0301``.
 
         Args:
             domain: The account; the default one when None.

@@ -59,13 +59,11 @@ from .iam import (
     DEFAULT_DOMAIN,
     DEFAULT_PASSWORD,
     DEFAULT_SECRET_KEY,
-    DEFAULT_TEMPORARY_TTL,
     DEFAULT_TOKEN_TTL,
     DEFAULT_USER,
     KEYSTONE_TITLES,
     AuthError,
     IdentityStore,
-    SimAccount,
 )
 
 LOGGER = logging.getLogger("workspace_images.simulator")
@@ -161,7 +159,9 @@ class Simulator:
         fault_kinds: Names in :data:`RANDOM_FAULTS` that ``fault_rate`` picks from.
         requests: Every request answered, IAM calls included, in order (no
             header or body is kept, so no secret either).
-        token: The fixed token.
+        iam: The identity side (:class:`~simulator.iam.IdentityStore`):
+            accounts, IAM's view of the projects, tokens, keys, the fixed
+            token and the clock; tests call it directly.
         access_key: The default account's AK; ``secret_key``, ``user``,
             ``password`` and ``domain`` likewise.
     """
@@ -391,57 +391,6 @@ class Simulator:
         self._states[project_id] = state
         return project
 
-    # accounts and credentials
-
-    def add_account(
-        self,
-        domain: str,
-        user: str | None = None,
-        password: str | None = None,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-    ) -> SimAccount:
-        """Add an account (IAM domain) with one user, one AK/SK pair and a ``MOS`` project.
-
-        Give it Workspace projects with ``add_project(..., account=domain)``.
-
-        Args:
-            domain: The account name; unique.
-            user: The user name (default ``sim-user``).
-            password: The password (default ``sim-password``).
-            access_key: The AK (default ``SIMACCESSKEY`` and a 10-digit
-                account number, e.g. ``SIMACCESSKEY0000000002``).
-            secret_key: The SK (default: 40 characters derived from the seed).
-
-        Returns:
-            The account.
-        """
-        return self.iam.add_account(domain, user=user, password=password, access_key=access_key,
-                                    secret_key=secret_key)
-
-    @property
-    def accounts(self) -> list[SimAccount]:
-        """The accounts, the default one first."""
-        return self.iam.accounts
-
-    def account(self, domain: str | None = None) -> SimAccount:
-        """Return an account by domain name; the default account when None."""
-        return self.iam.account(domain)
-
-    def account_of(self, project_id: str) -> SimAccount:
-        """Return the account a project (Workspace or ``MOS``) belongs to.
-
-        Args:
-            project_id: The project.
-
-        Returns:
-            Its account.
-        """
-        project = self.iam.project(project_id)
-        if project is None:
-            raise KeyError(f"unknown project {project_id}")
-        return self.iam.account(project.domain)
-
     def projects_of(self, domain: str | None = None) -> list[SimProject]:
         """Return the Workspace projects of one account (``MOS`` is not one).
 
@@ -455,105 +404,6 @@ class Simulator:
             wanted = self.iam.account(domain).domain
             return [state.project for state in self._states.values()
                     if self.iam.project(state.project.project_id).domain == wanted]
-
-    def project_enabled(self, project_id: str) -> bool:
-        """Return whether a project is enabled."""
-        project = self.iam.project(project_id)
-        if project is None:
-            raise KeyError(f"unknown project {project_id}")
-        return project.enabled
-
-    def set_project_enabled(self, project_id: str, enabled: bool) -> None:
-        """Enable or disable a project.
-
-        A disabled project stays in IAM listings with ``enabled: false``;
-        Workspace calls for it answer 403 ``APIG.0302`` and IAM refuses to scope
-        new tokens to it.
-
-        Args:
-            project_id: The project.
-            enabled: The new state.
-        """
-        self.iam.set_enabled(project_id, enabled)
-
-    @property
-    def token(self) -> str:
-        """The fixed ``X-Auth-Token``: never expires, valid for the default account's projects."""
-        return self.iam.fixed_token
-
-    @token.setter
-    def token(self, value: str) -> None:
-        self.iam.fixed_token = value
-
-    @property
-    def token_ttl(self) -> float:
-        """Lifetime in seconds of tokens issued from now on."""
-        return self.iam.token_ttl
-
-    @token_ttl.setter
-    def token_ttl(self, seconds: float) -> None:
-        if not seconds > 0:
-            raise ValueError(f"token_ttl must be > 0, got {seconds}")
-        self.iam.token_ttl = float(seconds)
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        """The server clock (epoch seconds) for token expiry, locks and ``X-Sdk-Date``; replaceable."""
-        return self.iam.clock
-
-    @clock.setter
-    def clock(self, fn: Callable[[], float]) -> None:
-        self.iam.clock = fn
-
-    def issue_token(self, project_id: str | None = None, domain: str | None = None,
-                    ttl: float | None = None) -> str:
-        """Issue a token as ``POST /v3/auth/tokens`` would, without the HTTP call.
-
-        Args:
-            project_id: Scope it to this project; to the account's domain when None.
-            domain: The account when no project is given; the default one when None.
-            ttl: Lifetime in seconds; :attr:`token_ttl` when None.
-
-        Returns:
-            The token.
-        """
-        return self.iam.grant_token(domain, project_id, ttl)
-
-    def issued_tokens(self) -> list[str]:
-        """Every token issued so far (through ``POST /v3/auth/tokens`` or :meth:`issue_token`).
-
-        Tests use it to check that no token leaks into output or files.
-        """
-        return self.iam.issued_tokens()
-
-    def expire_tokens(self) -> None:
-        """Make every issued token and temporary credential expire now; the fixed token stays valid."""
-        self.iam.expire_tokens()
-
-    def unlock_users(self) -> None:
-        """Unlock users locked after 5 wrong passwords in a row (they unlock after 15 minutes anyway)."""
-        self.iam.unlock_users()
-
-    def unlock_keys(self) -> None:
-        """Unlock AKs locked after more than 5 bad signatures in a row (they unlock after 5 minutes anyway)."""
-        self.iam.unlock_keys()
-
-    def issue_temporary_credentials(self, domain: str | None = None,
-                                    ttl: float = DEFAULT_TEMPORARY_TTL) -> tuple[str, str, str]:
-        """Create temporary AK/SK credentials of an account.
-
-        Requests signed with the temporary AK must send the security token in
-        ``X-Security-Token``; without it, with another one, or after ``ttl``
-        they answer 401 ``APIG.0301``.
-
-        Args:
-            domain: The account; the default one when None.
-            ttl: Lifetime in seconds.
-
-        Returns:
-            ``(access_key, secret_key, security_token)``.
-        """
-        return self.iam.issue_temporary_credentials(domain, ttl)
 
     def iam_calls(self, path_prefix: str = TOKENS_PATH, status: int | None = None) -> int:
         """Count the recorded requests whose path starts with a prefix.

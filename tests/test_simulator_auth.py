@@ -55,7 +55,7 @@ def sim():
         simulator.add_project("cn-north-4", images=5, name="cn-north-4_finance")
         simulator.add_project("cn-east-3", images=7)
         simulator.add_project("ap-southeast-1", images=3, enabled=False)
-        simulator.add_account(OTHER, user="other-user", password="other-password")
+        simulator.iam.add_account(OTHER, user="other-user", password="other-password")
         simulator.add_project("cn-north-4", images=4, account=OTHER)
         yield simulator
 
@@ -162,15 +162,15 @@ def signed_images(sim: Simulator, project_id: str, query=None, **kwargs) -> requ
 
 
 def test_default_account_and_credentials(sim):
-    account = sim.account()
-    assert sim.accounts[0] == account and sim.accounts[1] == sim.account(OTHER)
+    account = sim.iam.account()
+    assert sim.iam.accounts[0] == account and sim.iam.accounts[1] == sim.iam.account(OTHER)
     assert (account.domain, account.user, account.password) == ("sim-domain", "sim-user", "sim-password")
     assert (account.access_key, account.secret_key) == (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
     assert (sim.domain, sim.user, sim.password, sim.access_key, sim.secret_key) == (
         account.domain, account.user, account.password, account.access_key, account.secret_key)
     assert len(account.access_key) == 22 and len(account.secret_key) == 40
     assert all(HEX32.match(value) for value in (account.domain_id, account.user_id, account.mos_project_id))
-    other = sim.account(OTHER)
+    other = sim.iam.account(OTHER)
     assert other.access_key == "SIMACCESSKEY0000000002" and len(other.secret_key) == 40
     assert other.secret_key != account.secret_key and other.domain_id != account.domain_id
     assert account.password not in repr(account) and account.secret_key not in repr(account)
@@ -178,21 +178,21 @@ def test_default_account_and_credentials(sim):
                                                     "ap-southeast-1"]
     assert [p.name for p in sim.projects_of(OTHER)] == ["cn-north-4"]
     assert len(sim.projects) == 5
-    assert sim.account_of(project(sim, "cn-north-4", OTHER).project_id) == other
-    assert sim.account_of(account.mos_project_id) == account
-    assert not sim.project_enabled(project(sim, "ap-southeast-1").project_id)
+    assert sim.iam.account_of(project(sim, "cn-north-4", OTHER).project_id) == other
+    assert sim.iam.account_of(account.mos_project_id) == account
+    assert not sim.iam.project(project(sim, "ap-southeast-1").project_id).enabled
 
 
 def test_custom_default_account_and_validation():
     sim = Simulator(projects=2, domain="acme", user="alice", password="pw", access_key="AK1", secret_key="SK1")
-    account = sim.account()
+    account = sim.iam.account()
     assert (account.domain, account.user, account.password, account.access_key, account.secret_key) == (
         "acme", "alice", "pw", "AK1", "SK1")
     assert sim.projects_of("acme") == sim.projects
     with pytest.raises(ValueError, match="already exists"):
-        sim.add_account("acme")
+        sim.iam.add_account("acme")
     with pytest.raises(ValueError, match="already in use"):
-        sim.add_account("b", access_key="AK1")
+        sim.iam.add_account("b", access_key="AK1")
     with pytest.raises(KeyError):
         sim.add_project("cn-north-4", images=1, account="nobody")
     with pytest.raises(ValueError, match="cn-north-4"):
@@ -201,7 +201,7 @@ def test_custom_default_account_and_validation():
         sim.add_project("cn-north-4", images=1, name=MOS_PROJECT)
     with pytest.raises(ValueError, match="already has a project named"):
         sim.add_project("cn-north-4", images=1, name="cn-north-4")
-    assert isinstance(sim.add_account("b"), SimAccount)
+    assert isinstance(sim.iam.add_account("b"), SimAccount)
     assert sim.add_project("cn-north-4", images=1, account="b").name == "cn-north-4"
     assert sim.add_project("cn-north-4", images=1).name == "cn-north-4_team1"
 
@@ -211,7 +211,7 @@ def test_custom_default_account_and_validation():
 
 def test_token_scoped_by_project_id(sim):
     target = project(sim, "cn-north-4")
-    account = sim.account()
+    account = sim.iam.account()
     before = time.time()
     response = post_token(sim, {"project": {"id": target.project_id}})
     assert response.status_code == 201
@@ -241,7 +241,7 @@ def test_token_scoped_by_project_name_needs_the_domain(sim):
     assert response.json()["token"]["project"]["id"] == finance.project_id
     token = response.headers["X-Subject-Token"]
     assert with_token(sim, finance.project_id, token).json()["total_count"] == 5
-    by_domain_id = post_token(sim, {"project": {"name": "cn-north-4", "domain": {"id": sim.account().domain_id}}})
+    by_domain_id = post_token(sim, {"project": {"name": "cn-north-4", "domain": {"id": sim.iam.account().domain_id}}})
     assert by_domain_id.json()["token"]["project"]["id"] == project(sim, "cn-north-4").project_id
     message = keystone_error(post_token(sim, {"project": {"name": "cn-north-4_finance"}}), 400)
     assert "domain" in message
@@ -251,7 +251,7 @@ def test_domain_scoped_token(sim):
     response = post_token(sim, {"domain": {"name": DEFAULT_DOMAIN}})
     assert response.status_code == 201
     body = response.json()["token"]
-    assert body["domain"] == {"id": sim.account().domain_id, "name": DEFAULT_DOMAIN}
+    assert body["domain"] == {"id": sim.iam.account().domain_id, "name": DEFAULT_DOMAIN}
     assert "project" not in body
     token = response.headers["X-Subject-Token"]
     target = project(sim, "cn-north-4").project_id
@@ -291,7 +291,7 @@ def test_other_account_tokens_and_fixed_token_scope(sim):
     token = token_for(sim, theirs, user="other-user", password="other-password", domain=OTHER)
     assert with_token(sim, theirs, token).json()["total_count"] == 4
     assert "does not match" in gateway_error(with_token(sim, theirs, FIXED), 401, "APIG.0301")
-    mos = sim.account().mos_project_id
+    mos = sim.iam.account().mos_project_id
     assert "does not match" in gateway_error(with_token(sim, mos, FIXED), 401, "APIG.0301")
     assert with_token(sim, project(sim, "cn-east-3").project_id, FIXED).status_code == 200
 
@@ -308,7 +308,7 @@ def test_garbled_and_missing_tokens(sim):
 
 def test_token_expires_after_its_ttl(sim):
     target = project(sim, "cn-north-4").project_id
-    sim.token_ttl = 1
+    sim.iam.token_ttl = 1
     response = post_token(sim, {"project": {"id": target}})
     body = response.json()["token"]
     lifetime = (dt.datetime.fromisoformat(body["expires_at"][:-1]) - dt.datetime.fromisoformat(body["issued_at"][:-1]))
@@ -328,9 +328,9 @@ def test_token_expires_after_its_ttl(sim):
 def test_expire_tokens_keeps_the_fixed_token(sim):
     target = project(sim, "cn-north-4").project_id
     old = token_for(sim, target)
-    granted = sim.issue_token(target)
+    granted = sim.iam.grant_token(project_id=target)
     assert with_token(sim, target, granted).status_code == 200
-    sim.expire_tokens()
+    sim.iam.expire_tokens()
     for token in (old, granted):
         assert gateway_error(with_token(sim, target, token), 401, "APIG.0307") == "The token must be updated."
     assert with_token(sim, target, FIXED).status_code == 200
@@ -340,7 +340,7 @@ def test_expire_tokens_keeps_the_fixed_token(sim):
 def test_clock_moves_tokens_past_expiry(sim):
     target = project(sim, "cn-north-4").project_id
     token = token_for(sim, target)
-    sim.clock = lambda: time.time() + 86400 + 1
+    sim.iam.clock = lambda: time.time() + 86400 + 1
     assert gateway_error(with_token(sim, target, token), 401, "APIG.0307")
 
 
@@ -354,7 +354,7 @@ def test_wrong_password_then_lockout_after_five(sim):
     other = post_token(sim, {"project": {"id": project(sim, "cn-north-4", OTHER).project_id}},
                        user="other-user", password="other-password", domain=OTHER)
     assert other.status_code == 201
-    sim.unlock_users()
+    sim.iam.unlock_users()
     assert post_token(sim, scope).status_code == 201
 
 
@@ -362,9 +362,9 @@ def test_lock_times_out_after_15_minutes(sim):
     scope = {"project": {"id": project(sim, "cn-north-4").project_id}}
     for _ in range(5):
         post_token(sim, scope, password="wrong")
-    sim.clock = lambda: time.time() + 14 * 60
+    sim.iam.clock = lambda: time.time() + 14 * 60
     assert keystone_error(post_token(sim, scope), 401) == "The account is locked."
-    sim.clock = lambda: time.time() + 15 * 60 + 1
+    sim.iam.clock = lambda: time.time() + 15 * 60 + 1
     assert post_token(sim, scope).status_code == 201
 
 
@@ -447,9 +447,9 @@ def test_a_chunked_token_request_is_read(sim):
 
 
 def expected_projects(sim: Simulator, domain: str | None = None) -> list[dict]:
-    account = sim.account(domain)
+    account = sim.iam.account(domain)
     rows = [(account.mos_project_id, MOS_PROJECT, True)]
-    rows += [(p.project_id, p.name, sim.project_enabled(p.project_id)) for p in sim.projects_of(domain)]
+    rows += [(p.project_id, p.name, sim.iam.project(p.project_id).enabled) for p in sim.projects_of(domain)]
     ids = {name: pid for pid, name, _ in rows}
     entries = []
     for pid, name, enabled in rows:
@@ -503,10 +503,10 @@ def test_v3_projects_signed_with_aksk(sim):
     enabled = send(signed(sim, "/v3/projects", [("enabled", "true")])).json()["projects"]
     assert "ap-southeast-1" not in {p["name"] for p in enabled} and len(enabled) == 4
     mos = send(signed(sim, "/v3/projects", [("name", "MOS")])).json()["projects"]
-    assert [p["id"] for p in mos] == [sim.account().mos_project_id]
+    assert [p["id"] for p in mos] == [sim.iam.account().mos_project_id]
     paged = send(signed(sim, "/v3/projects", [("page", 2), ("per_page", 2)])).json()["projects"]
     assert paged == expected_projects(sim)[2:4]
-    other = sim.account(OTHER)
+    other = sim.iam.account(OTHER)
     theirs = send(signed(sim, "/v3/projects", ak=other.access_key, sk=other.secret_key)).json()["projects"]
     assert theirs == expected_projects(sim, OTHER)
     with_token = requests.get(f"{sim.url}/v3/projects", headers={"X-Auth-Token": FIXED}, params={"name": "cn-east-3"})
@@ -613,20 +613,20 @@ def test_access_key_locks_after_more_than_five_bad_signatures(sim):
     locked = "Incorrect IAM authentication information: AK access failed to reach the limit,forbidden."
     assert gateway_error(signed_images(sim, target, sk="bad" * 10), 401, "APIG.0301") == locked
     assert gateway_error(signed_images(sim, target), 401, "APIG.0301") == locked
-    other = sim.account(OTHER)
+    other = sim.iam.account(OTHER)
     theirs = project(sim, "cn-north-4", OTHER).project_id
     assert signed_images(sim, theirs, ak=other.access_key, sk=other.secret_key).status_code == 200
     assert with_token(sim, target, FIXED).status_code == 200
-    sim.clock = lambda: time.time() + 299
+    sim.iam.clock = lambda: time.time() + 299
     assert gateway_error(signed_images(sim, target), 401, "APIG.0301") == locked
-    sim.clock = lambda: time.time() + 301
+    sim.iam.clock = lambda: time.time() + 301
     date = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=301)
     assert signed_images(sim, target, date=date).status_code == 200
-    sim.clock = time.time
+    sim.iam.clock = time.time
     for _ in range(6):
         signed_images(sim, target, sk="bad" * 10)
     assert gateway_error(signed_images(sim, target), 401, "APIG.0301") == locked
-    sim.unlock_keys()
+    sim.iam.unlock_keys()
     assert signed_images(sim, target).status_code == 200
 
 
@@ -650,7 +650,7 @@ def test_project_header_must_match_the_url(sim):
     assert send(signed(sim, f"/v2/{main}/images")).status_code == 200
     assert "does not match" in gateway_error(send(signed(sim, f"/v2/{finance}/images")), 401, "APIG.0301")
     assert signed_images(sim, finance).json()["total_count"] == 5
-    mos = sim.account().mos_project_id
+    mos = sim.iam.account().mos_project_id
     assert gateway_error(signed_images(sim, mos), 401, "APIG.0301")
 
 
@@ -661,15 +661,15 @@ def test_disabled_project_refuses_workspace_calls(sim):
         assert disabled in message and "disabled" in message
     target = project(sim, "cn-east-3").project_id
     token = token_for(sim, target)
-    sim.set_project_enabled(target, False)
+    sim.iam.set_enabled(target, False)
     assert gateway_error(with_token(sim, target, token), 403, "APIG.0302")
-    sim.set_project_enabled(target, True)
+    sim.iam.set_enabled(target, True)
     assert with_token(sim, target, token).status_code == 200
 
 
 def test_temporary_credentials(sim):
     target = project(sim, "cn-north-4").project_id
-    ak, sk, security_token = sim.issue_temporary_credentials()
+    ak, sk, security_token = sim.iam.issue_temporary_credentials()
     assert ak != sim.access_key and len(sk) == 40 and len(security_token) > 200
     ok = signed_images(sim, target, ak=ak, sk=sk, headers={"X-Security-Token": security_token})
     assert ok.status_code == 200
@@ -677,19 +677,19 @@ def test_temporary_credentials(sim):
     assert "X-Security-Token" in message
     wrong = signed_images(sim, target, ak=ak, sk=sk, headers={"X-Security-Token": security_token[:-8] + "A" * 8})
     assert "security token is invalid" in gateway_error(wrong, 401, "APIG.0301")
-    _, _, other_token = sim.issue_temporary_credentials()
+    _, _, other_token = sim.iam.issue_temporary_credentials()
     mixed = signed_images(sim, target, ak=ak, sk=sk, headers={"X-Security-Token": other_token})
     assert gateway_error(mixed, 401, "APIG.0301")
     permanent = signed_images(sim, target, headers={"X-Security-Token": security_token})
     assert gateway_error(permanent, 401, "APIG.0301")
-    sim.expire_tokens()
+    sim.iam.expire_tokens()
     expired = signed_images(sim, target, ak=ak, sk=sk, headers={"X-Security-Token": security_token})
     assert "expired" in gateway_error(expired, 401, "APIG.0301")
     assert signed_images(sim, target).status_code == 200
 
 
 def test_temporary_credentials_of_another_account(sim):
-    ak, sk, security_token = sim.issue_temporary_credentials(OTHER, ttl=60)
+    ak, sk, security_token = sim.iam.issue_temporary_credentials(OTHER, ttl=60)
     theirs = project(sim, "cn-north-4", OTHER).project_id
     assert signed_images(sim, theirs, ak=ak, sk=sk, headers={"X-Security-Token": security_token}).status_code == 200
     mine = project(sim, "cn-north-4").project_id
@@ -797,7 +797,7 @@ def test_official_sdk_discovers_the_project_through_iam(sim):
 
 def test_official_sdk_with_temporary_credentials_and_errors(sim):
     target = project(sim, "cn-north-4").project_id
-    ak, sk, security_token = sim.issue_temporary_credentials()
+    ak, sk, security_token = sim.iam.issue_temporary_credentials()
     temporary = BasicCredentials(ak, sk, target).with_security_token(security_token)
     assert len(sdk_images(sdk_client(sim, temporary), 5)) == 12
     with pytest.raises(ClientRequestException) as refused:

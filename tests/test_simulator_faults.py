@@ -273,7 +273,7 @@ def test_recorder_catches_what_follows_a_redirect(sim):
     assert headers["Content-Type"] == "application/json"
     assert json.loads(sent) == body
     assert recorder.received(sim.password) and not recorder.received(TOKEN)
-    assert sim.iam_calls("/v3/auth/tokens", status=307) == 1 and sim.issued_tokens() == []
+    assert sim.iam_calls("/v3/auth/tokens", status=307) == 1 and sim.iam.issued_tokens() == []
 
 
 # IAM listings: hostile entries and paging
@@ -292,7 +292,7 @@ HOSTILE = [
 
 
 def test_raw_listing_entries_are_served_verbatim_after_the_real_ones(sim):
-    other = sim.add_account("other-domain")
+    other = sim.iam.add_account("other-domain")
     before = requests.get(f"{sim.url}/v3/auth/projects", headers=AUTH, timeout=TIMEOUT).json()["projects"]
     assert len(before) == 3
     entries = copy.deepcopy(HOSTILE)
