@@ -11,15 +11,9 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from .iam import (
-    DEFAULT_ACCESS_KEY,
-    DEFAULT_DOMAIN,
-    DEFAULT_PASSWORD,
-    DEFAULT_SECRET_KEY,
-    DEFAULT_TOKEN_TTL,
-    DEFAULT_USER,
-)
+from .identity import DEFAULT_ACCESS_KEY, DEFAULT_DOMAIN, DEFAULT_PASSWORD, DEFAULT_SECRET_KEY, DEFAULT_USER
 from .server import Simulator
+from .tokens import DEFAULT_TOKEN_TTL
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 

@@ -54,17 +54,16 @@ from .faults import (
     _Redirect,
 )
 from .httpd import POLL_INTERVAL, RequestRecord, _BadRequest, _Response, _Server
-from .iam import (
+from .iam import IdentityStore
+from .identity import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
     DEFAULT_PASSWORD,
     DEFAULT_SECRET_KEY,
-    DEFAULT_TOKEN_TTL,
     DEFAULT_USER,
-    KEYSTONE_TITLES,
     AuthError,
-    IdentityStore,
 )
+from .tokens import DEFAULT_TOKEN_TTL
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 
@@ -92,6 +91,8 @@ FILTER_FIELDS = {
 An image without the field passes the filter: ImageInfo has no package_type,
 so ``package_type`` filters only once ``extra_fields`` or live data add one.
 """
+KEYSTONE_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                   405: "Method Not Allowed"}
 SORT_FIELDS = ("name", "created_at")
 SORT_TYPES = ("asc", "desc")
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
