@@ -130,8 +130,7 @@ def _take_redirect(sim: Simulator, path: str) -> _Response | None:
         redirect = next((r for r in sim._redirects if r.active() and path.startswith(r.path_prefix)), None)
         if redirect is None:
             return None
-        if redirect.times is not None:
-            redirect.times -= 1
+        redirect.consume()
     response = _Response(redirect.status, b"{}", _headers())
     response.headers["Location"] = redirect.location
     return response

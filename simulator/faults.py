@@ -71,13 +71,10 @@ def _default_error(status: int) -> tuple[str, str]:
     return f"WKS.{status:04d}", f"{phrase}."
 
 
-@dataclass
-class _ProjectFault:
-    kind: str
-    fault: Fault | None
+class _Countdown:
+    """Something armed for ``times`` requests (None: until cleared)."""
+
     times: int | None
-    total: int | None = None
-    interval: float = 0.0
 
     def active(self) -> bool:
         return self.times is None or self.times > 0
@@ -85,6 +82,15 @@ class _ProjectFault:
     def consume(self) -> None:
         if self.times is not None:
             self.times -= 1
+
+
+@dataclass
+class _ProjectFault(_Countdown):
+    kind: str
+    fault: Fault | None
+    times: int | None
+    total: int | None = None
+    interval: float = 0.0
 
 
 def project_fault(
@@ -144,7 +150,7 @@ def project_fault(
 
 
 @dataclass
-class _Redirect:
+class _Redirect(_Countdown):
     path_prefix: str
     location: str
     status: int
@@ -159,6 +165,3 @@ class _Redirect:
             raise ValueError("location must not contain a line break")
         if self.times is not None and self.times < 1:
             raise ValueError(f"times must be None or >= 1, got {self.times}")
-
-    def active(self) -> bool:
-        return self.times is None or self.times > 0

@@ -88,8 +88,8 @@ class Gateway:
         mismatch = f"{INCORRECT}: the project of the token does not match project {project_id} in the URL"
         if value == self.fixed_token:
             account = self.account()
-            target = self._projects.get(project_id)
-            if target is None or target.domain != account.domain or target.region is None:
+            target = self._workspace_project(project_id, account)
+            if target is None:
                 raise AuthError.gateway(401, "0301", mismatch)
             self._check_enabled(target)
             return Caller(account)
@@ -113,24 +113,32 @@ class Gateway:
         self._check_enabled(target)
         return Caller(account)
 
+    def _workspace_project(self, project_id: str, account: SimAccount) -> IamProject | None:
+        """Return the account's Workspace project (not its ``MOS``) of that ID, or None."""
+        target = self._projects.get(project_id)
+        if target is None or target.domain != account.domain or target.region is None:
+            return None
+        return target
+
     @staticmethod
     def _check_enabled(project: IamProject) -> None:
         if not project.enabled:
             raise AuthError.gateway(403, "0302", f"The IAM user is not authorized to access the API: "
-                                        f"project {project.project_id} is disabled.")
+                                                 f"project {project.project_id} is disabled.")
 
     def _check_signed_project(self, caller: Caller, headers: Headers, project_id: str) -> None:
         declared = (signing.header_value(headers, "X-Project-Id") or "").strip() or None
-        target = self._projects.get(project_id)
-        if target is None or target.domain != caller.account.domain or target.region is None:
-            raise AuthError.gateway(401, "0301", f"{INCORRECT}: project {project_id} in the URL does not belong to "
-                                        f"the account of the access key")
+        target = self._workspace_project(project_id, caller.account)
+        if target is None:
+            raise AuthError.gateway(401, "0301", f"{INCORRECT}: project {project_id} in the URL does not "
+                                                 f"belong to the account of the access key")
         if declared is None:
             declared = next((p.project_id for p in self._projects.values()
                              if p.domain == target.domain and p.name == target.region), None)
         if declared != project_id:
-            raise AuthError.gateway(401, "0301", f"{INCORRECT}: the project of the request ({declared or 'none'}) "
-                                        f"does not match project {project_id} in the URL")
+            raise AuthError.gateway(401, "0301", f"{INCORRECT}: the project of the request "
+                                                 f"({declared or 'none'}) does not match project {project_id} "
+                                                 f"in the URL")
         self._check_enabled(target)
 
     def _verify_signature(self, method: str, path: str, query: str, headers: Headers, body: bytes) -> Caller:
@@ -160,17 +168,17 @@ class Gateway:
         try:
             signed_at = signing.parse_sdk_date(sdk_date)
         except ValueError:
-            raise AuthError.gateway(401, "0301", f"{INCORRECT}: the {signing.DATE_HEADER} header {sdk_date!r} is not "
-                                        f"like 20260101T120000Z") from None
+            raise AuthError.gateway(401, "0301", f"{INCORRECT}: the {signing.DATE_HEADER} header {sdk_date!r} "
+                                                 f"is not like 20260101T120000Z") from None
         if abs(signed_at.timestamp() - now) > MAX_CLOCK_SKEW:
             server_time = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime(signing.DATE_FORMAT)
-            raise AuthError.gateway(401, "0301", f"{INCORRECT}: signature expired, signature time:{sdk_date.strip()},"
-                                        f"server time:{server_time}")
+            raise AuthError.gateway(401, "0301", f"{INCORRECT}: signature expired, signature "
+                                                 f"time:{sdk_date.strip()},server time:{server_time}")
         security_token = (signing.header_value(headers, "X-Security-Token") or "").strip()
         if temporary is not None:
             if not security_token:
-                raise AuthError.gateway(401, "0301", f"{INCORRECT}: the X-Security-Token header is required with a "
-                                            f"temporary access key")
+                raise AuthError.gateway(401, "0301", f"{INCORRECT}: the X-Security-Token header is required "
+                                                     f"with a temporary access key")
             if not secrets.compare_digest(security_token.encode(), temporary.security_token.encode()):
                 raise AuthError.gateway(401, "0301", f"{INCORRECT}: the security token is invalid")
             if temporary.expires_at <= now:

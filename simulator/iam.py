@@ -29,6 +29,8 @@ from .identity import (
 )
 from .tokens import Tokens
 
+DEFAULT_PER_PAGE = 5000
+"""Entries on a page of a project listing when neither the request nor the store sets a size."""
 
 def _hex_id(seed: int, *parts: object) -> str:
     return f"{random.Random(':'.join(map(str, (seed, *parts)))).getrandbits(128):032x}"
@@ -45,6 +47,14 @@ def _positive(filters: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise AuthError.invalid(name, f"{raw!r} is not a positive integer")
     return int(raw)
+
+
+def _page(entries: list[Any], filters: Mapping[str, str], per_page: int) -> tuple[list[Any], int, int, bool]:
+    """Return page ``page`` (default 1) of ``per_page`` entries (the filter's, else the default given),
+    the page, the page size, and whether a later page holds entries."""
+    page = _positive(filters, "page", 1)
+    per_page = _positive(filters, "per_page", per_page)
+    return entries[(page - 1) * per_page:page * per_page], page, per_page, page * per_page < len(entries)
 
 
 class IdentityStore(Tokens, Gateway):
@@ -329,11 +339,9 @@ class IdentityStore(Tokens, Gateway):
             AuthError: ``page`` or ``per_page`` is not a positive integer.
         """
         with self._lock:
-            default = self._listing_per_page or 5000
-        page = _positive(filters, "page", 1)
-        per_page = _positive(filters, "per_page", default)
-        entries = self.listing(domain, base_url, {k: v for k, v in filters.items() if k not in ("page", "per_page")})
-        return entries[(page - 1) * per_page:page * per_page], page, per_page, page * per_page < len(entries)
+            default = self._listing_per_page or DEFAULT_PER_PAGE
+        unpaged = {k: v for k, v in filters.items() if k not in ("page", "per_page")}
+        return _page(self.listing(domain, base_url, unpaged), filters, default)
 
     def listing(self, domain: str, base_url: str, filters: Mapping[str, str] | None = None) -> list[Any]:
         """Return an account's projects as IAM lists them.
@@ -382,7 +390,5 @@ class IdentityStore(Tokens, Gateway):
             entries = []
         entries = [*entries, *raw]
         if "page" in filters or "per_page" in filters:
-            page = _positive(filters, "page", 1)
-            per_page = _positive(filters, "per_page", 5000)
-            entries = entries[(page - 1) * per_page:page * per_page]
+            entries = _page(entries, filters, DEFAULT_PER_PAGE)[0]
         return entries

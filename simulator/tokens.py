@@ -118,10 +118,8 @@ class Tokens:
             now = self.clock()
             account = self._password_account(user_spec, password, now)
             project = self._scope(account, scope)
-            token = _new_token()
-            self._tokens[token] = _Token(account.domain, project.project_id if project else None,
-                                         now + self.token_ttl)
             expires_at = now + self.token_ttl
+            token = self._remember(account.domain, project.project_id if project else None, expires_at)
         LOGGER.info("IAM issued a token to %s/%s scoped to %s", account.domain, account.user,
                     f"project {project.name}" if project else f"domain {account.domain}")
         domain_ref = {"id": account.domain_id, "name": account.domain}
@@ -146,9 +144,7 @@ class Tokens:
         if "id" in user_spec:
             account = next((a for a in self._accounts.values() if a.user_id == user_spec["id"]), None)
         else:
-            domain = user_spec["domain"]
-            candidate = (self._accounts.get(domain["name"]) if "name" in domain else
-                         next((a for a in self._accounts.values() if a.domain_id == domain.get("id")), None))
+            candidate = self._account_named(user_spec["domain"])
             if candidate is not None and candidate.user == user_spec["name"]:
                 account = candidate
         if account is None:
@@ -190,9 +186,7 @@ class Tokens:
             project = self._projects.get(wanted["id"])
             label = wanted["id"]
         else:
-            domain = wanted["domain"]
-            owner = (self._accounts.get(domain["name"]) if "name" in domain else
-                     next((a for a in self._accounts.values() if a.domain_id == domain["id"]), None))
+            owner = self._account_named(wanted["domain"])
             label = wanted["name"]
             project = None
             if owner is not None:
@@ -227,10 +221,18 @@ class Tokens:
                     raise ValueError(f"project {project_id} belongs to account {project.domain}, not {domain}")
                 domain = project.domain
             account = self.account(domain)
-            now = self.clock()
-            token = _new_token()
-            self._tokens[token] = _Token(account.domain, project_id, now + (ttl or self.token_ttl))
-            return token
+            return self._remember(account.domain, project_id, self.clock() + (ttl or self.token_ttl))
+
+    def _remember(self, domain: str, project_id: str | None, expires_at: float) -> str:
+        token = _new_token()
+        self._tokens[token] = _Token(domain, project_id, expires_at)
+        return token
+
+    def _account_named(self, domain: dict[str, str]) -> SimAccount | None:
+        """Return the account a Keystone domain reference (``name`` or ``id``) names, or None."""
+        if "name" in domain:
+            return self._accounts.get(domain["name"])
+        return next((a for a in self._accounts.values() if a.domain_id == domain.get("id")), None)
 
     def issued_tokens(self) -> list[str]:
         """Every token issued so far (by ``POST /v3/auth/tokens`` or :meth:`grant_token`), expired ones included.
