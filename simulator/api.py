@@ -1,5 +1,8 @@
-"""How the simulator answers a request: a redirect first, else IAM's calls or Workspace's
-``GET /v2/{project_id}/images``, each with its bodies and error shapes."""
+"""How the simulator answers a request: redirects, IAM's calls and ``GET /v2/{project_id}/images``.
+
+A redirect armed for the path answers first; else IAM's three calls or the
+images API answer, each with its bodies and error shapes.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The faults the simulator can answer with: failed answers, their default bodies, and the
-per-project and per-path faults a test arms (see :meth:`Simulator.fail_project` and
-:meth:`Simulator.redirect`), checked as they are armed."""
+"""The faults the simulator can answer with, their default bodies, and the checks of what a test arms.
+
+Failed answers, and the per-project and per-path faults a test arms (see
+:meth:`Simulator.fail_project` and :meth:`Simulator.redirect`).
+"""
 
 from __future__ import annotations
 

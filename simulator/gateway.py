@@ -1,5 +1,8 @@
-"""The API gateway's checks: may a request read a Workspace project, and which account an IAM
-listing call acts for (tokens, AK/SK signatures, ``X-Sdk-Date``, keys locked after bad signatures)."""
+"""The API gateway's checks of each request: tokens, AK/SK signatures, ``X-Sdk-Date``, locked keys.
+
+They decide whether a request may read a Workspace project, and which account
+an IAM project listing call acts for.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The simulator's HTTP layer: a threading server that tracks its connections, and a handler
-that reads a request, has :func:`simulator.api.handle` answer it and sends the answer: at
-once, slowly (one byte at a time), never, or by dropping the connection."""
+"""The simulator's HTTP layer: a server that tracks its connections, and a handler that sends answers.
+
+The handler reads a request, has :func:`simulator.api.handle` answer it and
+sends the answer: at once, slowly (one byte at a time), never, or by dropping
+the connection.
+"""
 
 from __future__ import annotations
 

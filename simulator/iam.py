@@ -1,5 +1,7 @@
-"""The simulated IAM in one store: accounts, IAM's view of the projects and its project listings,
-with the tokens (:mod:`simulator.tokens`) and the gateway's checks (:mod:`simulator.gateway`) as its parts.
+"""The simulated IAM's store: accounts, IAM's view of the projects, and the project listings.
+
+Its tokens (:mod:`simulator.tokens`) and the gateway's checks
+(:mod:`simulator.gateway`) are parts of the same store.
 
 Refusals are :class:`~simulator.identity.AuthError`. Which message answers
 which mistake, and which of them are Huawei's own words, is listed in the
@@ -32,6 +34,7 @@ from .tokens import Tokens
 DEFAULT_PER_PAGE = 5000
 """Entries on a page of a project listing when neither the request nor the store sets a size."""
 
+
 def _hex_id(seed: int, *parts: object) -> str:
     return f"{random.Random(':'.join(map(str, (seed, *parts)))).getrandbits(128):032x}"
 
@@ -50,8 +53,10 @@ def _positive(filters: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _page(entries: list[Any], filters: Mapping[str, str], per_page: int) -> tuple[list[Any], int, int, bool]:
-    """Return page ``page`` (default 1) of ``per_page`` entries (the filter's, else the default given),
-    the page, the page size, and whether a later page holds entries."""
+    """Return one page of entries, its number, its size, and whether a later page holds entries.
+
+    The filters' ``page`` (default 1) and ``per_page`` (default ``per_page``) choose it.
+    """
     page = _positive(filters, "page", 1)
     per_page = _positive(filters, "per_page", per_page)
     return entries[(page - 1) * per_page:page * per_page], page, per_page, page * per_page < len(entries)

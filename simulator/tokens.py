@@ -1,5 +1,9 @@
-"""IAM's tokens: ``POST /v3/auth/tokens`` (the Keystone request and answer), tokens granted without
-a request, temporary AK/SK credentials, and users locked after wrong passwords."""
+"""IAM's tokens: ``POST /v3/auth/tokens``, granted tokens, temporary AK/SK, and locked users.
+
+The Keystone request and answer of ``POST /v3/auth/tokens``, tokens granted
+without a request, temporary AK/SK credentials, and users locked after wrong
+passwords.
+"""
 
 from __future__ import annotations
 

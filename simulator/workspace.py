@@ -1,5 +1,8 @@
-"""The Workspace side of a simulator, without its HTTP: the projects, their images day by day, the
-changes tests make to them, and the faults and hooks armed on them."""
+"""The Workspace side of the simulator: its projects, their images day by day, faults and hooks.
+
+No HTTP here: these are the knobs tests turn (days, data changes, faults,
+hooks); :mod:`simulator.api` answers from them.
+"""
 
 from __future__ import annotations
 
