@@ -7,19 +7,20 @@ accepts IAM password tokens (``POST /v3/auth/tokens``) and AK/SK
 """
 
 from .data import DEFAULT_REGIONS, generate_day
-from .iam import (
+from .faults import PROJECT_FAULT_KINDS, RANDOM_FAULTS, Fault
+from .httpd import RequestRecord
+from .identity import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
     DEFAULT_PASSWORD,
     DEFAULT_SECRET_KEY,
-    DEFAULT_TOKEN_TTL,
     DEFAULT_USER,
     MOS_PROJECT,
     SimAccount,
 )
-from .faults import PROJECT_FAULT_KINDS, RANDOM_FAULTS, Fault
-from .httpd import RequestRecord
-from .server import SimProject, Simulator
+from .server import Simulator
+from .tokens import DEFAULT_TOKEN_TTL
+from .workspace import SimProject
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",

@@ -11,15 +11,9 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from .iam import (
-    DEFAULT_ACCESS_KEY,
-    DEFAULT_DOMAIN,
-    DEFAULT_PASSWORD,
-    DEFAULT_SECRET_KEY,
-    DEFAULT_TOKEN_TTL,
-    DEFAULT_USER,
-)
+from .identity import DEFAULT_ACCESS_KEY, DEFAULT_DOMAIN, DEFAULT_PASSWORD, DEFAULT_SECRET_KEY, DEFAULT_USER
 from .server import Simulator
+from .tokens import DEFAULT_TOKEN_TTL
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 
@@ -145,7 +139,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         for project in sim.projects:
             LOGGER.info("%s %s %d", project.region, project.project_id, len(sim.images(project.project_id)))
-        token = sim.token if sim.token == DEFAULT_TOKEN else f"the value of --token / ${TOKEN_ENV}"
+        fixed = sim.iam.fixed_token
+        token = fixed if fixed == DEFAULT_TOKEN else f"the value of --token / ${TOKEN_ENV}"
         lines = [
             f"Workspace simulator listening on {sim.url}",
             f"  seed {sim.seed}, day {sim.day}, latency {args.latency_ms:g} ms, fault rate {args.fault_rate:g}",
@@ -156,11 +151,11 @@ def serve(args: argparse.Namespace) -> int:
         if sim.projects:
             first = sim.projects[0]
             lines.append(f"Try: workspace-images run --endpoint {sim.url} --project {first.region}:{first.project_id}")
-        account = sim.account()
+        account = sim.iam.account()
         lines += [
             f"IAM on the same URL (fake simulator credentials), account (domain) {account.domain}:",
             (f"  user {account.user}, password {account.password}: POST {sim.url}/v3/auth/tokens, "
-             f"tokens live {sim.token_ttl:g} s"),
+             f"tokens live {sim.iam.token_ttl:g} s"),
             f"  AK {account.access_key}, SK {account.secret_key}: SDK-HMAC-SHA256 signing",
             "  projects: GET /v3/auth/projects (token) or GET /v3/projects (AK/SK)",
             "Press Ctrl-C to stop.",

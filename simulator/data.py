@@ -28,21 +28,6 @@ from typing import Any
 
 Image = dict[str, Any]
 
-IMAGE_FIELDS = (
-    "id",
-    "image_type",
-    "os_type",
-    "os_version",
-    "disk_format",
-    "name",
-    "min_ram",
-    "min_disk",
-    "product_code",
-    "architecture",
-    "created_at",
-)
-"""ImageInfo fields in the order the simulator serialises them."""
-
 DEFAULT_REGIONS = ("cn-north-4", "cn-east-3", "cn-south-1", "ap-southeast-1", "ap-southeast-3")
 """Regions projects are spread over when none are given."""
 
@@ -194,7 +179,7 @@ def new_image(rng: random.Random, created_on: dt.date, taken_names: set[str], *,
             releases and dates the image in the past.
 
     Returns:
-        The image, with every field of :data:`IMAGE_FIELDS`.
+        The image: every ImageInfo field the simulator serves, in the order it serves them.
     """
     image_type = "gold" if rng.random() < GOLD_SHARE else "private"
     releases = [r for r in RELEASES.values() if image_type == "private" or r.os_type != "Other"]

@@ -1,9 +1,12 @@
-"""The faults the simulator can answer with: failed answers, their default bodies, and the
-per-project and per-path faults a test arms (see :meth:`Simulator.fail_project` and
-:meth:`Simulator.redirect`)."""
+"""The faults the simulator can answer with, their default bodies, and the checks of what a test arms.
+
+Failed answers, and the per-project and per-path faults a test arms (see
+:meth:`Simulator.fail_project` and :meth:`Simulator.redirect`).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -56,6 +59,8 @@ PROJECT_FAULT_KINDS = ("status", "flaky", "retry_after", "malformed", "stuck", "
 """Kinds accepted by :meth:`Simulator.fail_project`."""
 DRIP_KINDS = ("drip", "drip_headers")
 """Fault kinds that send a whole answer slowly, one byte every ``interval`` seconds."""
+DEFAULT_DRIP_INTERVAL = 0.2
+"""Seconds between two bytes of a ``drip`` or ``drip_headers`` answer."""
 
 
 def _default_error(status: int) -> tuple[str, str]:
@@ -68,13 +73,10 @@ def _default_error(status: int) -> tuple[str, str]:
     return f"WKS.{status:04d}", f"{phrase}."
 
 
-@dataclass
-class _ProjectFault:
-    kind: str
-    fault: Fault | None
+class _Countdown:
+    """Something armed for ``times`` requests (None: until cleared)."""
+
     times: int | None
-    total: int | None = None
-    interval: float = 0.0
 
     def active(self) -> bool:
         return self.times is None or self.times > 0
@@ -85,11 +87,83 @@ class _ProjectFault:
 
 
 @dataclass
-class _Redirect:
+class _ProjectFault(_Countdown):
+    kind: str
+    fault: Fault | None
+    times: int | None
+    total: int | None = None
+    interval: float = 0.0
+
+
+def project_fault(
+    kind: str,
+    *,
+    status: int | None,
+    error_code: str | None,
+    error_msg: str | None,
+    times: int | None,
+    retry_after: int | None,
+    total: int | None,
+    interval: float | None,
+) -> _ProjectFault:
+    """Check and build a fault of a project, with the arguments of :meth:`Simulator.fail_project`.
+
+    Raises:
+        ValueError: An unknown kind, or ``total`` or ``interval`` missing,
+            invalid or given to a kind that does not use it.
+    """
+    if kind not in PROJECT_FAULT_KINDS:
+        raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(PROJECT_FAULT_KINDS)}")
+    if kind == "total_count":
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise ValueError(f"the total_count fault needs an integer total, got {total!r}")
+    elif total is not None:
+        raise ValueError(f"total applies only to the total_count fault, not to {kind!r}")
+    if kind in (*DRIP_KINDS, "slow"):
+        if interval is None and kind == "slow":
+            raise ValueError("the slow fault needs an interval (seconds)")
+        interval = DEFAULT_DRIP_INTERVAL if interval is None else interval
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or \
+                not math.isfinite(interval) or interval < 0:
+            raise ValueError(f"interval must be a finite number of seconds >= 0, got {interval!r}")
+    elif interval is not None:
+        raise ValueError(f"interval applies only to the drip, drip_headers and slow faults, not to {kind!r}")
+    fault: Fault | None
+    if kind in ("status", "flaky", "retry_after"):
+        default_status = {"status": 403, "flaky": 503, "retry_after": 429}[kind]
+        code = status if status is not None and kind != "retry_after" else default_status
+        default_code, default_msg = _default_error(code)
+        fault = Fault(
+            code,
+            error_code or default_code,
+            error_msg or default_msg,
+            retry_after=retry_after if code == 429 else None,
+        )
+        if times is None and kind != "status":
+            times = 1
+    elif kind in RANDOM_FAULTS:
+        fault = RANDOM_FAULTS[kind]
+        if not fault.drop and (error_code or error_msg):
+            fault = Fault(fault.status, error_code or fault.error_code, error_msg or fault.error_msg,
+                          fault.retry_after)
+    else:
+        fault = None
+    return _ProjectFault(kind, fault, times, total=total, interval=float(interval or 0.0))
+
+
+@dataclass
+class _Redirect(_Countdown):
     path_prefix: str
     location: str
     status: int
     times: int | None
 
-    def active(self) -> bool:
-        return self.times is None or self.times > 0
+    def __post_init__(self) -> None:
+        if not self.path_prefix.startswith("/"):
+            raise ValueError(f"path_prefix must start with '/', got {self.path_prefix!r}")
+        if not 300 <= self.status <= 399:
+            raise ValueError(f"a redirect needs a 3xx status, got {self.status}")
+        if "\r" in self.location or "\n" in self.location:
+            raise ValueError("location must not contain a line break")
+        if self.times is not None and self.times < 1:
+            raise ValueError(f"times must be None or >= 1, got {self.times}")

@@ -1,6 +1,9 @@
-"""The simulator's HTTP layer: a threading server that tracks its connections, and a handler
-that reads a request, hands it to the :class:`~simulator.server.Simulator` and sends the
-answer: at once, slowly (one byte at a time), never, or by dropping the connection."""
+"""The simulator's HTTP layer: a server that tracks its connections, and a handler that sends answers.
+
+The handler reads a request, has :func:`simulator.api.handle` answer it and
+sends the answer: at once, slowly (one byte at a time), never, or by dropping
+the connection.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ import logging
 import socket
 import socketserver
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .api import _Response, handle
 from .faults import DRIP_KINDS
 
 if TYPE_CHECKING:
@@ -46,20 +50,6 @@ class RequestRecord:
     query: dict[str, str]
     status: int | None
     project_id: str | None
-
-
-@dataclass
-class _Response:
-    status: int | None
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delivery: str | None = None
-    """None sends the answer at once; ``drip``, ``drip_headers`` or ``silent`` (see ``fail_project``)."""
-    interval: float = 0.0
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class _Server(ThreadingHTTPServer):
@@ -164,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         body = self._read_body()
         simulator = self.server.simulator
-        response, project_id, query = simulator._handle(self.command, self.path, self.headers, body)
+        response, project_id, query = handle(simulator, self.command, self.path, self.headers, body)
         simulator._record(
             RequestRecord(self.command, urlsplit(self.path).path, query, response.status, project_id)
         )

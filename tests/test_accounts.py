@@ -20,12 +20,12 @@ def ids(images: list) -> list:
 
 
 def password(sim: Simulator, domain: str | None = None) -> Dict[str, str]:
-    account = sim.account(domain)
+    account = sim.iam.account(domain)
     return {"user_name": account.user, "password": account.password, "domain_name": account.domain}
 
 
 def aksk(sim: Simulator, domain: str | None = None) -> Dict[str, str]:
-    account = sim.account(domain)
+    account = sim.iam.account(domain)
     return {"access_key": account.access_key, "secret_key": account.secret_key}
 
 
@@ -55,7 +55,7 @@ def test_password_mode_loads_every_project_with_one_token_each(accounts_sim: Sim
 
 def test_password_mode_renews_tokens_that_expire_mid_run(accounts_sim: Simulator, db: Path) -> None:
     big = accounts_sim.add_project("cn-north-4", images=450)
-    accounts_sim.on_request(big.project_id, lambda s, pid, n: s.expire_tokens() if n == 2 else None)
+    accounts_sim.on_request(big.project_id, lambda s, pid, n: s.iam.expire_tokens() if n == 2 else None)
     result = go(db, accounts_sim, password(accounts_sim), projects=targets(accounts_sim), concurrency=1)
     assert result.exit_code == 0, result.failed
     assert_all_loaded(db, accounts_sim)
@@ -69,7 +69,7 @@ def test_password_mode_renews_tokens_that_expire_mid_run(accounts_sim: Simulator
 
 
 def test_short_lived_tokens_are_renewed_before_they_expire(accounts_sim: Simulator, db: Path) -> None:
-    accounts_sim.token_ttl = 2  # requests come every 0.6 s: the 5th, at 2.4 s, would meet an expired token
+    accounts_sim.iam.token_ttl = 2  # requests come every 0.6 s: the 5th, at 2.4 s, would meet an expired token
     big = accounts_sim.add_project("cn-north-4", images=450)
     accounts_sim.latency_ms = 600
     result = go(db, accounts_sim, password(accounts_sim), projects=[f"cn-north-4:{big.project_id}"])
@@ -96,7 +96,7 @@ def test_aksk_mode_loads_every_project(accounts_sim: Simulator, db: Path) -> Non
 
 
 def test_temporary_aksk_with_security_token(accounts_sim: Simulator, db: Path) -> None:
-    ak, sk, security_token = accounts_sim.issue_temporary_credentials()
+    ak, sk, security_token = accounts_sim.iam.issue_temporary_credentials()
     result = go(db, accounts_sim, {"access_key": ak, "secret_key": sk, "security_token": security_token})
     assert result.exit_code == 0, result.failed
     assert_all_loaded(db, accounts_sim)
@@ -136,27 +136,27 @@ def discovery_sim() -> Simulator:
 @pytest.mark.parametrize("mode", ["token", "password", "aksk"])
 def test_discover_finds_region_projects_and_sub_projects(discovery_sim: Simulator, db: Path, mode: str) -> None:
     sim = discovery_sim
-    creds = {"token": sim.token, "password": password(sim), "aksk": aksk(sim)}[mode]
+    creds = {"token": sim.iam.fixed_token, "password": password(sim), "aksk": aksk(sim)}[mode]
     creds = creds if isinstance(creds, dict) else {"token": creds}
     result = go(db, sim, creds, projects=None, discover=True)
     assert result.exit_code == 0, result.failed
     found = {(p["project_name"], p["region"], p["discovered"]) for p in result.projects}
     assert found == {("cn-north-4", "cn-north-4", True), ("cn-north-4_finance", "cn-north-4", True),
                      ("ap-southeast-1", "ap-southeast-1", True)}
-    enabled = [p for p in sim.projects if sim.project_enabled(p.project_id)]
+    enabled = [p for p in sim.projects if sim.iam.project(p.project_id).enabled]
     for project in enabled:
         assert current_ids(db, project.project_id) == ids(sim.images(project.project_id))
 
 
 def test_discover_honours_regions(discovery_sim: Simulator, db: Path) -> None:
-    result = go(db, discovery_sim, {"token": discovery_sim.token}, projects=None, discover=True,
+    result = go(db, discovery_sim, {"token": discovery_sim.iam.fixed_token}, projects=None, discover=True,
                 regions=["cn-north-4"])
     assert sorted(p["project_name"] for p in result.projects) == ["cn-north-4", "cn-north-4_finance"]
 
 
 def test_several_accounts_in_one_run(db: Path) -> None:
     with Simulator(projects=2, images=40, seed=9, token="fixed-token-acc") as sim:
-        sim.add_account("acme")
+        sim.iam.add_account("acme")
         sim.add_project("cn-east-3", images=25, account="acme")
         sim.add_project("ap-southeast-1", images=30, account="acme")
         result = run(
@@ -177,9 +177,9 @@ def test_several_accounts_in_one_run(db: Path) -> None:
 
 def test_accounts_from_environment_variables(tmp_path: Path) -> None:
     with Simulator(projects=1, images=10, seed=12, token="fixed-token-env") as sim:
-        sim.add_account("acme")
+        sim.iam.add_account("acme")
         acme_project = sim.add_project("cn-east-3", images=7, account="acme")
-        acme = sim.account("acme")
+        acme = sim.iam.account("acme")
         env = {
             "SOURCES__WORKSPACE_IMAGES__ENDPOINT": sim.url,
             "SOURCES__WORKSPACE_IMAGES__IAM_ENDPOINT": sim.url,
@@ -196,9 +196,9 @@ def test_accounts_from_environment_variables(tmp_path: Path) -> None:
 def test_accounts_split_between_config_and_secrets_files(tmp_path: Path) -> None:
     """The README's layout: an account's projects in config.toml, its credentials in secrets.toml."""
     with Simulator(projects=0, images=10, seed=14, token="fixed-token-files") as sim:
-        sim.add_account("acme")
+        sim.iam.add_account("acme")
         project = sim.add_project("cn-east-3", images=9, account="acme")
-        acme = sim.account("acme")
+        acme = sim.iam.account("acme")
         (tmp_path / ".dlt").mkdir()
         (tmp_path / ".dlt" / "config.toml").write_text(
             f'[sources.workspace_images]\nendpoint = "{sim.url}"\niam_endpoint = "{sim.url}"\n\n'
@@ -214,7 +214,7 @@ def test_accounts_split_between_config_and_secrets_files(tmp_path: Path) -> None
 @pytest.mark.parametrize("mode", ["password", "aksk", "temporary"])
 def test_secrets_never_leak_in_any_mode(tmp_path: Path, mode: str) -> None:
     with Simulator(projects=2, images=120, seed=13, token="fixed-token-leak") as sim:
-        account = sim.account()
+        account = sim.iam.account()
         broken = sim.add_project("cn-east-3", images=5)
         sim.fail_project(broken.project_id, "status", status=500, error_code="WKS.0500", error_msg="boom")
         env = {"SOURCES__WORKSPACE_IMAGES__IAM_ENDPOINT": sim.url}
@@ -228,7 +228,7 @@ def test_secrets_never_leak_in_any_mode(tmp_path: Path, mode: str) -> None:
                         "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__SECRET_KEY": account.secret_key})
             secrets = [account.secret_key]
         else:
-            ak, sk, security_token = sim.issue_temporary_credentials()
+            ak, sk, security_token = sim.iam.issue_temporary_credentials()
             env.update({"SOURCES__WORKSPACE_IMAGES__CREDENTIALS__ACCESS_KEY": ak,
                         "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__SECRET_KEY": sk,
                         "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__SECURITY_TOKEN": security_token})
@@ -237,7 +237,7 @@ def test_secrets_never_leak_in_any_mode(tmp_path: Path, mode: str) -> None:
         proc = cli(args, tmp_path, token=None, extra_env=env)
         assert proc.returncode == 1, proc.stderr
         assert "Making GET request" in proc.stderr
-        secrets += sim.issued_tokens()  # every token IAM issued during the run
+        secrets += sim.iam.issued_tokens()  # every token IAM issued during the run
         assert len(secrets) > (3 if mode == "password" else 0)
         written = [p for p in tmp_path.rglob("*") if p.is_file()]
         assert len(written) > 5

@@ -215,10 +215,10 @@ def test_fan_out_by_region_loads_each_region_in_a_run_of_its_own(sim: Simulator,
 
 def test_fan_out_by_account_loads_each_account_alone(settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Simulator(projects=0, seed=21, token=TOKEN) as sim:
-        sim.add_account("acme")
+        sim.iam.add_account("acme")
         mine = sim.add_project("cn-north-4", images=10)
         theirs = sim.add_project("cn-east-3", images=4, account="acme")
-        acme = sim.account("acme")
+        acme = sim.iam.account("acme")
         monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
         monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__IAM_ENDPOINT", sim.url)
         projects_env(monkeypatch, mine)

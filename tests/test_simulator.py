@@ -578,10 +578,10 @@ def test_cli_arguments():
     assert (args.access_key, args.secret_key, args.user, args.password, args.domain) == ("AK", "SK", "u", "p", "d")
     assert args.token_ttl == 90
     sim = build_simulator(args)
-    account = sim.account()
+    account = sim.iam.account()
     assert (account.access_key, account.secret_key, account.user, account.password, account.domain) == (
         "AK", "SK", "u", "p", "d")
-    assert sim.token_ttl == 90
+    assert sim.iam.token_ttl == 90
     for bad in (["--fault-rate", "1.5"], ["--token-ttl", "0"], ["--token-ttl", "x"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)

@@ -307,7 +307,7 @@ def test_a_workspace_redirect_is_not_followed_with_the_token(sim: Simulator, db:
 
 def test_an_iam_redirect_is_not_followed_with_the_password(sim: Simulator, tmp_path: Path) -> None:
     project = sim.add_project("cn-north-4", images=10)
-    account = sim.account()
+    account = sim.iam.account()
     with Recorder() as elsewhere:
         sim.redirect("/v3/auth/tokens", elsewhere.url + "/v3/auth/tokens")
         proc = cli(["run", "--endpoint", sim.url, "--iam-endpoint", sim.url, "--db", "x.duckdb",
@@ -342,7 +342,7 @@ def test_hostile_project_ids_from_discovery_reach_neither_urls_nor_sql(sim: Simu
     listed = sim.add_project("cn-north-4", images=30)
     bystander = sim.add_project("cn-east-3", images=30)
     load(db, sim, projects=targets(sim))  # both loaded once, explicitly
-    sim.set_project_enabled(bystander.project_id, False)  # not in the next run: discovery skips it
+    sim.iam.set_enabled(bystander.project_id, False)  # not in the next run: discovery skips it
     hostile = [
         f"{bystander.project_id}/images#') OR ('1'='1",
         "x'); DROP TABLE workspace_images.images; --",
@@ -370,7 +370,7 @@ def test_hostile_project_ids_from_discovery_reach_neither_urls_nor_sql(sim: Simu
 
 
 def password_run(sim: Simulator, db: Path, **kwargs: Any) -> Any:
-    account = sim.account()
+    account = sim.iam.account()
     credentials = {"user_name": account.user, "password": account.password, "domain_name": account.domain}
     return run(db, projects=targets(sim), endpoint=sim.url, iam_endpoint=sim.url, credentials=credentials,
                as_of=sim.as_of(), pipelines_dir=db.parent / "pipelines", **kwargs)

@@ -145,11 +145,11 @@ def test_fan_out_by_region_maps_one_load_per_region_then_one_models_task(airflow
 def test_fan_out_by_account_from_the_run_conf(airflow: AirflowHome) -> None:
     """One load per account (`--conf '{"fanout": "account"}'`), the other account's keys in the environment."""
     with Simulator(projects=0, seed=7, token=TOKEN) as sim:
-        sim.add_account("acme")
+        sim.iam.add_account("acme")
         mine = [sim.add_project("cn-north-4", images=17)]
         theirs = [sim.add_project("cn-east-3", images=9, account="acme"),
                   sim.add_project("ap-southeast-1", images=5, account="acme")]
-        acme = sim.account("acme")
+        acme = sim.iam.account("acme")
         extra = ("[sources.workspace_images.accounts.acme]\n"
                  f"projects = {json.dumps([f'{p.region}:{p.project_id}' for p in theirs])}\n")
         airflow.install_dag("import")
