@@ -131,6 +131,14 @@ class Simulator(Workspace):
         self.secret_key = default.secret_key
         for index in range(projects):
             self._add(self.regions[index % len(self.regions)], images, project_id_for(seed, index), added_day=0)
+        self._built = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # a knob that is not the simulator's (e.g. `token_ttl`, which is `sim.iam`'s) would be set and never read
+        if name not in self.__dict__ and self.__dict__.get("_built") and not hasattr(type(self), name):
+            where = " (the identity side's knobs are on sim.iam)" if hasattr(self.iam, name) else ""
+            raise AttributeError(f"Simulator has no setting {name!r}{where}")
+        super().__setattr__(name, value)
 
     def __enter__(self) -> Simulator:
         if self._server is None:

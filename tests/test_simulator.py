@@ -610,3 +610,15 @@ def test_cli_serves_until_interrupted():
     finally:
         process.kill()
         process.communicate()
+
+
+def test_a_setting_the_simulator_does_not_have_is_refused() -> None:
+    sim = Simulator(projects=1, images=1)
+    sim.latency_ms = 5  # its own settings stay settable
+    knobs_on_iam = r"^Simulator has no setting 'token_ttl' \(the identity side's knobs are on sim\.iam\)$"
+    with pytest.raises(AttributeError, match=knobs_on_iam):
+        sim.token_ttl = 2  # set and never read, the token lifetime unchanged, were it allowed
+    with pytest.raises(AttributeError, match=r"^Simulator has no setting 'latncy_ms'$"):
+        sim.latncy_ms = 5
+    sim.iam.token_ttl = 2
+    assert sim.iam.token_ttl == 2 and sim.latency_ms == 5
