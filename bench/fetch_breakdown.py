@@ -28,7 +28,8 @@ from workspace_images.source.auth import TokenAuth
 from workspace_images.source.client import ThreadSessions
 from workspace_images.source.config import Project
 from workspace_images.source.fetch import fetch_project
-from workspace_images.source.rows import ColumnPlan, images_table
+from workspace_images.source.columns import ColumnPlan
+from workspace_images.source.rows import images_table
 
 PAGE = 100
 THREADS = 8

@@ -11,7 +11,9 @@ import pytest
 
 from workspace_images.source.client import parse_json
 from workspace_images.source.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
-from workspace_images.source.rows import images_table, parse_timestamp, row_hash
+from workspace_images.source.hashing import row_hash
+from workspace_images.source.rows import images_table
+from workspace_images.source.values import parse_timestamp
 
 UTC = dt.timezone.utc
 

@@ -24,7 +24,8 @@ from .config import (
     parse_filters,
 )
 from .fetch import ProjectFetcher, ProjectOutcome, Progress, Target
-from .rows import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan, images_table
+from .columns import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan
+from .rows import images_table
 from .settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,

@@ -28,7 +28,8 @@ from .client import (
     page_params,
 )
 from .config import Project
-from .rows import BadRecord, ColumnPlan, images_table
+from .columns import ColumnPlan
+from .rows import BadRecord, images_table
 from .settings import (
     DEFAULT_PROJECT_TIMEOUT,
     ERR_BAD_RECORD,
