@@ -9,7 +9,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from workspace_images.source.client import parse_json
+from workspace_images.source.pages import parse_json
 from workspace_images.source.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
 from workspace_images.source.hashing import row_hash
 from workspace_images.source.rows import images_table

@@ -27,8 +27,9 @@ from .config import (
     parse_projects,
     parse_regions,
 )
-from .client import error_text, make_session, redirect_target
+from .failures import error_text, redirect_target
 from .fetch import ProjectOutcome
+from .sessions import make_session
 from .settings import (
     ACCOUNT_NAME_PATTERN,
     DEFAULT_ACCOUNT,

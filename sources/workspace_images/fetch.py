@@ -16,20 +16,13 @@ from requests import RequestException
 from requests.auth import AuthBase
 
 from .auth import CredentialsRejected, IamError, IamTokenAuth
-from .client import (
-    ApiError,
-    FetchError,
-    ImagesPaginator,
-    ProjectTimedOut,
-    ThreadSessions,
-    check_response,
-    failure_text,
-    make_rest_client,
-    page_params,
-)
-from .config import Project
+from .client import ImagesPaginator, make_rest_client, page_params
 from .columns import ColumnPlan
+from .config import Project
+from .failures import ApiError, FetchError, ProjectTimedOut, failure_text
+from .pages import check_response
 from .rows import BadRecord, images_table
+from .sessions import ThreadSessions
 from .settings import (
     DEFAULT_PROJECT_TIMEOUT,
     ERR_BAD_RECORD,
