@@ -23,7 +23,8 @@ from .config import (
     check_project_timeout,
     parse_filters,
 )
-from .fetch import ProjectFetcher, ProjectOutcome, Progress, Target
+from .fetch import ProjectFetcher, Target
+from .outcomes import ProjectOutcome, Progress
 from .columns import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan
 from .rows import images_table
 from .settings import (

@@ -28,7 +28,7 @@ from .config import (
     parse_regions,
 )
 from .failures import error_text, redirect_target
-from .fetch import ProjectOutcome
+from .outcomes import ProjectOutcome
 from .sessions import make_session
 from .settings import (
     ACCOUNT_NAME_PATTERN,
