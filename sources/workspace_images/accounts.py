@@ -70,14 +70,13 @@ class Account:
     def where(self) -> str:
         return "sources.workspace_images" if self.name == DEFAULT_ACCOUNT else f"sources.workspace_images.accounts.{self.name}"
 
-    def connect(self, iam_endpoint: str, http: Optional[Session] = None) -> None:
+    def connect(self, iam_endpoint: str, http: Session) -> None:
         """Check the credentials with IAM (password mode) and discover projects when asked.
 
         Raises:
             ConfigError: IAM refused the credentials (tried once).
             DiscoveryFailed: IAM did not list the projects.
         """
-        http = http or make_session()[0]
         if self.mode == MODE_PASSWORD:
             self.provider = IamTokenProvider(
                 iam_endpoint,

@@ -83,11 +83,6 @@ class ImagesPaginator(OffsetPaginator):
         """True when `total_count` was not the same on every page."""
         return len(set(self.totals)) > 1
 
-    @property
-    def ids_read(self) -> int:
-        """Distinct image ids read in this pass."""
-        return len(self._seen)
-
     def update_state(self, response: Response, data: Optional[List[Any]] = None) -> None:
         total = response.json()["total_count"]
         offset = self.current_value

@@ -159,15 +159,15 @@ class BoundedAdapter(HTTPAdapter):
     `requests`' timeout only bounds each wait for a byte: a server that sends its
     headers and then drips the body never trips it. Here the timeout (dlt's
     `[runtime] request_timeout`) bounds the whole exchange, connect to last body
-    byte, and past `deadline` (the project's budget, `time.monotonic()` based) no
-    request is sent at all.
+    byte, and past `deadline` (the project's budget, `time.monotonic()` based, set by
+    ThreadSessions.for_project) no request is sent at all.
     """
 
-    def __init__(self, *args: Any, deadline: Optional[float] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sent = 0
         self.asked = 0
-        self.deadline = deadline
+        self.deadline: Optional[float] = None
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -212,7 +212,7 @@ class BoundedAdapter(HTTPAdapter):
         return response
 
 
-def make_session(deadline: Optional[float] = None, retrying: Optional[Client] = None) -> Tuple[Session, BoundedAdapter]:
+def make_session(retrying: Optional[Client] = None) -> Tuple[Session, BoundedAdapter]:
     """A session with dlt's retries (`[runtime]` settings), whole-request time limits and
     no redirects: a redirected request would carry its credentials (token, signature,
     password) to whatever address the redirect names. The adapter counts what is asked
@@ -223,7 +223,7 @@ def make_session(deadline: Optional[float] = None, retrying: Optional[Client] = 
     Call it in the thread that uses the session: dlt's sessions are per thread.
     """
     session = (retrying or Client(raise_for_status=False)).session
-    adapter = BoundedAdapter(pool_maxsize=4, deadline=deadline)
+    adapter = BoundedAdapter(pool_maxsize=4)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     retrying_send: Callable[..., Response] = session.send
@@ -282,8 +282,8 @@ class ThreadSessions:
     after the other share its connections (keep-alive) and dlt's `[runtime]` settings are
     resolved once. A thread fetches one project at a time: `for_project` sets its deadline."""
 
-    def __init__(self, config: Optional[RuntimeConfiguration] = None) -> None:
-        self.config = config or resolve_configuration(RuntimeConfiguration())
+    def __init__(self) -> None:
+        self.config = resolve_configuration(RuntimeConfiguration())
         self._retrying = Client(
             raise_for_status=False,
             request_timeout=self.config.request_timeout,
