@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 from requests import RequestException, Response, Session
 from requests.auth import AuthBase
 
@@ -246,9 +247,12 @@ def _account_settings(name: str, given: Any) -> Dict[str, Any]:
     """
     section = section_of(name)
     settings: Dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
-    for key in ("projects", "discover_projects", "regions"):
+    for key, kind in (("projects", None), ("discover_projects", bool), ("regions", None)):
         if key not in settings:
-            value = dlt.config.get(f"{section}.{key}")
+            try:
+                value = dlt.config.get(f"{section}.{key}", kind)
+            except ConfigValueCannotBeCoercedException:
+                raise ConfigError(f"account {name}: {key} must be true or false") from None
             if value is not None:
                 settings[key] = value
     given_credentials = settings.get("credentials")
