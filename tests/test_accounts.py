@@ -71,7 +71,9 @@ def test_password_mode_renews_tokens_that_expire_mid_run(accounts_sim: Simulator
 
 
 def test_short_lived_tokens_are_renewed_before_they_expire(accounts_sim: Simulator, db: Path) -> None:
-    accounts_sim.token_ttl = 2  # requests come every 0.6 s: the 5th, at 2.4 s, would meet an expired token
+    """A whole run on the real clock: no page meets an expired token. When each token is asked for,
+    to the second, is checked on a fake clock (test_auth.py); here the count can only be bounded."""
+    accounts_sim.iam.token_ttl = 2  # requests come every 0.6 s: the 5th, at 2.4 s, would meet an expired token
     big = accounts_sim.add_project("cn-north-4", images=450)
     accounts_sim.latency_ms = 600
     result = go(db, accounts_sim, password(accounts_sim), projects=[f"cn-north-4:{big.project_id}"])
