@@ -25,10 +25,11 @@ import requests
 
 from bench.common import TOKEN, start_simulator, stop
 from workspace_images.source.auth import TokenAuth
-from workspace_images.source.client import ThreadSessions
+from workspace_images.source.columns import ColumnPlan
 from workspace_images.source.config import Project
 from workspace_images.source.fetch import fetch_project
-from workspace_images.source.rows import ColumnPlan, images_table
+from workspace_images.source.rows import images_table
+from workspace_images.source.sessions import ThreadSessions
 
 PAGE = 100
 THREADS = 8

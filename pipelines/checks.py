@@ -15,7 +15,7 @@ from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedExcept
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.time import to_seconds
 
-from workspace_images.source.rows import parse_timestamp
+from workspace_images.source.values import parse_timestamp
 
 from .errors import UsageError
 from .warehouse import PIPELINE_NAME, Target

@@ -18,7 +18,7 @@ from dlt.load.exceptions import LoadClientJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
-from workspace_images.source.client import failure_text
+from workspace_images.source.failures import failure_text
 
 from .checks import (
     check_as_of,

@@ -10,6 +10,8 @@ import pytest
 from workspace_images.errors import UsageError
 from workspace_images.runner import run
 from workspace_images.simulator import Simulator
+from workspace_images.source.accounts import resolve_accounts
+from workspace_images.source.config import ConfigError
 from tests.conftest import cli, current_ids, project_run, query, targets
 
 
@@ -69,6 +71,8 @@ def test_password_mode_renews_tokens_that_expire_mid_run(accounts_sim: Simulator
 
 
 def test_short_lived_tokens_are_renewed_before_they_expire(accounts_sim: Simulator, db: Path) -> None:
+    """A whole run on the real clock: no page meets an expired token. When each token is asked for,
+    to the minute, is checked on a fake clock (test_auth.py); here the count can only be bounded."""
     accounts_sim.iam.token_ttl = 2  # requests come every 0.6 s: the 5th, at 2.4 s, would meet an expired token
     big = accounts_sim.add_project("cn-north-4", images=450)
     accounts_sim.latency_ms = 600
@@ -209,6 +213,20 @@ def test_accounts_split_between_config_and_secrets_files(tmp_path: Path) -> None
         proc = cli(["run", "--db", "x.duckdb", "--no-models"], tmp_path, token=None)
         assert proc.returncode == 0, proc.stderr
         assert "1/1 projects ok, 9 images" in proc.stdout
+
+
+@pytest.mark.parametrize("value, discover", [("false", False), ("true", True), ("False", False)])
+def test_an_accounts_switch_in_an_environment_variable_reads_as_dlt_reads_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, discover: bool
+) -> None:
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS__ACME__DISCOVER_PROJECTS", value)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS__ACME__PROJECTS", '["cn-east-3:abc"]')
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS__ACME__CREDENTIALS__TOKEN", "acme-token")
+    [acme] = resolve_accounts(None, None, False, None, {"acme": {}})
+    assert (acme.discover, [str(p) for p in acme.projects], acme.mode) == (discover, ["cn-east-3:abc"], "token")
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ACCOUNTS__ACME__DISCOVER_PROJECTS", "maybe")
+    with pytest.raises(ConfigError, match="^account acme: discover_projects must be true or false$"):
+        resolve_accounts(None, None, False, None, {"acme": {}})
 
 
 @pytest.mark.parametrize("mode", ["password", "aksk", "temporary"])

@@ -1,4 +1,4 @@
-"""AK/SK signing compared with Huawei's official signer, and the IAM token cache."""
+"""AK/SK signing compared with Huawei's official signer, and the IAM token cache on a fake clock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import requests
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 
-from workspace_images.source.auth import AkSkAuth, signature, signed_header_names
+from workspace_images.simulator import Simulator
+from workspace_images.source.auth import AkSkAuth, IamTokenAuth, IamTokenProvider, TokenAuth, signature, signed_header_names
+from workspace_images.source.sessions import make_session
+from workspace_images.source.settings import REQUEST_HEADERS
 
 AK, SK = "HPUAEXAMPLEAK0000001", "exampleSecretKey+/=0123456789abcdefghijkl"
 NOW = dt.datetime(2026, 11, 27, 8, 30, 15, tzinfo=dt.timezone.utc)
@@ -81,3 +84,54 @@ def test_signature_changes_with_every_signed_part() -> None:
 
 def test_secrets_stay_out_of_repr() -> None:
     assert SK not in repr(AkSkAuth(AK, SK)) and AK not in repr(AkSkAuth(AK, SK))
+
+
+class FakeClock:
+    """One clock for the simulator (epoch seconds) and the token provider (aware datetimes), moved by hand."""
+
+    def __init__(self, epoch: float) -> None:
+        self.now = epoch
+
+    def epoch(self) -> float:
+        return self.now
+
+    def utc(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now, dt.timezone.utc)
+
+
+@pytest.mark.parametrize("lifetime, renewed_at", [
+    (20, [0, 15, 30, 45, 60]),  # a short-lived token is renewed a quarter of its lifetime (5 min) before it ends
+    (60, [0, 50]),  # a longer one TOKEN_RENEW_MARGIN (10 min) before
+])
+def test_a_token_is_renewed_before_it_expires(sim: Simulator, lifetime: int, renewed_at: List[int]) -> None:
+    start = NOW.timestamp()
+    clock = FakeClock(start)
+    sim.iam.clock = clock.epoch
+    sim.iam.token_ttl = lifetime * 60
+    project = sim.add_project("cn-north-4", images=1)
+    account = sim.account()
+    http = make_session()[0]
+    issued: List[Tuple[float, str]] = []  # (minute, token) of each token IAM issued
+
+    def post(url: str, **kwargs: Any) -> requests.Response:
+        response = http.post(url, **kwargs)
+        issued.append(((clock.now - start) / 60, response.headers["X-Subject-Token"]))
+        return response
+
+    provider = IamTokenProvider(sim.url, account.user, account.password, account.domain, post=post, clock=clock.utc)
+    auth = IamTokenAuth(provider, project.project_id, project.region)
+    url = f"{sim.url}/v2/{project.project_id}/images"
+    statuses = []
+    for minute in range(61):  # one request a minute for an hour
+        clock.now = start + minute * 60
+        statuses.append(http.get(url, auth=auth, headers=REQUEST_HEADERS).status_code)
+    assert statuses == [200] * 61
+    assert [minute for minute, _ in issued] == renewed_at
+    assert sim.iam_calls("/v3/auth/tokens", status=201) == len(renewed_at)
+    # renewed before it had to be: the first token, still good in its last minute, is refused when it ends
+    first = TokenAuth(issued[0][1])
+    clock.now = start + (lifetime - 1) * 60
+    assert http.get(url, auth=first, headers=REQUEST_HEADERS).status_code == 200
+    clock.now = start + lifetime * 60
+    refused = http.get(url, auth=first, headers=REQUEST_HEADERS)
+    assert (refused.status_code, refused.json()["error_code"]) == (401, "APIG.0307")

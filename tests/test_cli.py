@@ -98,6 +98,22 @@ def test_projects_and_settings_come_from_env_vars(sim: Simulator, tmp_path: Path
     assert rows == [(b.project_id, i) for i in linux_b]
 
 
+def test_a_secret_in_config_toml_exits_2_without_repeating_it(tmp_path: Path) -> None:
+    """Credentials are secrets: dlt takes them from the environment or secrets.toml, never config.toml."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        '[sources.workspace_images]\nprojects = ["cn-north-4:abc"]\n\n'
+        '[sources.workspace_images.credentials]\ntoken = "token-written-in-config-toml"\n')
+    proc = cli(["run", "--db", "x.duckdb"], tmp_path, token=None)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "workspace-images: error: configuration: Provider `config.toml` cannot hold secret values but key "
+        "`sources.workspace_images.credentials` with secret value is present"
+    )
+    assert "token-written-in-config-toml" not in proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".dlt"]
+
+
 def test_a_setting_of_the_wrong_type_exits_2(tmp_path: Path) -> None:
     proc = cli(["run", "--db", "x.duckdb"], tmp_path, extra_env={"SOURCES__WORKSPACE_IMAGES__REGIONS": "cn-east-3"})
     assert proc.returncode == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import dlt
 import pytest
 
-from workspace_images.source import workspace_images
+from workspace_images.source import ConfigError, workspace_images
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, cli, query
 
@@ -39,3 +39,24 @@ def test_the_source_loads_into_any_dataset_and_the_models_follow(
     assert wrong.returncode == 2
     assert wrong.stderr.strip() == (f"workspace-images: error: {db} has no loaded images in dataset workspace_images "
                                     "yet: load it first with `workspace-images run`")
+
+
+def test_the_source_takes_each_setting_from_dlt_unless_it_is_passed(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configured, passed = (sim.add_project(region, images=3) for region in ("cn-north-4", "cn-east-3"))
+    with pytest.raises(ConfigError, match=r"^no credentials for sources.workspace_images: set "
+                                          r"SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN, or "):
+        workspace_images()
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN", TOKEN)
+    with pytest.raises(ConfigError, match=r"^no projects to load in account default: .* "
+                                          r"or set SOURCES__WORKSPACE_IMAGES__PROJECTS$"):
+        workspace_images()
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__PROJECTS", f'["cn-north-4:{configured.project_id}"]')
+    pipeline = dlt.pipeline("mine", destination=dlt.destinations.duckdb(str(tmp_path / "mine.duckdb")),
+                            pipelines_dir=str(tmp_path / "dlt"))
+    pipeline.run(workspace_images(as_of=sim.as_of()))
+    pipeline.run(workspace_images(projects=[f"cn-east-3:{passed.project_id}"], as_of=sim.as_of()))
+    runs = query(tmp_path / "mine.duckdb", "select project_id from mine_dataset.project_runs order by started_at")
+    assert runs == [(configured.project_id,), (passed.project_id,)]

@@ -22,15 +22,12 @@ from dlt.common.schema import Schema
 
 import workspace_images.source.fetch as fetch_module
 from workspace_images.simulator import Simulator
-from workspace_images.source.rows import (
-    BadRecord,
-    ColumnPlan,
-    fit_value,
-    images_table,
-    infer_type,
-    parse_timestamp,
-    row_hash,
-)
+from workspace_images.source import hashing, rows
+from workspace_images.source.columns import ColumnPlan
+from workspace_images.source.hashing import row_hash
+from workspace_images.source.rows import BadRecord, images_table
+from workspace_images.source.settings import KNOWN_INT_FIELDS, KNOWN_STRING_FIELDS, KNOWN_TIMESTAMP_FIELDS
+from workspace_images.source.values import fit_value, infer_type, parse_timestamp, to_int
 from tests.conftest import current_ids, load, project_run, query
 
 UTC = dt.timezone.utc
@@ -498,17 +495,15 @@ def test_a_project_whose_rows_cannot_be_built_fails_alone(
 
 def test_the_fast_paths_give_what_the_value_by_value_rules_give() -> None:
     """A column of usual values is built by Arrow in one call; anything else takes the rules."""
-    from workspace_images.source import rows
-
     strings = ["a", None, "企业版", "", "Büro ½"]
-    assert rows._plain_strings(strings).to_pylist() == [rows.fit_value(v, "text")[0] for v in strings]
+    assert rows._plain_strings(strings).to_pylist() == [fit_value(v, "text")[0] for v in strings]
     assert rows._plain_strings(["\ud800"]) is None and rows._plain_strings([1]) is None
     ints = [0, None, 2**63 - 1, -(2**63)]
-    assert rows._plain_ints(ints).to_pylist() == [rows._to_int(v) for v in ints]
+    assert rows._plain_ints(ints).to_pylist() == [to_int(v) for v in ints]
     for odd in ([True], [1.0], ["4"], [2**63]):
         assert rows._plain_ints(odd) is None, odd
     stamps = ["2025-08-15T11:39:16Z", "2025-08-15 11:39:16", "2025-08-15T11:39:16.123456Z", "0001-01-01T00:00:00Z", None]
-    assert rows._cast_timestamps(rows._plain_timestamps(stamps)).to_pylist() == [rows.parse_timestamp(v) for v in stamps]
+    assert rows._cast_timestamps(rows._plain_timestamps(stamps)).to_pylist() == [parse_timestamp(v) for v in stamps]
     for odd in (["0000-01-01T00:00:00Z"], [1700000000], ["2025-08-15T11:39:16+08:00"],
                 ["2025-08-15T11:39:16.1234567Z"], ["2025-08-15"]):
         assert rows._plain_timestamps(odd) is None, odd
@@ -538,15 +533,13 @@ PLAIN = {"id": "i1", "name": "Windows10_企业版 😀", "image_type": "gold", "
 ])
 def test_row_hashes_built_by_arrow_are_row_hash(images: list, fast: bool) -> None:
     """Whole projects of usual records are hashed by Arrow; the hashes are row_hash's, to the bit."""
-    from workspace_images.source import rows
-
     table = images_table(images, "p1", "cn-north-4", FETCHED)
     assert table.column("_row_hash").to_pylist() == [row_hash(i, "p1", "cn-north-4") for i in images]
-    plain = {name: rows._plain_strings([i.get(name) for i in images]) for name in rows.KNOWN_STRING_FIELDS}
-    plain.update({name: rows._plain_ints([i.get(name) for i in images]) for name in rows.KNOWN_INT_FIELDS})
-    plain.update({name: rows._plain_timestamps([i.get(name) for i in images]) for name in rows.KNOWN_TIMESTAMP_FIELDS})
+    plain = {name: rows._plain_strings([i.get(name) for i in images]) for name in KNOWN_STRING_FIELDS}
+    plain.update({name: rows._plain_ints([i.get(name) for i in images]) for name in KNOWN_INT_FIELDS})
+    plain.update({name: rows._plain_timestamps([i.get(name) for i in images]) for name in KNOWN_TIMESTAMP_FIELDS})
     plain = {name: array for name, array in plain.items() if array is not None}
     if rows._cast_timestamps(plain.get("created_at", pa.array([], pa.string()))) is None:
         del plain["created_at"]
     uniform = all(i.keys() == images[0].keys() for i in images)
-    assert (uniform and rows._plain_row_hashes(images[0].keys(), plain, "p1", "cn-north-4") is not None) == fast
+    assert (uniform and hashing.plain_row_hashes(images[0].keys(), plain, "p1", "cn-north-4") is not None) == fast

@@ -9,9 +9,12 @@ import random
 import pyarrow as pa
 import pytest
 
-from workspace_images.source.client import parse_json
 from workspace_images.source.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
-from workspace_images.source.rows import images_table, parse_timestamp, row_hash
+from workspace_images.source.gate import CpuGate
+from workspace_images.source.hashing import row_hash
+from workspace_images.source.pages import parse_json
+from workspace_images.source.rows import images_table
+from workspace_images.source.values import parse_timestamp
 
 UTC = dt.timezone.utc
 
@@ -173,8 +176,6 @@ class FakeProcess:
 
 
 def test_cpu_gate_halves_to_two_when_busy_and_grows_back_when_waiting() -> None:
-    from workspace_images.source.fetch import CpuGate
-
     process = FakeProcess()
     gate = CpuGate(8, cpu=lambda: process.used, clock=lambda: process.now, window=0.1)
     limits = []
@@ -190,8 +191,6 @@ def test_cpu_gate_halves_to_two_when_busy_and_grows_back_when_waiting() -> None:
 
 def test_cpu_gate_keeps_a_concurrency_of_one_and_lets_no_more_in_than_its_limit() -> None:
     import threading
-
-    from workspace_images.source.fetch import CpuGate
 
     process = FakeProcess()
     single = CpuGate(1, cpu=lambda: process.used, clock=lambda: process.now)

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import duckdb
 
-from workspace_images.source.client import failure_text
+from workspace_images.source.failures import failure_text
 
 from ..errors import UsageError
 from . import charts

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
-from workspace_images.source.client import failure_text
+from workspace_images.source.failures import failure_text
 
 from .charts import is_wide
 from .queries import ReportData, Trend, _connect, _latest_changes, _summary

@@ -23,8 +23,10 @@ from .config import (
     check_project_timeout,
     parse_filters,
 )
-from .fetch import ProjectFetcher, ProjectOutcome, Progress, Target
-from .rows import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan, images_table
+from .fetch import ProjectFetcher, Target
+from .outcomes import ProjectOutcome, Progress
+from .columns import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan
+from .rows import images_table
 from .settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,
@@ -98,15 +100,15 @@ def images_write_disposition(as_of: datetime, ok_project_ids: Sequence[str]) -> 
 
 @dlt.source(name="workspace_images", max_table_nesting=0)
 def workspace_images(
-    projects: Optional[List[str]] = None,
-    credentials: Optional[WorkspaceCredentials] = None,
+    projects: Optional[List[str]] = dlt.config.value,
+    credentials: Optional[WorkspaceCredentials] = dlt.secrets.value,
     endpoint: str = DEFAULT_ENDPOINT,
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT,
-    regions: Optional[List[str]] = None,
-    filters: Optional[Dict[str, Any]] = None,
+    regions: Optional[List[str]] = dlt.config.value,
+    filters: Optional[Dict[str, Any]] = dlt.config.value,
     concurrency: int = DEFAULT_CONCURRENCY,
     discover_projects: bool = False,
-    accounts: Optional[Dict[str, Any]] = None,
+    accounts: Optional[Dict[str, Any]] = dlt.config.value,
     project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
     as_of: Optional[datetime] = None,
     run_id: Optional[str] = None,
@@ -114,10 +116,14 @@ def workspace_images(
 ) -> Sequence[DltResource]:
     """Product images of Huawei Cloud Workspace in each configured project.
 
-    Every setting is checked here before any Workspace request: a bad one raises
-    ConfigError naming it. Then each account is connected: with a password, one IAM
-    token request checks it (a wrong one raises ConfigError); with discovery, IAM
-    lists the account's projects.
+    dlt injects each setting not passed here from `[sources.workspace_images]`:
+    environment variables (`SOURCES__WORKSPACE_IMAGES__<KEY>`), `.dlt/secrets.toml`, then
+    `.dlt/config.toml`, which may not hold the secrets of `credentials`. No setting is
+    required by itself: a run needs projects (listed, discovered or in `accounts`) and
+    credentials for each account, which the checks here ask for by name. Every setting
+    is checked before any Workspace request: a bad one raises ConfigError naming it.
+    Then each account is connected: with a password, one IAM token request checks it (a
+    wrong one raises ConfigError); with discovery, IAM lists the account's projects.
 
     Args:
         projects: `REGION:PROJECT_ID` strings.
@@ -131,7 +137,9 @@ def workspace_images(
         discover_projects: List the account's projects through IAM (MOS and disabled
             projects skipped; the region is the project name up to its first `_`).
         accounts: More accounts by name, each a table with its own `projects`,
-            `discover_projects`, `regions` and `credentials`.
+            `discover_projects`, `regions` and `credentials` (a config value, not a
+            secret: an account's projects may sit in config.toml, its credentials in
+            secrets.toml; see `accounts.resolve_accounts`).
         project_timeout: Seconds one project may take; then it fails with `WI.TIMEOUT`.
         as_of: Validity timestamp of this load (`_dlt_valid_from` of new versions and
             `_dlt_valid_to` of retired ones); now when not given.
@@ -160,8 +168,7 @@ def workspace_images(
         raise ConfigError("no projects to load: discovery found none"
                           + (" in the selected regions" if any(a.regions for a in account_list) else ""))
     fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected)
-    streaming = threading.Event()
-    """Set while `images` hands projects over as they finish."""
+    streaming = threading.Event()  # set while `images` hands projects over as they finish
 
     @dlt.resource(
         name="images",

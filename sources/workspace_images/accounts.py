@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-import dlt
 from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
 
+import dlt
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 from requests import RequestException, Response, Session
 from requests.auth import AuthBase
 
@@ -24,11 +25,13 @@ from .config import (
     Project,
     WorkspaceCredentials,
     credentials_mode,
+    env_name,
     parse_projects,
     parse_regions,
 )
-from .client import error_text, make_session, redirect_target
-from .fetch import ProjectOutcome
+from .failures import error_text, redirect_target
+from .outcomes import ProjectOutcome
+from .sessions import make_session
 from .settings import (
     ACCOUNT_NAME_PATTERN,
     DEFAULT_ACCOUNT,
@@ -37,6 +40,7 @@ from .settings import (
     PROJECT_ID_PATTERN,
     REGION_PATTERN,
     SKIPPED_PROJECTS,
+    SOURCE_SECTION,
 )
 
 logger = logging.getLogger("workspace_images")
@@ -65,18 +69,13 @@ class Account:
     """Discovered projects whose id is unfit to use (not letters, digits, `-`, `_`): never
     requested, recorded as failed with `WI.INVALID_PROJECT`."""
 
-    @property
-    def where(self) -> str:
-        return "sources.workspace_images" if self.name == DEFAULT_ACCOUNT else f"sources.workspace_images.accounts.{self.name}"
-
-    def connect(self, iam_endpoint: str, http: Optional[Session] = None) -> None:
+    def connect(self, iam_endpoint: str, http: Session) -> None:
         """Check the credentials with IAM (password mode) and discover projects when asked.
 
         Raises:
             ConfigError: IAM refused the credentials (tried once).
             DiscoveryFailed: IAM did not list the projects.
         """
-        http = http or make_session()[0]
         if self.mode == MODE_PASSWORD:
             self.provider = IamTokenProvider(
                 iam_endpoint,
@@ -225,33 +224,47 @@ def _origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
-def _account_credentials(name: str, given: Any) -> WorkspaceCredentials:
-    """An account's credentials: from its `credentials` table, else read key by key with dlt
-    (`SOURCES__WORKSPACE_IMAGES__ACCOUNTS__<NAME>__CREDENTIALS__<KEY>` or secrets.toml)."""
-    credentials = WorkspaceCredentials()
-    values: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-    for key in CREDENTIAL_FIELDS:
-        value = values.get(key)
-        if value is None:
-            value = dlt.secrets.get(f"sources.workspace_images.accounts.{name}.credentials.{key}")
-        if value is not None and str(value).strip():
-            setattr(credentials, key, str(value))
-    return credentials
+ACCOUNT_SETTINGS = ("projects", "discover_projects", "regions", "credentials")
+"""What an entry of `accounts` may hold."""
+
+
+def section_of(account: str) -> str:
+    """Where an account's settings live: `sources.workspace_images` for the default account,
+    `sources.workspace_images.accounts.<name>` for the others."""
+    return SOURCE_SECTION if account == DEFAULT_ACCOUNT else f"{SOURCE_SECTION}.accounts.{account}"
 
 
 def _account_settings(name: str, given: Any) -> Dict[str, Any]:
-    """An account's settings: its table, completed key by key from dlt's providers.
+    """An account's settings: its entry of `accounts`, each key it lacks read from dlt's providers
+    at exactly `sources.workspace_images.accounts.<name>.<key>`; `credentials` as WorkspaceCredentials.
 
-    dlt hands over the `accounts` table from the first provider that has one: with the
-    credentials in secrets.toml and the projects in config.toml, that table is the
-    secrets' alone, so `projects`, `discover_projects` and `regions` are looked up here.
+    The one place the source reads settings itself, for what dlt's injection cannot do with
+    accounts the user names: dlt hands over the whole `accounts` table from the first provider
+    that has one (secrets.toml's, when an account's credentials are there and its projects in
+    config.toml), and a spec resolved under `accounts.<name>` falls back to the keys of the
+    sections above it, which would give an account the default account's projects and
+    credentials. Secrets are read with `dlt.secrets`, so never from config.toml.
     """
+    section = section_of(name)
     settings: Dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
-    for key in ("projects", "discover_projects", "regions"):
+    for key, kind in (("projects", None), ("discover_projects", bool), ("regions", None)):
         if key not in settings:
-            value = dlt.config.get(f"sources.workspace_images.accounts.{name}.{key}")
+            try:
+                value = dlt.config.get(f"{section}.{key}", kind)
+            except ConfigValueCannotBeCoercedException:
+                raise ConfigError(f"account {name}: {key} must be true or false") from None
             if value is not None:
                 settings[key] = value
+    given_credentials = settings.get("credentials")
+    values: Mapping[str, Any] = given_credentials if isinstance(given_credentials, Mapping) else {}
+    credentials = WorkspaceCredentials()
+    for key in CREDENTIAL_FIELDS:
+        value = values.get(key)
+        if value is None:
+            value = dlt.secrets.get(f"{section}.credentials.{key}")
+        if value is not None and str(value).strip():
+            setattr(credentials, key, str(value))
+    settings["credentials"] = credentials
     return settings
 
 
@@ -266,7 +279,8 @@ def resolve_accounts(
 
     The top-level `projects` / `discover_projects` / `credentials` form the account
     `default`; each entry of `accounts` is one more, with its own `projects`,
-    `discover_projects`, `regions` and `credentials`.
+    `discover_projects`, `regions` and `credentials`, completed from dlt's providers
+    (`_account_settings`).
 
     Raises:
         ConfigError: a setting is missing, malformed or conflicting.
@@ -284,12 +298,12 @@ def resolve_accounts(
         if not re.match(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
             raise ConfigError(f"invalid account name {name!r}: use letters, digits and '_' (not 'default')")
         settings = _account_settings(name, settings)
-        unknown = sorted(set(settings) - {"projects", "discover_projects", "regions", "credentials"})
+        unknown = sorted(set(settings) - set(ACCOUNT_SETTINGS))
         if unknown:
             raise ConfigError(f"account {name}: unknown setting(s) {', '.join(unknown)}")
         own_regions = parse_regions(settings.get("regions")) or region_filter
-        creds = _account_credentials(name, settings.get("credentials"))
-        mode = credentials_mode(creds, f"sources.workspace_images.accounts.{name}")
+        creds = settings["credentials"]
+        mode = credentials_mode(creds, section_of(name))
         result.append(Account(
             name, creds, mode,
             parse_projects(settings.get("projects"), own_regions, account=name),
@@ -300,7 +314,7 @@ def resolve_accounts(
         if not account.projects and not account.discover:
             raise ConfigError(
                 f"no projects to load in account {account.name}: pass --project REGION:PROJECT_ID or --discover, "
-                f"or set {account.where.upper().replace('.', '__')}__PROJECTS"
+                f"or set {env_name(section_of(account.name) + '.projects')}"
             )
     seen: Dict[str, str] = {}
     for account in result:

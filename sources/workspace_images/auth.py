@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from requests import PreparedRequest, Response
 from requests.auth import AuthBase
 
-from .client import error_text, parse_error_body, redirect_target
+from .failures import error_text, parse_error_body, redirect_target
 
 logger = logging.getLogger("workspace_images")
 

@@ -12,7 +12,7 @@ from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from .settings import FILTER_PARAMS, PROJECT_ID_PATTERN, REGION_PATTERN
+from .settings import FILTER_PARAMS, PROJECT_ID_PATTERN, REGION_PATTERN, SOURCE_SECTION
 
 
 class ConfigError(ValueError):
@@ -41,13 +41,18 @@ CREDENTIAL_FIELDS = ("token", "access_key", "secret_key", "security_token", "use
 MODE_TOKEN, MODE_PASSWORD, MODE_AKSK = "token", "password", "aksk"
 
 
-def credentials_mode(credentials: Optional[WorkspaceCredentials], where: str = "sources.workspace_images") -> str:
+def env_name(key: str) -> str:
+    """The environment variable of a setting: `sources.workspace_images.projects` -> `SOURCES__WORKSPACE_IMAGES__PROJECTS`."""
+    return key.upper().replace(".", "__")
+
+
+def credentials_mode(credentials: Optional[WorkspaceCredentials], where: str = SOURCE_SECTION) -> str:
     """Which authentication the set secrets choose: token, password or aksk.
 
     Raises:
         ConfigError: none is set, a mix of modes is set, or a mode misses a part.
     """
-    env = where.upper().replace(".", "__") + "__CREDENTIALS__"
+    env = env_name(where) + "__CREDENTIALS__"
 
     def given(*names: str) -> List[str]:
         return [n for n in names if credentials is not None and str(getattr(credentials, n) or "").strip()]

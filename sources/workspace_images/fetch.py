@@ -1,4 +1,4 @@
-"""Fetch projects whole, several at a time, and keep what each run did per project."""
+"""Fetch projects whole, several at a time: page each to its end, renew tokens, retry unstable listings."""
 
 from __future__ import annotations
 
@@ -7,28 +7,23 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-import pyarrow as pa
 from requests import RequestException
 from requests.auth import AuthBase
 
 from .auth import CredentialsRejected, IamError, IamTokenAuth
-from .client import (
-    ApiError,
-    FetchError,
-    ImagesPaginator,
-    ProjectTimedOut,
-    ThreadSessions,
-    check_response,
-    failure_text,
-    make_rest_client,
-    page_params,
-)
+from .client import ImagesPaginator, make_rest_client, page_params
+from .columns import ColumnPlan
 from .config import Project
-from .rows import BadRecord, ColumnPlan, images_table
+from .failures import ApiError, FetchError, ProjectTimedOut
+from .gate import CpuGate
+from .outcomes import ProjectOutcome, Progress
+from .pages import check_response
+from .rows import BadRecord, images_table
+from .sessions import ThreadSessions
 from .settings import (
     DEFAULT_PROJECT_TIMEOUT,
     ERR_BAD_RECORD,
@@ -45,57 +40,6 @@ from .settings import (
 )
 
 logger = logging.getLogger("workspace_images")
-
-
-@dataclass
-class ProjectOutcome:
-    """What fetching one project gave: its rows when it was fetched whole, else the error."""
-
-    project: Project
-    status: str = "failed"
-    table: Optional[pa.Table] = None
-    images: int = 0
-    total_count: Optional[int] = None
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
-    http_status: Optional[int] = None
-    error_code: Optional[str] = None
-    error_msg: Optional[str] = None
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    finished_at: Optional[datetime] = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def failure(self) -> str:
-        """`HTTP 403 APIG.0302: <message>`: why the project failed, as far as known."""
-        return failure_text(self.http_status, self.error_code, self.error_msg)
-
-    def run_row(self, run_id: str, as_of: datetime) -> Dict[str, Any]:
-        """The project's row in `project_runs`."""
-        return {
-            "run_id": run_id,
-            "account": self.project.account,
-            "project_id": self.project.project_id,
-            "project_name": self.project.name,
-            "region": self.project.region,
-            "discovered": self.project.discovered,
-            "as_of": as_of,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "status": self.status,
-            "images": self.images,
-            "total_count": self.total_count,
-            "pages": self.pages,
-            "requests": self.requests,
-            "retries": self.retries,
-            "http_status": self.http_status,
-            "error_code": self.error_code,
-            "error_msg": self.error_msg,
-        }
 
 
 def base_url(endpoint: str, region: str) -> str:
@@ -251,84 +195,6 @@ class _Probe:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.rejection: Optional[ProjectOutcome] = None
-
-
-@dataclass
-class Progress:
-    """Running totals of a fetch, for progress lines and the final summary."""
-
-    total: int
-    done: int = 0
-    images: int = 0
-    retries: int = 0
-    failed: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def line(self) -> str:
-        return (
-            f"{self.done}/{self.total} projects, {self.images:,} images, {self.retries} retries, "
-            f"{self.failed} failed, {time.monotonic() - self.started:.1f}s"
-        )
-
-
-class CpuGate:
-    """Lets at most `limit` projects be fetched at once; the limit follows this process's CPU.
-
-    It starts at `most` (the `concurrency` setting). Python runs one thread at a time, so
-    when this process already uses a whole CPU, as against a fast API nearby, more projects
-    at once only wait for each other, and each switch between them costs CPU: the limit
-    halves, down to 2. When the process waits instead (for the network, the usual case), it
-    grows back one by one up to `most`. It is looked at after a project ends, at most every
-    `window` seconds.
-    """
-
-    FLOOR = 2
-    BUSY = 0.9
-    """CPU seconds per second above which the process counts as busy."""
-    IDLE = 0.7
-    """CPU seconds per second below which the limit may grow again."""
-
-    def __init__(
-        self,
-        most: int,
-        cpu: Callable[[], float] = time.process_time,
-        clock: Callable[[], float] = time.monotonic,
-        window: float = 0.1,
-    ) -> None:
-        self.most = max(1, most)
-        self.limit = self.most
-        self.active = 0
-        self._cpu, self._clock, self._window = cpu, clock, window
-        self._cond = threading.Condition()
-        self._mark = (clock(), cpu())
-
-    def __enter__(self) -> "CpuGate":
-        with self._cond:
-            while self.active >= self.limit:
-                self._cond.wait()
-            self.active += 1
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._cond:
-            self.active -= 1
-            self._adjust()
-            self._cond.notify_all()
-
-    def _adjust(self) -> None:
-        now, used = self._clock(), self._cpu()
-        span = now - self._mark[0]
-        if span < self._window:
-            return
-        busy = (used - self._mark[1]) / span
-        self._mark = (now, used)
-        before = self.limit
-        if busy >= self.BUSY:
-            self.limit = max(min(self.FLOOR, self.most), self.limit // 2)
-        elif busy < self.IDLE:
-            self.limit = min(self.most, self.limit + 1)
-        if self.limit != before:
-            logger.debug("%d project(s) at a time (this process used %.2f CPU seconds per second)", self.limit, busy)
 
 
 class ProjectFetcher:

@@ -83,6 +83,9 @@ DEFAULT_PROJECT_TIMEOUT = 900.0
 TOKEN_EXPIRED_CODES = ("APIG.0307", "APIGW.0307")
 """Gateway codes of a 401 that asks for a new IAM token."""
 
+SOURCE_SECTION = "sources.workspace_images"
+"""Where the source's settings live in dlt's configuration (`SOURCES__WORKSPACE_IMAGES__...`)."""
+
 DEFAULT_ACCOUNT = "default"
 """Name of the account formed by the top-level projects and credentials."""
 

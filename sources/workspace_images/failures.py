@@ -1,0 +1,120 @@
+"""What went wrong with a request: the API's error bodies, one line of a failure, the errors a project fails with."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from requests import HTTPError, Response
+
+from .settings import ERR_MALFORMED, ERR_PAGING_STUCK, ERR_REDIRECT
+
+MAX_ERROR_MSG = 500
+"""Longest API error message kept."""
+
+
+def parse_error_body(response: Response) -> tuple[Optional[str], Optional[str]]:
+    """Read `error_code` / `error_msg` from the gateway shape, or `code` / `message`
+    from the Keystone shape IAM uses (`{"error": {"code": 401, "message": ...}}`)."""
+    try:
+        body = json.loads(response.content.decode("utf-8", errors="replace") or "null")
+    except ValueError:
+        text = response.content[:MAX_ERROR_MSG].decode("utf-8", errors="replace").strip()
+        return None, text or None
+    if not isinstance(body, dict):
+        return None, None
+    if isinstance(body.get("error"), dict):
+        inner = body["error"]
+        code = inner.get("code")
+        return (str(code) if code is not None else None), _clip(inner.get("message"))
+    code = body.get("error_code") or body.get("code")
+    return (str(code) if code is not None else None), _clip(body.get("error_msg") or body.get("message"))
+
+
+def error_text(response: Response) -> str:
+    """What an error answer says, for a message: its `error_msg` / `message`, else its text, else
+    the status's reason."""
+    _, message = parse_error_body(response)
+    return message or response.reason or ""
+
+
+def failure_text(http_status: Optional[int], error_code: Optional[str], error_msg: Optional[str]) -> str:
+    """One line for a failed request or project: `HTTP 403 APIG.0302: <message>`, each part when known."""
+    head = " ".join(part for part in (f"HTTP {http_status}" if http_status else "", error_code or "") if part)
+    if not head:
+        return error_msg or ""
+    return f"{head}: {error_msg}" if error_msg else head
+
+
+def _clip(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= MAX_ERROR_MSG else text[: MAX_ERROR_MSG - 1] + "…"
+
+
+def redirect_target(response: Response) -> str:
+    """`scheme://host:port` a redirect points to (never its path or query, which may carry anything)."""
+    location = response.headers.get("Location") or ""
+    parts = urlsplit(location)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else (repr(location[:60]) if location else "nowhere")
+
+
+class FetchError(Exception):
+    """A project could not be fetched. Carries what `project_runs` records."""
+
+    def __init__(
+        self,
+        message: str,
+        http_status: Optional[int] = None,
+        error_code: Optional[str] = None,
+        error_msg: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.error_msg = error_msg or message
+
+
+class ApiError(FetchError, HTTPError):
+    """The API answered with an error status. A requests `HTTPError`, so dlt's retry
+    machinery sees the response and retries 429 and 5xx."""
+
+    def __init__(self, response: Response) -> None:
+        code, msg = parse_error_body(response)
+        FetchError.__init__(self, failure_text(response.status_code, code, msg), response.status_code, code,
+                            msg or response.reason)
+        self.response = response
+        self.request = response.request
+
+
+class MalformedResponse(FetchError):
+    """A 200 answer that is not the JSON the API documents."""
+
+    def __init__(self, detail: str, http_status: Optional[int] = 200) -> None:
+        super().__init__(f"malformed response: {detail}", http_status, ERR_MALFORMED)
+
+
+class RedirectRefused(FetchError):
+    """The API answered with a redirect. It is never followed: the request carries credentials."""
+
+    def __init__(self, response: Response) -> None:
+        target = redirect_target(response)
+        super().__init__(
+            f"HTTP {response.status_code} redirect to {target}: not followed, credentials are never sent "
+            "to another address; check the endpoint",
+            response.status_code,
+            ERR_REDIRECT,
+        )
+
+
+class ProjectTimedOut(Exception):
+    """The project's time budget (`project_timeout`) ran out; no request is sent after that."""
+
+
+class PagingStuck(FetchError):
+    """Paging does not advance: pages stop bringing images the project says it has."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"paging does not advance: {detail}", 200, ERR_PAGING_STUCK)

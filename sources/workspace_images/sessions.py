@@ -1,0 +1,302 @@
+"""HTTP sessions: dlt's retries, a time limit on each whole request, no redirects, one session per thread."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from urllib.parse import urlsplit
+
+from requests import PreparedRequest, RequestException, Response, Session
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ReadTimeout
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.sources.helpers.requests import Client
+
+from .failures import ProjectTimedOut
+
+
+class _Watch:
+    """The time limit of one request: when it passes, the request's sockets are shut down,
+    which ends a read that is blocked waiting for the server."""
+
+    __slots__ = ("deadline", "fired", "cancelled", "sockets")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self.cancelled = False
+        self.sockets: List[socket.socket] = []
+
+    def add(self, sock: Optional[socket.socket]) -> None:
+        if sock is None:
+            return
+        with _WATCHDOG.lock:
+            if self.fired:
+                _shut(sock)
+            else:
+                self.sockets.append(sock)
+
+    def fire(self) -> None:
+        self.fired = True
+        for sock in self.sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Watchdog:
+    """One thread for every request's time limit (a heap of deadlines), so that a request
+    costs no thread of its own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self._heap: List[Tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, seconds: float) -> _Watch:
+        watch = _Watch(time.monotonic() + seconds)
+        with self.lock:
+            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="workspace_images-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is watch:  # the thread sleeps until an earlier deadline otherwise
+                self.lock.notify()
+        return watch
+
+    def cancel(self, watch: _Watch) -> None:
+        with self.lock:
+            watch.cancelled = True
+            watch.sockets.clear()
+
+    def _run(self) -> None:
+        with self.lock:
+            while True:
+                while self._heap and self._heap[0][2].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self.lock.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self.lock.wait(wait)
+                    continue
+                heapq.heappop(self._heap)[2].fire()
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()
+
+
+def _track(sock: Optional[socket.socket]) -> None:
+    watch: Optional[_Watch] = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add(sock)
+
+
+class _Tracked:
+    """Hands the connection's socket to the request's watch, whether new or reused."""
+
+    sock: Optional[socket.socket]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _track(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _track(self.sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _TrackedHTTPConnection(_Tracked, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection  # type: ignore[assignment]
+
+
+_TRACKED_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+TimeoutArg = Union[None, float, Tuple[Optional[float], Optional[float]]]
+
+
+def _whole_limit(timeout: TimeoutArg) -> Optional[float]:
+    """The bound of a whole request from requests' timeout (a number, or (connect, read))."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, tuple):
+        parts = [t for t in timeout if t is not None]
+        return max(parts) if parts else None
+    return float(timeout)
+
+
+class BoundedAdapter(HTTPAdapter):
+    """Sends requests with a time limit on the whole request, and counts them.
+
+    `requests`' timeout only bounds each wait for a byte: a server that sends its
+    headers and then drips the body never trips it. Here the timeout (dlt's
+    `[runtime] request_timeout`) bounds the whole exchange, connect to last body
+    byte, and past `deadline` (the project's budget, `time.monotonic()` based, set by
+    ThreadSessions.for_project) no request is sent at all.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent = 0
+        self.asked = 0
+        self.deadline: Optional[float] = None
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _TRACKED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _TRACKED_POOLS
+        return manager
+
+    def send(  # type: ignore[override]
+        self, request: PreparedRequest, stream: bool = False, timeout: TimeoutArg = None, **kwargs: Any
+    ) -> Response:
+        limit = _whole_limit(timeout)
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ProjectTimedOut()
+            limit = left if limit is None else min(limit, left)
+            timeout = limit if not isinstance(timeout, tuple) else tuple(
+                limit if t is None else min(t, limit) for t in timeout)  # type: ignore[assignment]
+        if limit is not None and limit <= 0:
+            raise ValueError(f"request_timeout must be more than 0 seconds, got {limit:g}")
+        self.sent += 1
+        watch = _WATCHDOG.watch(limit) if limit is not None else None
+        _current.watch = watch
+        try:
+            response = super().send(request, stream=True, timeout=timeout, **kwargs)
+            if not stream:
+                response.content  # read the body while the watch is on
+        except RequestException:
+            if watch is not None and watch.fired:
+                raise ReadTimeout(
+                    f"no whole answer within {limit:g}s (request_timeout)", request=request
+                ) from None
+            raise
+        finally:
+            _current.watch = None
+            if watch is not None:
+                _WATCHDOG.cancel(watch)
+        return response
+
+
+def make_session(retrying: Optional[Client] = None) -> Tuple[Session, BoundedAdapter]:
+    """A session with dlt's retries (`[runtime]` settings), whole-request time limits and
+    no redirects: a redirected request would carry its credentials (token, signature,
+    password) to whatever address the redirect names. The adapter counts what is asked
+    (`asked`) and what goes on the wire (`sent`).
+
+    `retrying` is a dlt `Client` whose settings the session takes; one made here when not
+    given (dlt resolves its `[runtime]` settings anew for every `Client`).
+    Call it in the thread that uses the session: dlt's sessions are per thread.
+    """
+    session = (retrying or Client(raise_for_status=False)).session
+    adapter = BoundedAdapter(pool_maxsize=4)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    retrying_send: Callable[..., Response] = session.send
+
+    def send(request: PreparedRequest, **kwargs: Any) -> Response:
+        adapter.asked += 1
+        kwargs["allow_redirects"] = False
+        return retrying_send(request, **kwargs)
+
+    session.send = send  # type: ignore[method-assign]
+    _remember_environment(session)
+    return session, adapter
+
+
+def _remember_environment(session: Session) -> None:
+    """Read the proxy and CA-bundle variables (`HTTPS_PROXY`, `NO_PROXY`, `REQUESTS_CA_BUNDLE`...)
+    once per host for this session, not at every request, which scans the whole environment twice."""
+    merge = session.merge_environment_settings
+    known: Dict[Tuple[str, str], Dict[str, Any]] = {}
+
+    def merge_environment_settings(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> Dict[str, Any]:
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return merge(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        host = (parts.scheme, parts.netloc)
+        if host not in known:
+            known[host] = merge(url, {}, None, None, None)
+        settings = known[host]
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+    session.merge_environment_settings = merge_environment_settings  # type: ignore[method-assign]
+
+
+class RequestCounter:
+    """Logical requests (what the client asked for) and attempts (what went on the wire) of one project."""
+
+    def __init__(self, adapter: BoundedAdapter) -> None:
+        self._adapter = adapter
+        self._asked, self._sent = adapter.asked, adapter.sent
+
+    @property
+    def logical(self) -> int:
+        return self._adapter.asked - self._asked
+
+    @property
+    def attempts(self) -> int:
+        return self._adapter.sent - self._sent
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - self.logical)
+
+
+class ThreadSessions:
+    """One session per thread for every project of a run, so the projects a thread fetches one
+    after the other share its connections (keep-alive) and dlt's `[runtime]` settings are
+    resolved once. A thread fetches one project at a time: `for_project` sets its deadline."""
+
+    def __init__(self) -> None:
+        self.config = resolve_configuration(RuntimeConfiguration())
+        self._retrying = Client(
+            raise_for_status=False,
+            request_timeout=self.config.request_timeout,
+            request_max_attempts=self.config.request_max_attempts,
+            request_backoff_factor=self.config.request_backoff_factor,
+            request_max_retry_delay=self.config.request_max_retry_delay,
+        )
+        self._local = threading.local()
+
+    def for_project(self, deadline: Optional[float]) -> Tuple[Session, BoundedAdapter]:
+        held: Optional[Tuple[Session, BoundedAdapter]] = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = make_session(retrying=self._retrying)
+        held[1].deadline = deadline
+        return held
+
