@@ -109,7 +109,7 @@ def test_a_token_is_renewed_before_it_expires(sim: Simulator, lifetime: int, ren
     sim.iam.clock = clock.epoch
     sim.iam.token_ttl = lifetime * 60
     project = sim.add_project("cn-north-4", images=1)
-    account = sim.account()
+    account = sim.iam.account()
     http = make_session()[0]
     issued: List[Tuple[float, str]] = []  # (minute, token) of each token IAM issued
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import csv
 import logging
 import re
 import struct
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import duckdb
 import pytest
@@ -284,6 +286,20 @@ def test_screenshot_with_chromium_is_a_full_page_png(history: Dict[str, Any], tm
     assert png == tmp_path / "shots" / "r.png"
     width, height = _png_size(png.read_bytes())
     assert width == 1280 and height > 1500
+
+
+def test_screenshot_from_inside_an_asyncio_loop(history: Dict[str, Any], tmp_path: Path) -> None:
+    # as from a notebook, whose cell runs inside an event loop, which Playwright's sync API refuses
+    html = report.write_html(history["db"], tmp_path / "r.html")
+
+    async def in_a_loop() -> Optional[Path]:
+        return report.screenshot(html, tmp_path / "r.png")
+
+    # a thread of its own for the loop: this module's browser fixture keeps Playwright's loop in the main one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        png = pool.submit(asyncio.run, in_a_loop()).result()
+    assert png == tmp_path / "r.png"
+    assert _png_size(png.read_bytes())[0] == 1280
 
 
 def test_screenshot_without_chromium_warns_and_returns_none(

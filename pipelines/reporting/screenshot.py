@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Dict, Optional
 
 logger = logging.getLogger("workspace_images")
 
@@ -63,8 +64,16 @@ def screenshot(html_path: Path, png_path: Path, width: int = SCREENSHOT_WIDTH) -
             "(or `make demo` as root)", html_path,
         )
         return None
-    url = Path(html_path).resolve().as_uri()
     png_path = Path(png_path)
+    url = Path(html_path).resolve().as_uri()
+    png = _in_own_thread(_capture, sync_playwright, PlaywrightError, binary, url, width)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.write_bytes(png)
+    return png_path
+
+
+def _capture(sync_playwright: Any, error: type, binary: str, url: str, width: int) -> bytes:
+    """The whole page at `url`, `width` pixels wide, as PNG bytes."""
     timeout_ms = SCREENSHOT_TIMEOUT * 1000
     try:
         with sync_playwright() as driver:
@@ -76,16 +85,35 @@ def screenshot(html_path: Path, png_path: Path, width: int = SCREENSHOT_WIDTH) -
                 page.goto(url, wait_until="load", timeout=timeout_ms)
                 height = page.evaluate("Math.ceil(document.documentElement.scrollHeight)")
                 height = min(max(int(height), 1), MAX_SCREENSHOT_HEIGHT)
-                png = page.screenshot(
+                return page.screenshot(
                     full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height}, timeout=timeout_ms
                 )
             finally:
                 browser.close()
-    except PlaywrightError as exc:
+    except error as exc:
         raise ScreenshotFailed(f"{binary}: {_reason(exc)}") from None
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    png_path.write_bytes(png)
-    return png_path
+
+
+def _in_own_thread(fn: Callable[..., bytes], *args: Any) -> bytes:
+    """`fn(*args)` in a thread of its own, whose result or error it hands back.
+
+    Playwright's synchronous API refuses to run in a thread with an asyncio loop (a notebook's,
+    or another Playwright session's); a fresh thread has none.
+    """
+    outcome: Dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["png"] = fn(*args)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="workspace-images-screenshot", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["png"]
 
 
 def _reason(exc: Exception) -> str:
