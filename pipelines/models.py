@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -9,7 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import sqlglot
 from sqlglot import exp
@@ -65,13 +66,20 @@ class Model:
         dependency, nor is a macro (`analytics.os_family(...)` is a function).
         """
         try:
-            tree = sqlglot.parse_one(self.sql, read=SOURCE_DIALECT)
+            tables = _analytics_tables(self.sql)
         except sqlglot.errors.ParseError as exc:
             where = exc.errors[0] if exc.errors else {}
             raise ValueError(f"model {self.name}: its SQL cannot be read: {where.get('description', exc)} "
                              f"(line {where.get('line')}, column {where.get('col')})") from None
-        tables = {table.name.lower() for table in tree.find_all(exp.Table) if table.db.lower() == ANALYTICS}
         return sorted(tables - {self.name})
+
+
+@functools.lru_cache(maxsize=64)
+def _analytics_tables(sql: str) -> FrozenSet[str]:
+    """The tables of schema `analytics` in sqlglot's tree of `sql`; parsed once per text, as every
+    run of a process (the tests, a DAG worker) reads the same models."""
+    tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
+    return frozenset(table.name.lower() for table in tree.find_all(exp.Table) if table.db.lower() == ANALYTICS)
 
 
 @dataclass
