@@ -8,12 +8,13 @@ Chromium there is no screenshot, and a warning says what to install.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import shutil
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Optional
 
 logger = logging.getLogger("workspace_images")
 
@@ -49,8 +50,7 @@ def screenshot(html_path: Path, png_path: Path, width: int = SCREENSHOT_WIDTH) -
         ScreenshotFailed: Chromium is there but did not deliver the image.
     """
     try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
+        importlib.import_module("playwright.sync_api")  # installed? `_capture` uses it
     except ImportError:
         logger.warning(
             "playwright is not installed, so no screenshot of %s: "
@@ -66,14 +66,19 @@ def screenshot(html_path: Path, png_path: Path, width: int = SCREENSHOT_WIDTH) -
         return None
     png_path = Path(png_path)
     url = Path(html_path).resolve().as_uri()
-    png = _in_own_thread(_capture, sync_playwright, PlaywrightError, binary, url, width)
+    # in a thread of its own: Playwright's sync API refuses a thread that runs an asyncio loop
+    # (a notebook's, or another Playwright session's), and a fresh thread has none
+    with ThreadPoolExecutor(1, thread_name_prefix="workspace-images-screenshot") as pool:
+        png = pool.submit(_capture, binary, url, width).result()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     png_path.write_bytes(png)
     return png_path
 
 
-def _capture(sync_playwright: Any, error: type, binary: str, url: str, width: int) -> bytes:
+def _capture(binary: str, url: str, width: int) -> bytes:
     """The whole page at `url`, `width` pixels wide, as PNG bytes."""
+    from playwright.sync_api import Error, sync_playwright
+
     timeout_ms = SCREENSHOT_TIMEOUT * 1000
     try:
         with sync_playwright() as driver:
@@ -90,30 +95,8 @@ def _capture(sync_playwright: Any, error: type, binary: str, url: str, width: in
                 )
             finally:
                 browser.close()
-    except error as exc:
+    except Error as exc:
         raise ScreenshotFailed(f"{binary}: {_reason(exc)}") from None
-
-
-def _in_own_thread(fn: Callable[..., bytes], *args: Any) -> bytes:
-    """`fn(*args)` in a thread of its own, whose result or error it hands back.
-
-    Playwright's synchronous API refuses to run in a thread with an asyncio loop (a notebook's,
-    or another Playwright session's); a fresh thread has none.
-    """
-    outcome: Dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["png"] = fn(*args)
-        except BaseException as exc:  # handed to the caller's thread below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=work, name="workspace-images-screenshot", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["png"]
 
 
 def _reason(exc: Exception) -> str:
