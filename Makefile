@@ -60,8 +60,10 @@ postgres:
 demo: install browser
 	$(BIN)/workspace-images demo --db demo.duckdb --replace
 
+# one pytest worker per core (pytest-xdist), a test file to a worker, so that a file's
+# module-scoped fixtures (the PostgreSQL server, the report's database) start once
 test: install browser timer postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 airflow-venv: $(AF_STAMP)
 
