@@ -71,12 +71,13 @@ $(AF_STAMP): pyproject.toml
 	rm -rf $(AF_VENV)
 	$(PYTHON) -m venv $(AF_VENV)
 	$(AF_BIN)/python -m pip install --quiet --upgrade pip
-	$(AF_BIN)/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)' 'pytest>=8' -e '.[postgres]'
+	$(AF_BIN)/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)' 'pytest>=8' 'pytest-xdist>=3.5' -e '.[postgres]'
 	touch $(AF_STAMP)
 
-# `airflow dags test` of the DAG against the simulator (tests/integration/, which `make test` skips)
+# `airflow dags test` of the DAG against the simulator (tests/integration/, which `make test` skips);
+# each test has an Airflow home of its own, so they share the cores test by test
 test-integration: $(AF_STAMP)
-	$(AF_BIN)/python -m pytest -q tests/integration
+	$(AF_BIN)/python -m pytest -q -n auto --dist load tests/integration
 
 # bench/RESULTS.md holds what this printed last; each benchmark compares against its baselines in one run
 # the package's bytecode is compiled first, as pip does when it installs the wheel (an editable
