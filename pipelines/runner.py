@@ -330,4 +330,3 @@ def run_models(target: Target | Path, wait: Optional[float] = None, raw_dataset:
         if not is_database_error(exc):
             raise
         raise RunFailed(f"models: {reason_of(exc)}") from None
-

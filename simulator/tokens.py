@@ -343,4 +343,3 @@ def _parse_token_request(body: bytes) -> tuple[dict[str, Any], str, dict[str, An
     else:
         raise AuthError.invalid("auth.scope", "'project' or 'domain' is required")
     return user_spec, password, scope
-

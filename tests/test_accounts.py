@@ -19,8 +19,6 @@ def ids(images: list) -> list:
     return sorted(i["id"] for i in images)
 
 
-
-
 def password(sim: Simulator, domain: str | None = None) -> Dict[str, str]:
     account = sim.iam.account(domain)
     return {"user_name": account.user, "password": account.password, "domain_name": account.domain}

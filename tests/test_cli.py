@@ -11,8 +11,6 @@ from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, cli, query
 
 
-
-
 def test_run_loads_every_project_and_exits_0(sim: Simulator, tmp_path: Path) -> None:
     a = sim.add_project("cn-north-4", images=130)
     b = sim.add_project("ap-southeast-1", images=3)

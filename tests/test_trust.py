@@ -30,12 +30,6 @@ from tests.recorder import Recorder
 HERE = Path(__file__).resolve().parent
 
 
-
-
-
-
-
-
 def history(db: Path) -> List[tuple]:
     """Every version of every image, without the columns that differ between identical loads."""
     return query(db, "select project_id, id, _row_hash, _dlt_valid_from, _dlt_valid_to "
@@ -407,8 +401,6 @@ def test_a_token_refused_right_after_renewal_fails_the_project(sim: Simulator, d
 
 
 # -- bad flags, paths and settings: one line, the right exit code, nothing written ----------
-
-
 
 
 @pytest.mark.parametrize("as_of, message", [

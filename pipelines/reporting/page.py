@@ -28,7 +28,6 @@ from .queries import (
 from .terminal import _count, _signed, _utc
 
 
-
 HTML_CHANGES = 50
 CSS = resources.files(__package__).joinpath("report.css").read_text(encoding="utf-8")
 """The page's style sheet, inlined into the page."""
@@ -55,8 +54,6 @@ def _kpi(label: str, value: str, note: str, alert: bool = False) -> str:
         f'<div class="{css}"><div class="label">{esc(label)}</div><div class="value">{value}</div>'
         f'<div class="note">{note}</div></div>'
     )
-
-
 
 
 def _changes_per_day(con: duckdb.DuckDBPyConnection) -> Tuple[List[dt.date], Dict[str, List[int]], Optional[str]]:

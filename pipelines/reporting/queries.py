@@ -16,7 +16,6 @@ from ..checks import lock_timeout_setting
 from ..errors import RunFailed, UsageError
 
 
-
 ANALYTICS = "analytics"
 REQUIRED_MODELS = ("stg_project_runs", "project_status", "image_inventory", "inventory_summary", "os_version_trend",
                    "image_changes")
@@ -192,10 +191,6 @@ def _totals(inventory: Sequence[Dict[str, Any]], key: str) -> List[Tuple[str, in
     for row in inventory:
         sums[row[key]] = sums.get(row[key], 0) + int(row["images"])
     return sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-
-
 
 
 def _last_load_changes(con: duckdb.DuckDBPyConnection, latest: Optional[LatestRun]) -> Dict[str, int]:

@@ -14,8 +14,6 @@ from .charts import is_wide
 from .queries import ReportData, Trend, _connect, _latest_changes, _summary
 
 
-
-
 # Column widths (terminal columns) beyond which a cell is cut with an ellipsis.
 MAX_CELL = {"image_name": 40, "os_version": 36, "changed_columns": 40}
 

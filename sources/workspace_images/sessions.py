@@ -299,4 +299,3 @@ class ThreadSessions:
             held = self._local.held = make_session(retrying=self._retrying)
         held[1].deadline = deadline
         return held
-
