@@ -53,3 +53,43 @@ def test_fetch_breakdown_benchmark_prints_its_table() -> None:
     assert lines[0] == "2 projects x 150 images, 8 threads, best of 1"
     assert [line.rsplit(None, 2)[0] for line in lines[2:]] == ["pages", "pages + rows", "dlt session + rows",
                                                                 "fetch_project"]
+
+
+def _checkout(folder: Path, tests: str) -> Path:
+    """A tiny checkout: a test file, and a `.venv/bin/python` that is this interpreter."""
+    (folder / "tests").mkdir(parents=True)
+    (folder / "tests" / "test_x.py").write_text(tests)
+    python = folder / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    return folder
+
+
+def test_suite_pair_compares_two_suites_run_at_once_test_by_test(tmp_path: Path) -> None:
+    body = ("import subprocess, sys, time\n\n"
+            "def test_shared():\n    time.sleep({sleep})\n\n"
+            "def test_with_a_child():\n    subprocess.run([sys.executable, '-c', 'sum(range(3_000_000))'], check=True)\n")
+    old = _checkout(tmp_path / "old", body.format(sleep=0.1))
+    new = _checkout(tmp_path / "new", body.format(sleep=0.4) + "\ndef test_new_only():\n    pass\n")
+    proc = subprocess.run([sys.executable, "-m", "bench.suite_pair", str(old), str(new), "--", "-q", "-p",
+                           "no:cacheprovider"], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"old {old}: 2 passed in ") and lines[1].startswith(f"new {new}: 3 passed in ")
+    assert lines[2].split()[:2] == ["tests", "both"]
+    by_name = {line.split()[0]: line.split()[1:] for line in lines[3:5]}
+    assert set(by_name) == {"tests/test_x.py", "total"}
+    n, wall_old, wall_new, wall_ratio, cpu_old, cpu_new, _, children_old, children_new, _ = by_name["total"]
+    assert n == "2"
+    assert 0.1 <= float(wall_old) < float(wall_new) and float(wall_ratio) > 1.5  # 0.4 s of sleep against 0.1 s
+    assert float(children_old) > 0 and float(children_new) > 0  # the subprocess's CPU is counted apart
+    assert lines[5:] == ["only old: 0 tests, 0.00 s", lines[6]] and lines[6].startswith("only new: 1 tests, ")
+
+
+def test_suite_pair_wants_a_venv_in_each_checkout(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.suite_pair", str(tmp_path), str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == f"python -m bench.suite_pair: error: {tmp_path}: no .venv (run `make install` there)"
