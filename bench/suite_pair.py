@@ -28,6 +28,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from bench.suite_timing import OUT_VARIABLE
+
 PLUGIN = Path(__file__).with_name("suite_timing.py")
 DEFAULT_PYTEST_ARGS = ["-q", "-p", "no:cacheprovider"]
 MEASURES = ("wall", "cpu", "children")
@@ -39,7 +41,7 @@ def run_both(checkouts: List[Path], pytest_args: List[str], work: Path) -> List[
     started = []
     for n, checkout in enumerate(checkouts):
         timings, log = work / f"suite{n}.jsonl", work / f"suite{n}.log"
-        env = {**os.environ, "PYTHONPATH": str(work), "SUITE_TIMING_OUT": str(timings)}
+        env = {**os.environ, "PYTHONPATH": str(work), OUT_VARIABLE: str(timings)}
         command = [str(checkout / ".venv" / "bin" / "python"), "-m", "pytest", *pytest_args, "-p", "suite_timing"]
         with open(log, "w", encoding="utf-8") as out:
             started.append((time.perf_counter(), subprocess.Popen(command, cwd=checkout, env=env, stdout=out,
