@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 DB_ENV = "WORKSPACE_IMAGES_DB"
-DAG_DEFAULT_DB = "/var/lib/workspace-images/workspace_images.duckdb"
+DAG_DEFAULT_DB = "/var/lib/workspace-images/images.duckdb"
 PROJECT_DIR_ENV = "DLT_PROJECT_DIR"
 """dlt reads `.dlt/` in this folder instead of the working folder (dlt's `known_env.DLT_PROJECT_DIR`)."""
 

@@ -18,7 +18,7 @@ from dlt.common.time import to_seconds
 from workspace_images.source.values import parse_timestamp
 
 from .errors import UsageError
-from .warehouse import PIPELINE_NAME, Target
+from .warehouse import PIPELINE_NAME, Target, open_file
 
 logger = logging.getLogger("workspace_images")
 
@@ -159,10 +159,10 @@ def create_with_storage_version(db_path: Path, version: str) -> None:
     existing file in another version is left as it is, with a warning.
     """
     if not db_path.exists():
-        duckdb.connect(str(db_path), config={"storage_compatibility_version": version}).close()
+        open_file(db_path, config={"storage_compatibility_version": version}).close()
         logger.info("created %s in DuckDB storage version %s", db_path, version)
         return
-    with duckdb.connect(str(db_path), read_only=True) as con:
+    with open_file(db_path, read_only=True) as con:
         tags = con.execute(
             "select tags from duckdb_databases() where database_name = current_database()"
         ).fetchone()[0]

@@ -33,8 +33,16 @@ from .checks import (
 from .errors import EXIT_OK, EXIT_PARTIAL, RunFailed, UsageError, first_line, is_database_error, reason_of
 from .history import drop_unfinished_run_log, read_history
 from .locking import causes, is_lock_conflict, wait_for_database
-from .models import DataTestFailed, ModelsMissing, ModelsResult, ModelsUnavailable, build_models, check_dataset
-from .warehouse import DATASET_NAME, Target, connect, hold
+from .models import (
+    DataTestFailed,
+    ModelsMissing,
+    ModelsOfAnotherDataset,
+    ModelsResult,
+    ModelsUnavailable,
+    build_models,
+    check_dataset,
+)
+from .warehouse import DATASET_NAME, Target, connect, dlt_opens_file, hold
 
 logger = logging.getLogger("workspace_images")
 
@@ -191,8 +199,8 @@ def run(
             # no local state (a new working folder): take dlt's state and schema from the database.
             # Otherwise the working folder is the truth, and the database is not opened for writing
             # before the load: a program holding it open then costs this run its load, not its fetch.
-            _step(pipeline.sync_destination, where, wait, "reading dlt's state")
-        finish_pending_loads(pipeline, where, wait)
+            _step(lambda: in_file(target, pipeline, pipeline.sync_destination), where, wait, "reading dlt's state")
+        finish_pending_loads(target, pipeline, where, wait)
         before = wait_for_database(lambda: read_history(target, pipeline=pipeline), where, wait,
                                    "reading the history")
         if before.unfinished:
@@ -201,7 +209,7 @@ def run(
         _step(lambda: pipeline.extract(source, loader_file_format=target.loader_file_format), where, None,
               "extracting")
         _step(pipeline.normalize, where, None, "normalizing")
-        _step(lambda: load_in_one_opening(pipeline, target), where, wait, "loading")
+        _step(lambda: in_file(target, pipeline, pipeline.load), where, wait, "loading")
 
         result = RunResult(run_id=run_id, as_of=moment, target=target)
         after = wait_for_database(lambda: read_history(target, run_id, pipeline), where, wait, "reading the run log")
@@ -215,7 +223,10 @@ def run(
         result.projects = after.projects
         result.new_versions, result.retired = after.versions - before.versions, after.retired - before.retired
         if models:
-            result.models = run_models(target, wait, pipeline=pipeline)
+            try:
+                result.models = run_models(target, wait, pipeline=pipeline)
+            except UsageError as exc:  # the load is in: not "nothing was written"
+                raise RunFailed(f"models: {exc}; this run's load is in place") from None
     result.seconds = time.monotonic() - started
     return result
 
@@ -235,36 +246,16 @@ def _step(action: Callable[[], Any], where: str, wait: Optional[float], what: st
         raise RunFailed(f"{exc.step} step failed: {reason_of(exc)}") from None
 
 
-DUCKDB_CONNECT_SETTINGS = ("custom_user_agent",)
-"""Settings of `[destination.duckdb.credentials] global_config` that dlt gives DuckDB when it
-connects; DuckDB opens a file once per process only for connections with equal such settings."""
+def in_file(target: Target, pipeline: dlt.Pipeline, step: Callable[[], Any]) -> Any:
+    """A dlt step that reaches the database, with a DuckDB file opened once for all of it
+    (`dlt_opens_file`): under a catalog name that no schema clashes with, and for a load, one
+    opening for all its jobs (each opening and closing writes the file out, the staging copy of
+    the rows and then the history; opened once, it is written out once, at the end)."""
+    with dlt_opens_file(target, pipeline):
+        return step()
 
 
-def load_in_one_opening(pipeline: dlt.Pipeline, target: Target) -> Any:
-    """`pipeline.load()`, with a DuckDB file kept open from its first job to its last.
-
-    dlt opens and closes the file around each load job, and each closing writes the
-    file out (a checkpoint) -- the staging copy of the rows, then the history. Held open
-    here, the file is written out once, when this closes it at the end.
-    """
-    if not target.is_file:
-        return pipeline.load()
-    try:
-        with pipeline.destination_client() as client:
-            settings = getattr(client.config.credentials, "global_config", None) or {}
-        # opened as dlt opens it (the same settings at connect), so dlt's connections join this one
-        held = duckdb.connect(
-            str(target.db_path), config={k: v for k, v in settings.items() if k in DUCKDB_CONNECT_SETTINGS}
-        )
-    except Exception as exc:
-        if is_lock_conflict(exc):
-            raise  # another program holds the file: waited for like any write
-        return pipeline.load()  # let dlt open it, and say what is wrong, as it does
-    with held:
-        return pipeline.load()
-
-
-def finish_pending_loads(pipeline: dlt.Pipeline, where: str, wait: float) -> None:
+def finish_pending_loads(target: Target, pipeline: dlt.Pipeline, where: str, wait: float) -> None:
     """Load what an earlier run extracted but did not load, before this run fetches anything.
 
     dlt keeps the load packages of a run that was killed, or could not write the
@@ -280,7 +271,7 @@ def finish_pending_loads(pipeline: dlt.Pipeline, where: str, wait: float) -> Non
     try:
         if pipeline.list_extracted_load_packages():
             wait_for_database(pipeline.normalize, where, wait, "normalizing an earlier run's data")
-        wait_for_database(pipeline.load, where, wait, "loading an earlier run's data")
+        wait_for_database(lambda: in_file(target, pipeline, pipeline.load), where, wait, "loading an earlier run's data")
     except PipelineStepFailed as exc:
         reason = reason_of(exc)
         drop = (f"if it can never load, drop it: dlt pipeline --pipelines-dir {pipeline.pipelines_dir} "
@@ -301,9 +292,11 @@ def _terminal(exc: BaseException) -> bool:
 
 
 def run_models(target: Target | Path, wait: Optional[float] = None, raw_dataset: str = DATASET_NAME,
-               pipeline: Optional[dlt.Pipeline] = None, pipelines_dir: Optional[Path] = None) -> ModelsResult:
+               pipeline: Optional[dlt.Pipeline] = None, pipelines_dir: Optional[Path] = None,
+               replace: bool = False) -> ModelsResult:
     """Build the SQL models from the tables of `raw_dataset`, waiting up to `wait` seconds for a
-    program holding a DuckDB file; turn their failures into the CLI's errors."""
+    program holding a DuckDB file; turn their failures into the CLI's errors. Models built from
+    another dataset are replaced only with `replace`."""
     if not isinstance(target, Target):
         target = Target(db_path=Path(target))
     seconds = lock_timeout_setting(wait)
@@ -314,13 +307,13 @@ def run_models(target: Target | Path, wait: Optional[float] = None, raw_dataset:
 
     def build() -> ModelsResult:
         if target.is_file:
-            return build_models(target, raw_dataset=raw_dataset)
+            return build_models(target, raw_dataset=raw_dataset, replace=replace)
         with connect(target, pipeline=pipeline, pipelines_dir=pipelines_dir) as session:
-            return build_models(target, raw_dataset=raw_dataset, session=session)
+            return build_models(target, raw_dataset=raw_dataset, session=session, replace=replace)
 
     try:
         return wait_for_database(build, target.label, seconds, "building the models")
-    except ModelsUnavailable as exc:
+    except (ModelsUnavailable, ModelsOfAnotherDataset) as exc:
         raise UsageError(str(exc)) from None
     except DataTestFailed as exc:
         raise RunFailed(f"{exc}; the previous models were kept") from None

@@ -6,7 +6,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import dlt
 import duckdb
@@ -14,6 +14,7 @@ from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationException
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import MissingDependencyException
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from .locking import LockHeld, RunLock
 from .transpile import dialect_of
@@ -21,7 +22,13 @@ from .transpile import dialect_of
 PIPELINE_NAME = "workspace_images"
 DATASET_NAME = "workspace_images"
 DUCKDB = "duckdb"
-DEFAULT_DB = "workspace_images.duckdb"
+DEFAULT_DB = "images.duckdb"
+CATALOG = "workspace_images_file"
+"""The catalog name a DuckDB file is opened under, whatever the file is called. DuckDB names a
+file's catalog after the file (`workspace_images.duckdb` -> `workspace_images`), and a catalog
+named like one of its schemas makes every `schema.table` ambiguous ("Ambiguous reference to
+catalog or schema"): so the file is attached under this name instead, which no schema of ours
+takes."""
 SQL_DESTINATIONS = {
     "duckdb", "motherduck", "postgres", "redshift", "snowflake", "bigquery", "mssql", "synapse",
     "databricks", "clickhouse", "athena", "dremio", "sqlalchemy", "fabric", "ducklake",
@@ -220,7 +227,7 @@ def connect(target: Target, read_only: bool = False, pipeline: Optional[dlt.Pipe
     """A session with `target`, in UTC: DuckDB's own connection to the file (`read_only` for
     readers), or dlt's SQL client of the destination."""
     if target.is_file:
-        with duckdb.connect(str(target.db_path), read_only=read_only) as con:
+        with open_file(target.db_path, read_only=read_only) as con:
             con.execute("set TimeZone = 'UTC'")
             yield Session(DUCKDB, con, dlt_client=False)
         return
@@ -230,6 +237,59 @@ def connect(target: Target, read_only: bool = False, pipeline: Optional[dlt.Pipe
         if target.dialect in ("postgres", "redshift"):
             session.execute("set time zone 'UTC'")
         yield session
+
+
+def open_file(db_path: Path, read_only: bool = False,
+              config: Optional[Dict[str, Any]] = None) -> duckdb.DuckDBPyConnection:
+    """A connection to the DuckDB file `db_path` (created when missing, unless `read_only`),
+    attached under the catalog name CATALOG and made the default one, so that `schema.table`
+    means the same in a file of any name.
+
+    `config` is DuckDB's connection configuration (e.g. `storage_compatibility_version`, which
+    sets the storage version of a file this creates). DuckDB spills to `<db>.tmp/` beside the
+    file, as it does for a file opened by name. Another process holding the file raises DuckDB's
+    lock error from the attach, as from a connect.
+    """
+    con = duckdb.connect(":memory:", config=config or {})
+    try:
+        con.execute(f"set temp_directory = {literal(str(Path(db_path).resolve()) + '.tmp')}")
+        con.execute(f"attach {literal(str(db_path))} as {CATALOG}{' (read_only)' if read_only else ''}")
+        con.execute(f"use {CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+DUCKDB_CONNECT_SETTINGS = ("custom_user_agent",)
+"""Settings of `[destination.duckdb.credentials] global_config` that DuckDB takes only when it
+connects; the others are set on the connection by dlt."""
+
+
+@contextmanager
+def dlt_opens_file(target: Target, pipeline: dlt.Pipeline) -> Iterator[None]:
+    """dlt's steps inside this block reach the DuckDB file through one connection of ours.
+
+    The file is opened once (`open_file`, so its catalog never clashes with a schema) and
+    handed to dlt as the destination's credentials, as `Pipeline.load(credentials=...)` does;
+    dlt's workers use cursors of it and never close it, so a load's jobs share one opening
+    (dlt's own would open and write out the file around each job). Closed, and dlt's own
+    credentials back, when the block ends. Nothing changes for another destination.
+    """
+    if not target.is_file:
+        yield
+        return
+    with pipeline.destination_client() as client:
+        settings = dict(getattr(client.config.credentials, "global_config", None) or {})
+    con = open_file(target.db_path, config={k: v for k, v in settings.items() if k in DUCKDB_CONNECT_SETTINGS})
+    params = pipeline.destination.config_params
+    own = params.get("credentials")
+    params["credentials"] = DuckDbCredentials(con, global_config=settings, local_config={"schema": CATALOG})
+    try:
+        yield
+    finally:
+        params["credentials"] = own
+        con.close()
 
 
 def _first(exc: BaseException) -> str:

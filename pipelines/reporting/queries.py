@@ -14,6 +14,7 @@ import duckdb
 from ..locking import wait_for_database
 from ..checks import lock_timeout_setting
 from ..errors import RunFailed, UsageError
+from ..warehouse import open_file
 
 
 ANALYTICS = "analytics"
@@ -33,7 +34,7 @@ def _connect(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         raise UsageError(f"{db_path} does not exist: load it first with `workspace-images run`")
     try:
         con = wait_for_database(
-            lambda: duckdb.connect(str(db_path), read_only=True), db_path, lock_timeout_setting(None), "reading it"
+            lambda: open_file(db_path, read_only=True), db_path, lock_timeout_setting(None), "reading it"
         )
     except duckdb.Error as exc:
         raise RunFailed(f"cannot open {db_path}: {str(exc).strip().splitlines()[0]}") from None
