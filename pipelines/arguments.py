@@ -119,6 +119,11 @@ def build_parser() -> ArgumentParser:
         help="the dataset (schema) holding images and project_runs, when your own dlt pipeline loaded them "
         "(default workspace_images)",
     )
+    models.add_argument(
+        "--replace", action="store_true",
+        help="replace models built from another dataset (a database has one analytics schema; without "
+        "this, building from a dataset other than the one the models came from exits 2)",
+    )
 
     report_parser = commands.add_parser(
         "report", help="print the inventory, the OS-version trend and recent changes; export; draw",

@@ -57,7 +57,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if target.is_file and not target.db_path.exists():
         raise UsageError(f"{target.db_path} does not exist: load it first with `workspace-images run`")
     with hold(target, workdir, "models build"):
-        print(run_models(target, raw_dataset=args.dataset, pipelines_dir=workdir).summary())
+        print(run_models(target, raw_dataset=args.dataset, pipelines_dir=workdir, replace=args.replace).summary())
     return 0
 
 

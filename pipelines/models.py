@@ -37,6 +37,10 @@ class ModelsUnavailable(Exception):
     """The database has no loaded data to build models from (exit 2)."""
 
 
+class ModelsOfAnotherDataset(Exception):
+    """`analytics` holds the models of another dataset, which a build would replace (exit 2)."""
+
+
 class ModelsMissing(Exception):
     """No model was found where the models should be: the installation is incomplete (exit 3)."""
 
@@ -146,17 +150,19 @@ def macro_scripts(sql_dir: Path = SQL_DIR) -> List[str]:
 
 def build_models(
     target: "Target | Path | str", sql_dir: Path = SQL_DIR, run_tests: bool = True, raw_dataset: str = RAW_DATASET,
-    session: Optional[Session] = None,
+    session: Optional[Session] = None, replace: bool = False,
 ) -> ModelsResult:
     """Rebuild every model in one transaction, then run the data tests before committing.
 
     `target` is a DuckDB file or a Target (any dlt destination); the models are written in
     DuckDB's dialect and carried into the target's by `transpile`. A dashboard reading the
     database sees either the previous tables or the new ones, never a mix; when a data
-    test fails, the previous tables stay.
+    test fails, the previous tables stay. A database has one `analytics` schema: models
+    built from another dataset than `raw_dataset` are replaced only with `replace`.
 
     Raises:
         ModelsUnavailable: nothing has been loaded there yet.
+        ModelsOfAnotherDataset: `analytics` holds another dataset's models, and not `replace`.
         DataTestFailed: a test found offending rows (the build is rolled back).
     """
     if not isinstance(target, Target):
@@ -167,18 +173,25 @@ def build_models(
     if target.is_file and not target.db_path.exists():
         raise ModelsUnavailable(f"{target.db_path} does not exist: load it first with `workspace-images run`")
     if session is not None:
-        return _build(session, target, models, sql_dir, run_tests, raw_dataset)
+        return _build(session, target, models, sql_dir, run_tests, raw_dataset, replace)
     with connect(target) as opened:
-        return _build(opened, target, models, sql_dir, run_tests, raw_dataset)
+        return _build(opened, target, models, sql_dir, run_tests, raw_dataset, replace)
 
 
 def _build(session: Session, target: Target, models: List[Model], sql_dir: Path, run_tests: bool,
-           raw_dataset: str) -> ModelsResult:
+           raw_dataset: str, replace: bool) -> ModelsResult:
     started = time.monotonic()
     result = ModelsResult()
     if not all(session.table_exists(raw_dataset, name) for name in RAW_TABLES):
         raise ModelsUnavailable(f"{target.label} has no loaded images in dataset {raw_dataset} yet: "
                                 "load it first with `workspace-images run`")
+    other = built_from_another_dataset(session, raw_dataset)
+    if other is not None and not replace:
+        raise ModelsOfAnotherDataset(
+            f"{ANALYTICS} in {target.label} holds the models of {other}; building them from dataset {raw_dataset} "
+            f"would replace them (a database has one {ANALYTICS} schema): replace them with "
+            f"`workspace-images models --dataset {raw_dataset} --replace`, or load {raw_dataset} into another database"
+        )
     dialect = session.dialect
     with session.transaction():
         session.execute(f"create schema if not exists {ANALYTICS}")
@@ -203,6 +216,30 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
                     result.tests += 1
     result.total_seconds = time.monotonic() - started
     return result
+
+
+def built_from_another_dataset(session: Session, raw_dataset: str) -> Optional[str]:
+    """Which dataset the models in `analytics` were built from, when it is not `raw_dataset`;
+    None when it is, or when there are none.
+
+    Told by the run log, not by a record of its own: every run in `stg_project_runs` is in the
+    `project_runs` of the dataset the models were built from (a finished load's rows are never
+    deleted), and runs of two datasets never share an id.
+    """
+    if not session.table_exists(ANALYTICS, "stg_project_runs"):
+        return None
+    stray = session.fetch(f"select run_id from {ANALYTICS}.stg_project_runs except "
+                          f"select run_id from {raw_dataset}.project_runs limit 1")[1]
+    if not stray:
+        return None
+    run_id = literal(stray[0][0])
+    for (schema,) in session.fetch(
+        "select table_schema from information_schema.tables where table_name = 'project_runs' "
+        f"and table_schema not in ({literal(raw_dataset)}, {literal(ANALYTICS)}) order by table_schema"
+    )[1]:
+        if session.value(f"select count(*) from {schema}.project_runs where run_id = {run_id}"):
+            return f"dataset {schema}"
+    return "a dataset that is no longer in this database"
 
 
 def _materialise(session: Session, name: str, sql: str, existing: Optional[Dict[str, str]]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from workspace_images.source import ConfigError, workspace_images
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, cli, query
+from tests.conftest import TOKEN, cli, one_line, query
 
 
 def test_the_source_loads_into_any_dataset_and_the_models_follow(
@@ -39,6 +39,67 @@ def test_the_source_loads_into_any_dataset_and_the_models_follow(
     assert wrong.returncode == 2
     assert wrong.stderr.strip() == (f"workspace-images: error: {db} has no loaded images in dataset workspace_images "
                                     "yet: load it first with `workspace-images run`")
+
+
+def test_the_models_of_one_dataset_are_never_replaced_by_another_s_unasked(sim: Simulator, tmp_path: Path) -> None:
+    """A database has one `analytics`: building it from another dataset says so and stops, unless asked."""
+    project = sim.add_project("cn-north-4", images=130)
+    db = tmp_path / "both.duckdb"
+    pipeline = dlt.pipeline("my_images", destination=dlt.destinations.duckdb(str(db)), dataset_name="raw_images",
+                            pipelines_dir=str(tmp_path / "dlt"))
+    with_sim = {"SOURCES__WORKSPACE_IMAGES__ENDPOINT": sim.url, "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN": TOKEN}
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in with_sim.items():
+            env.setenv(name, value)
+        pipeline.run(workspace_images(projects=[f"cn-north-4:{project.project_id}"], as_of=sim.as_of()))
+    assert cli(["models", "--db", str(db), "--dataset", "raw_images"], tmp_path).returncode == 0
+    bigger = sim.add_project("cn-east-3", images=70)
+    loaded = cli(["run", "--endpoint", sim.url, "--db", str(db), "--no-models", "--project", f"cn-north-4:{project.project_id}",
+                  "--project", f"cn-east-3:{bigger.project_id}"], tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+
+    refused = cli(["models", "--db", str(db)], tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"workspace-images: error: analytics in {db} holds the models of dataset raw_images; building them from "
+        "dataset workspace_images would replace them (a database has one analytics schema): replace them with "
+        "`workspace-images models --dataset workspace_images --replace`, or load workspace_images into another database"
+    )
+    run = cli(["run", "--endpoint", sim.url, "--db", str(db), "--project", f"cn-east-3:{bigger.project_id}"], tmp_path)
+    assert run.returncode == 3
+    assert one_line(run.stderr) == (
+        f"workspace-images: run failed: models: analytics in {db} holds the models of dataset raw_images; building "
+        "them from dataset workspace_images would replace them (a database has one analytics schema): replace them "
+        "with `workspace-images models --dataset workspace_images --replace`, or load workspace_images into another "
+        "database; this run's load is in place"
+    )
+    assert query(db, "select count(*) from workspace_images.images where project_id = ?", [bigger.project_id]) == [(70,)]
+    assert query(db, "select count(*) from analytics.image_inventory") == [(130,)]  # still raw_images' models
+
+    replaced = cli(["models", "--db", str(db), "--replace"], tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+    assert query(db, "select count(*) from analytics.image_inventory") == [(200,)]
+    back = cli(["models", "--db", str(db), "--dataset", "raw_images"], tmp_path)
+    assert back.returncode == 2
+    assert "holds the models of dataset workspace_images; building them from dataset raw_images" in back.stderr
+    assert cli(["models", "--db", str(db)], tmp_path).returncode == 0  # the same dataset again: no question
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_the_staging_copy_goes_with_dlt_s_setting(sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 truncate: bool) -> None:
+    """dlt, not the source, decides whether the staging copy of a merge stays: the setting the docs show
+    next to the snippet empties it."""
+    project = sim.add_project("cn-north-4", images=30)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN", TOKEN)
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
+    if truncate:
+        monkeypatch.setenv("LOAD__TRUNCATE_STAGING_DATASET", "true")
+    db = tmp_path / "mine.duckdb"
+    pipeline = dlt.pipeline("my_images", destination=dlt.destinations.duckdb(str(db)), dataset_name="raw_images",
+                            pipelines_dir=str(tmp_path / "dlt"))
+    pipeline.run(workspace_images(projects=[f"cn-north-4:{project.project_id}"], as_of=sim.as_of()))
+    assert query(db, "select count(*) from raw_images_staging.images") == [(0 if truncate else 30,)]
 
 
 def test_the_source_takes_each_setting_from_dlt_unless_it_is_passed(
