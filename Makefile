@@ -17,7 +17,7 @@ AF_VENV  := .venv-airflow
 AF_BIN   := $(AF_VENV)/bin
 AF_STAMP := $(AF_VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: install browser timer postgres demo test test-integration airflow-venv bench clean
+.PHONY: install browser timer postgres demo test test-integration airflow-venv bench docs clean
 
 install: $(STAMP)
 
@@ -89,6 +89,10 @@ bench: install timer
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.fetch_breakdown
 	$(BIN)/python -m bench.models_rebuild --repeat 3
+
+# the generated parts of docs/ (the CLI reference, from the parser); tests/test_docs.py checks them
+docs: install
+	$(BIN)/python -m tools.docs
 
 clean:
 	rm -rf $(VENV) $(AF_VENV) *.duckdb *.duckdb.lock *_report.html *_report.png .workspace_images build *.egg-info
