@@ -98,6 +98,15 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     commands.required = True
 
+    init = commands.add_parser(
+        "init", help="write .dlt/config.toml and .dlt/secrets.toml templates to fill in",
+        description="Write the templates of .dlt/config.toml (projects, regions, destination, time limits) and "
+        ".dlt/secrets.toml (credentials; readable by you alone) in FOLDER, to edit before `workspace-images run` "
+        "there. Never overwrites: exit 2 when either file exists.",
+    )
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="FOLDER",
+                      help="the folder to run workspace-images from (default: the current folder)")
+
     run_parser = commands.add_parser(
         "run", help="extract every project and load it into DuckDB",
         description="Extract every project and load it into DuckDB as an SCD2 history. "

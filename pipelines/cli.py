@@ -25,6 +25,13 @@ from .warehouse import DEFAULT_DB, Unreachable, hold
 logger = logging.getLogger("workspace_images")
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import next_steps, write_templates
+
+    print(next_steps(args.folder, write_templates(args.folder)))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     result = run(
         args.db,
@@ -100,6 +107,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": cmd_init,
     "run": cmd_run,
     "models": cmd_models,
     "report": cmd_report,

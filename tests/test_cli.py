@@ -159,7 +159,7 @@ def test_demo_loads_simulated_days(tmp_path: Path) -> None:
     assert again.returncode == 2 and "d.duckdb exists: pass --replace" in again.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "models", "report", "demo", "simulator"])
+@pytest.mark.parametrize("command", ["init", "run", "models", "report", "demo", "simulator"])
 def test_every_command_has_help(tmp_path: Path, command: str) -> None:
     proc = cli([command, "--help"], tmp_path)
     assert proc.returncode == 0
