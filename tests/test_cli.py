@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from dlt.common.runtime.run_context import global_dir
 
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, cli, query
@@ -67,16 +68,35 @@ def test_bad_usage_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args
     assert [p.name for p in tmp_path.iterdir()] == []  # no DB, no working folder
 
 
-def test_missing_token_exits_2(tmp_path: Path) -> None:
-    proc = cli(["run", "--project", "cn-north-4:abc"], tmp_path, token=None)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == (
-        "workspace-images: error: no credentials for sources.workspace_images: set "
-        "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN, or SOURCES__WORKSPACE_IMAGES__CREDENTIALS__USER_NAME + "
-        "PASSWORD + DOMAIN_NAME, or SOURCES__WORKSPACE_IMAGES__CREDENTIALS__ACCESS_KEY + SECRET_KEY "
-        "(or [sources.workspace_images.credentials] in .dlt/secrets.toml)"
+def test_missing_settings_name_the_files_dlt_reads_and_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From an empty folder, the message names its .dlt/ files, dlt's global ones and the
+    environment variables, and points to init; once init wrote the files, it names them alone."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # dlt's global folder: ~/.dlt, or /var/dlt for root
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    here, there, env = work / ".dlt", Path(global_dir()), "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__"
+    assert there != here
+    no_credentials = (
+        "workspace-images: error: no credentials for sources.workspace_images: set one mode under "
+        f"[sources.workspace_images.credentials] in {here / 'secrets.toml'} (or {there / 'secrets.toml'}), "
+        f"or {env}TOKEN, or {env}USER_NAME + PASSWORD + DOMAIN_NAME, or {env}ACCESS_KEY + SECRET_KEY"
     )
-    assert [p.name for p in tmp_path.iterdir()] == []
+    no_projects = (
+        "workspace-images: error: no projects to load in account default: pass --project REGION:PROJECT_ID or "
+        "--discover, or set projects (or discover_projects = true) under [sources.workspace_images] in "
+        f"{here / 'config.toml'} (or {there / 'config.toml'}), or SOURCES__WORKSPACE_IMAGES__PROJECTS"
+    )
+    init = "; run `workspace-images init` to write their templates"
+    for written, hint in ((False, init), (True, "")):
+        if written:
+            assert cli(["init"], work).returncode == 0
+        proc = cli(["run", "--project", "cn-north-4:abc"], work, token=None)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"{no_credentials}{hint}\n")
+        proc = cli(["run"], work)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"{no_projects}{hint}\n")
+        assert sorted(p.name for p in work.iterdir()) == ([".dlt"] if written else [])
 
 
 def test_projects_and_settings_come_from_env_vars(sim: Simulator, tmp_path: Path) -> None:
