@@ -87,10 +87,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> ArgumentParser:
-    """The parser of every command; `command` of what it parses names the one given (cli.COMMANDS)."""
+PROG = "workspace-images"
+"""The console script's name, which its usage lines start with."""
+
+
+def build_parser(prog: str = PROG) -> ArgumentParser:
+    """The parser of every command; `command` of what it parses names the one given (cli.COMMANDS).
+
+    Args:
+        prog: The command's name in usage lines: `python -m workspace_images.cli` when run so.
+    """
     parser = ArgumentParser(
-        prog="workspace-images",
+        prog=prog,
         description="Inventory, with history, of Huawei Cloud Workspace product images, in DuckDB.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="debug output, dlt's included")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import List
 
@@ -179,11 +181,23 @@ def test_demo_loads_simulated_days(tmp_path: Path) -> None:
     assert again.returncode == 2 and "d.duckdb exists: pass --replace" in again.stderr
 
 
-@pytest.mark.parametrize("command", ["init", "run", "models", "report", "demo", "simulator"])
-def test_every_command_has_help(tmp_path: Path, command: str) -> None:
-    proc = cli([command, "--help"], tmp_path)
-    assert proc.returncode == 0
-    assert proc.stdout.startswith(f"usage: workspace-images {command}")
+PYTHON_M = f"{Path(sys.executable).name} -m"
+"""How usage lines name a module started with `python -m`, the interpreter named as it was started."""
+
+
+@pytest.mark.parametrize("entry, usage", [
+    ([str(Path(sys.executable).parent / "workspace-images")], "workspace-images"),
+    ([sys.executable, "-m", "workspace_images.cli"], f"{PYTHON_M} workspace_images.cli"),
+    ([sys.executable, "-m", "workspace_images.simulator"], f"{PYTHON_M} workspace_images.simulator"),
+])
+def test_every_entry_point_and_command_has_help_under_its_own_name(tmp_path: Path, entry: List[str], usage: str) -> None:
+    from workspace_images.cli import COMMANDS
+
+    commands = [[]] if entry[-1] == "workspace_images.simulator" else [[], *([name] for name in COMMANDS)]
+    for command in commands:
+        proc = subprocess.run([*entry, *command, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert (proc.returncode, proc.stderr) == (0, ""), command
+        assert proc.stdout.startswith(" ".join(["usage:", usage, *command, "[-h]"])), proc.stdout.splitlines()[0]
 
 
 def test_readme_documents_every_command_and_flag() -> None:
