@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List
 import requests
 
 from bench.common import TOKEN, start_simulator, stop
+from workspace_images.program import module_command
 from workspace_images.source.auth import TokenAuth
 from workspace_images.source.columns import ColumnPlan
 from workspace_images.source.config import Project
@@ -36,7 +37,7 @@ THREADS = 8
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=module_command(__spec__.name), description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=200)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each way; the best is kept")

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from bench.common import check_timer, forget_load, measure, ours, pipeline_env, start_simulator, stop
+from workspace_images.program import module_command
 
 PER_PROJECT = 500
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=module_command(__spec__.name), description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each size; the best is kept")
     args = parser.parse_args()

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import check_timer, measure, ours, pipeline_env, start_simulator, stop
+from workspace_images.program import module_command
 
 PAGE = 100
 
@@ -33,7 +34,7 @@ def timed(projects: int, images: int, latency_ms: float, concurrency: int) -> fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=module_command(__spec__.name), description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=16)
     parser.add_argument("--images", type=int, default=800)
     parser.add_argument("--latency-ms", type=float, default=100)

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from workspace_images.models import build_models
+from workspace_images.program import module_command
 from workspace_images.runner import run
 from workspace_images.simulator import Simulator
 from workspace_images.simulator.data import RELEASES
@@ -130,7 +131,7 @@ def best(repeat: int, fn) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=module_command(__spec__.name), description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--projects", type=int, default=50)

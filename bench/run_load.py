@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from bench.common import check_timer, forget_load, measure, ours, pipeline_env, start_simulator, stop
+from workspace_images.program import module_command
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=module_command(__spec__.name), description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=200)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--latency-ms", type=float, default=0)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from bench.suite_timing import OUT_VARIABLE
+from workspace_images.program import module_command
 
 PLUGIN = Path(__file__).with_name("suite_timing.py")
 DEFAULT_PYTEST_ARGS = ["-q", "-p", "no:cacheprovider"]
@@ -94,7 +95,7 @@ def _ratio(old: float, new: float) -> str:
 
 def main(argv: List[str]) -> int:
     own, pytest_args = _split(argv)
-    parser = argparse.ArgumentParser(prog="python -m bench.suite_pair", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=module_command(__spec__.name), description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path, help="the checkout before the change")
     parser.add_argument("new", type=Path, help="the checkout after it")
     args = parser.parse_args(own)

@@ -87,16 +87,33 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> ArgumentParser:
-    """The parser of every command; `command` of what it parses names the one given (cli.COMMANDS)."""
+PROG = "workspace-images"
+"""The console script's name, which its usage lines start with."""
+
+
+def build_parser(prog: str = PROG) -> ArgumentParser:
+    """The parser of every command; `command` of what it parses names the one given (cli.COMMANDS).
+
+    Args:
+        prog: The command's name in usage lines: `python -m workspace_images.cli` when run so.
+    """
     parser = ArgumentParser(
-        prog="workspace-images",
+        prog=prog,
         description="Inventory, with history, of Huawei Cloud Workspace product images, in DuckDB.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="debug output, dlt's included")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     commands.required = True
+
+    init = commands.add_parser(
+        "init", help="write .dlt/config.toml and .dlt/secrets.toml templates to fill in",
+        description="Write the templates of .dlt/config.toml (projects, regions, destination, time limits) and "
+        ".dlt/secrets.toml (credentials; readable by you alone) in FOLDER, to edit before `workspace-images run` "
+        "there. Never overwrites: exit 2 when either file exists.",
+    )
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="FOLDER",
+                      help="the folder to run workspace-images from (default: the current folder)")
 
     run_parser = commands.add_parser(
         "run", help="extract every project and load it into DuckDB",

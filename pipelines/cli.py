@@ -14,15 +14,23 @@ from typing import Callable, Dict, List, NoReturn, Optional
 
 import dlt
 
-from .arguments import build_parser, parse_filters
+from .arguments import PROG, build_parser, parse_filters
 from .checks import parse_as_of, resolve_target
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError
 from .locking import DatabaseBusy, LockHeld
 from .output import print_failures, print_result, progress_printer, setup_logging, summary_json, to_log_file
+from .program import module_command
 from .runner import run, run_models
 from .warehouse import DEFAULT_DB, Unreachable, hold
 
 logger = logging.getLogger("workspace_images")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import next_steps, write_templates
+
+    print(next_steps(args.folder, write_templates(args.folder)))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -100,6 +108,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": cmd_init,
     "run": cmd_run,
     "models": cmd_models,
     "report": cmd_report,
@@ -109,10 +118,10 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
 """The function of each command of `build_parser`."""
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, prog: str = PROG) -> int:
     # dlt's usage telemetry stays off unless the environment turns it on
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     as_json = bool(getattr(args, "json", False))
     try:
@@ -143,8 +152,8 @@ def _fail(code: int, message: str, as_json: bool) -> int:
     return code
 
 
-def console_main() -> NoReturn:
-    """The `workspace-images` command: `main()`, then the exit.
+def console_main(prog: str = PROG) -> NoReturn:
+    """The `workspace-images` command (`prog` names it in usage lines): `main()`, then the exit.
 
     Everything imported by then (dlt, pyarrow, DuckDB) lives as long as the process, so it is
     moved out of the garbage collector's way first (`gc.freeze`). Once `main()` is done, every
@@ -153,7 +162,7 @@ def console_main() -> NoReturn:
     job would wait for), is skipped, unless a thread is still at work.
     """
     gc.freeze()
-    code = main()
+    code = main(prog=prog)
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if any(t.is_alive() for t in others):
         sys.exit(code)
@@ -167,4 +176,4 @@ def console_main() -> NoReturn:
 
 
 if __name__ == "__main__":
-    console_main()
+    console_main(module_command(__spec__.name))

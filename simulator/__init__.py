@@ -1,7 +1,7 @@
 """A local stand-in for Huawei Cloud Workspace ``GET /v2/{project_id}/images`` and the IAM calls before it.
 
 Start one with ``Simulator(...).start()`` (or as a context manager), or from a
-shell with ``python -m simulator``. Besides the fixed ``X-Auth-Token`` it
+shell with ``python -m workspace_images.simulator``. Besides the fixed ``X-Auth-Token`` it
 accepts IAM password tokens (``POST /v3/auth/tokens``) and AK/SK
 ``SDK-HMAC-SHA256`` signatures, and lists projects like IAM.
 """

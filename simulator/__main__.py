@@ -1,7 +1,9 @@
-"""Run the simulator: ``python -m simulator --help``."""
+"""Run the simulator: ``python -m workspace_images.simulator --help``."""
 
 import sys
 
+from workspace_images.program import module_command
+
 from .cli import main
 
-sys.exit(main())
+sys.exit(main(prog=module_command(__spec__.name)))

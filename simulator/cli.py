@@ -1,4 +1,4 @@
-"""Command line for the simulator: ``python -m simulator`` or ``workspace-images simulator``."""
+"""Command line for the simulator: ``python -m workspace_images.simulator`` or ``workspace-images simulator``."""
 
 from __future__ import annotations
 
@@ -172,17 +172,17 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m simulator``.
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of ``python -m workspace_images.simulator``.
 
     Args:
         argv: Arguments; ``sys.argv[1:]`` when None.
+        prog: The command's name in its usage line; argparse's own when None.
 
     Returns:
         The exit code.
     """
-    parser = argparse.ArgumentParser(prog="python -m simulator",
-                                     description="Serve a local Huawei Cloud Workspace images API.")
+    parser = argparse.ArgumentParser(prog=prog, description="Serve a local Huawei Cloud Workspace images API.")
     add_arguments(parser)
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     args = parser.parse_args(argv)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.models_rebuild import make_database
 from workspace_images.models import build_models
 from tests.conftest import query
@@ -92,4 +94,13 @@ def test_suite_pair_wants_a_venv_in_each_checkout(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "bench.suite_pair", str(tmp_path), str(tmp_path)],
                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1] == f"python -m bench.suite_pair: error: {tmp_path}: no .venv (run `make install` there)"
+    assert proc.stderr.splitlines()[-1] == (f"{Path(sys.executable).name} -m bench.suite_pair: error: {tmp_path}: "
+                                            "no .venv (run `make install` there)")
+
+
+@pytest.mark.parametrize("module", ["run_load", "growth", "latency", "fetch_breakdown", "models_rebuild", "suite_pair"])
+def test_each_benchmark_has_help_under_its_own_name(module: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", f"bench.{module}", "--help"], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parent.parent)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith(f"usage: {Path(sys.executable).name} -m bench.{module} [-h]"), proc.stdout

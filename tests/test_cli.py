@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import List
 
 import pytest
+from dlt.common.runtime.run_context import global_dir
 
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, cli, query
@@ -67,16 +70,35 @@ def test_bad_usage_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args
     assert [p.name for p in tmp_path.iterdir()] == []  # no DB, no working folder
 
 
-def test_missing_token_exits_2(tmp_path: Path) -> None:
-    proc = cli(["run", "--project", "cn-north-4:abc"], tmp_path, token=None)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == (
-        "workspace-images: error: no credentials for sources.workspace_images: set "
-        "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN, or SOURCES__WORKSPACE_IMAGES__CREDENTIALS__USER_NAME + "
-        "PASSWORD + DOMAIN_NAME, or SOURCES__WORKSPACE_IMAGES__CREDENTIALS__ACCESS_KEY + SECRET_KEY "
-        "(or [sources.workspace_images.credentials] in .dlt/secrets.toml)"
+def test_missing_settings_name_the_files_dlt_reads_and_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From an empty folder, the message names its .dlt/ files, dlt's global ones and the
+    environment variables, and points to init; once init wrote the files, it names them alone."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # dlt's global folder: ~/.dlt, or /var/dlt for root
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    here, there, env = work / ".dlt", Path(global_dir()), "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__"
+    assert there != here
+    no_credentials = (
+        "workspace-images: error: no credentials for sources.workspace_images: set one mode under "
+        f"[sources.workspace_images.credentials] in {here / 'secrets.toml'} (or {there / 'secrets.toml'}), "
+        f"or {env}TOKEN, or {env}USER_NAME + PASSWORD + DOMAIN_NAME, or {env}ACCESS_KEY + SECRET_KEY"
     )
-    assert [p.name for p in tmp_path.iterdir()] == []
+    no_projects = (
+        "workspace-images: error: no projects to load in account default: pass --project REGION:PROJECT_ID or "
+        "--discover, or set projects (or discover_projects = true) under [sources.workspace_images] in "
+        f"{here / 'config.toml'} (or {there / 'config.toml'}), or SOURCES__WORKSPACE_IMAGES__PROJECTS"
+    )
+    init = "; run `workspace-images init` to write their templates"
+    for written, hint in ((False, init), (True, "")):
+        if written:
+            assert cli(["init"], work).returncode == 0
+        proc = cli(["run", "--project", "cn-north-4:abc"], work, token=None)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"{no_credentials}{hint}\n")
+        proc = cli(["run"], work)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"{no_projects}{hint}\n")
+        assert sorted(p.name for p in work.iterdir()) == ([".dlt"] if written else [])
 
 
 def test_projects_and_settings_come_from_env_vars(sim: Simulator, tmp_path: Path) -> None:
@@ -159,11 +181,23 @@ def test_demo_loads_simulated_days(tmp_path: Path) -> None:
     assert again.returncode == 2 and "d.duckdb exists: pass --replace" in again.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "models", "report", "demo", "simulator"])
-def test_every_command_has_help(tmp_path: Path, command: str) -> None:
-    proc = cli([command, "--help"], tmp_path)
-    assert proc.returncode == 0
-    assert proc.stdout.startswith(f"usage: workspace-images {command}")
+PYTHON_M = f"{Path(sys.executable).name} -m"
+"""How usage lines name a module started with `python -m`, the interpreter named as it was started."""
+
+
+@pytest.mark.parametrize("entry, usage", [
+    ([str(Path(sys.executable).parent / "workspace-images")], "workspace-images"),
+    ([sys.executable, "-m", "workspace_images.cli"], f"{PYTHON_M} workspace_images.cli"),
+    ([sys.executable, "-m", "workspace_images.simulator"], f"{PYTHON_M} workspace_images.simulator"),
+])
+def test_every_entry_point_and_command_has_help_under_its_own_name(tmp_path: Path, entry: List[str], usage: str) -> None:
+    from workspace_images.cli import COMMANDS
+
+    commands = [[]] if entry[-1] == "workspace_images.simulator" else [[], *([name] for name in COMMANDS)]
+    for command in commands:
+        proc = subprocess.run([*entry, *command, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert (proc.returncode, proc.stderr) == (0, ""), command
+        assert proc.stdout.startswith(" ".join(["usage:", usage, *command, "[-h]"])), proc.stdout.splitlines()[0]
 
 
 def test_docs_document_every_command_and_flag() -> None:

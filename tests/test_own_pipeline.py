@@ -106,12 +106,13 @@ def test_the_source_takes_each_setting_from_dlt_unless_it_is_passed(
     sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configured, passed = (sim.add_project(region, images=3) for region in ("cn-north-4", "cn-east-3"))
-    with pytest.raises(ConfigError, match=r"^no credentials for sources.workspace_images: set "
-                                          r"SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN, or "):
+    with pytest.raises(ConfigError, match=r"^no credentials for sources.workspace_images: set one mode under "
+                                          r"\[sources.workspace_images.credentials\] in .*/\.dlt/secrets\.toml .*, "
+                                          r"or SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN, or "):
         workspace_images()
     monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN", TOKEN)
     with pytest.raises(ConfigError, match=r"^no projects to load in account default: .* "
-                                          r"or set SOURCES__WORKSPACE_IMAGES__PROJECTS$"):
+                                          r"or SOURCES__WORKSPACE_IMAGES__PROJECTS(; run .*)?$"):
         workspace_images()
     monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
     monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__PROJECTS", f'["cn-north-4:{configured.project_id}"]')

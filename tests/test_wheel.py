@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -58,6 +59,15 @@ def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Pa
                            "--html", "page.html"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert page.returncode == 0, page.stderr
     assert "--ink: #1f2430" in (elsewhere / "page.html").read_text(encoding="utf-8")  # the style sheet, inlined
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    init = subprocess.run([str(venv / "bin" / "workspace-images"), "init"], cwd=fresh, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    assert init.stdout.startswith("wrote .dlt/config.toml\nwrote .dlt/secrets.toml (mode 0600)\n")
+    assert "[sources.workspace_images]" in (fresh / ".dlt" / "config.toml").read_text(encoding="utf-8")
+    assert "[sources.workspace_images.credentials]" in (fresh / ".dlt" / "secrets.toml").read_text(encoding="utf-8")
+    assert stat.S_IMODE((fresh / ".dlt" / "secrets.toml").stat().st_mode) == 0o600
     source = subprocess.run([str(venv / "bin" / "python"), "-c",
                              "from workspace_images.source import workspace_images; print(workspace_images.name)"],
                             cwd=elsewhere, capture_output=True, text=True, timeout=120)

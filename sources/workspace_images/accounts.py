@@ -12,6 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+from dlt.common.configuration.providers import CONFIG_TOML
 from requests import RequestException, Response, Session
 from requests.auth import AuthBase
 
@@ -26,8 +27,10 @@ from .config import (
     WorkspaceCredentials,
     credentials_mode,
     env_name,
+    init_hint,
     parse_projects,
     parse_regions,
+    settings_files,
 )
 from .failures import error_text, redirect_target
 from .outcomes import ProjectOutcome
@@ -312,9 +315,11 @@ def resolve_accounts(
         ))
     for account in result:
         if not account.projects and not account.discover:
+            section = section_of(account.name)
             raise ConfigError(
                 f"no projects to load in account {account.name}: pass --project REGION:PROJECT_ID or --discover, "
-                f"or set {env_name(section_of(account.name) + '.projects')}"
+                f"or set projects (or discover_projects = true) under [{section}] in {settings_files(CONFIG_TOML)}, "
+                f"or {env_name(section + '.projects')}{init_hint()}"
             )
     seen: Dict[str, str] = {}
     for account in result:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
+import dlt
 from dlt.common.configuration import configspec
+from dlt.common.configuration.providers import SECRETS_TOML, SettingsTomlProvider
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
@@ -46,6 +49,28 @@ def env_name(key: str) -> str:
     return key.upper().replace(".", "__")
 
 
+def settings_files(file_name: str) -> str:
+    """Where dlt reads `file_name` (config.toml or secrets.toml), as its toml providers name the
+    places, for messages: `/srv/x/.dlt/secrets.toml (or /home/me/.dlt/secrets.toml)`."""
+    places = [
+        os.path.abspath(location)
+        for provider in dlt.config.config_providers if isinstance(provider, SettingsTomlProvider)
+        for location in provider.locations or () if os.path.basename(location) == file_name
+    ] or [os.path.join(".dlt", file_name)]
+    places = list(dict.fromkeys(places))  # run from the home folder, ./.dlt is ~/.dlt
+    return places[0] + "".join(f" (or {place})" for place in places[1:])
+
+
+def init_hint() -> str:
+    """The end of a missing-settings message: `workspace-images init` to write the templates, when
+    the settings folder dlt reads first holds neither file (init writes none where one is), else ``."""
+    first = [provider.locations[0] for provider in dlt.config.config_providers
+             if isinstance(provider, SettingsTomlProvider) and provider.locations]
+    if any(os.path.exists(path) for path in first):
+        return ""
+    return "; run `workspace-images init` to write their templates"
+
+
 def credentials_mode(credentials: Optional[WorkspaceCredentials], where: str = SOURCE_SECTION) -> str:
     """Which authentication the set secrets choose: token, password or aksk.
 
@@ -63,8 +88,9 @@ def credentials_mode(credentials: Optional[WorkspaceCredentials], where: str = S
     chosen = [mode for mode, parts in ((MODE_TOKEN, token), (MODE_PASSWORD, password), (MODE_AKSK, aksk)) if parts]
     if not chosen:
         raise ConfigError(
-            f"no credentials for {where}: set {env}TOKEN, or {env}USER_NAME + PASSWORD + DOMAIN_NAME, "
-            f"or {env}ACCESS_KEY + SECRET_KEY (or [{where}.credentials] in .dlt/secrets.toml)"
+            f"no credentials for {where}: set one mode under [{where}.credentials] in {settings_files(SECRETS_TOML)}, "
+            f"or {env}TOKEN, or {env}USER_NAME + PASSWORD + DOMAIN_NAME, or {env}ACCESS_KEY + SECRET_KEY"
+            f"{init_hint()}"
         )
     if len(chosen) > 1:
         names = ", ".join(token + password + aksk)
