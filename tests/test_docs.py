@@ -76,18 +76,6 @@ NOT_RUN: Dict[Tuple[str, str], str] = {
         "a PostgreSQL server: test_postgres.py loads a real one",
 }
 
-# Snippets of features whose code is not in this branch yet: each is run and expected to fail
-# (strict), so one that starts passing fails until it is taken off this list.
-PENDING: Dict[Tuple[str, str], str] = {
-    ("README.md", ".venv/bin/workspace-images init                       # .dlt/config.toml and .dlt/secrets.toml, never overwriting"):
-        "workspace-images init is not in this branch",
-    ("README.md", ".venv/bin/workspace-images run"):
-        "run without --db into workspace_images.duckdb is being fixed",
-    ("docs/simulator.md", ".venv/bin/workspace-images simulator --port 8080 --projects 5 --images 300 &"):
-        "run without --db into workspace_images.duckdb is being fixed",
-    ("docs/cli.md", "cli init"):
-        "the generated block of init: its parser is not in this branch",
-}
 
 # Earlier snippets a snippet goes on from, in the same folder (a TOML block's files, a shell
 # block's exports): "Loading your own account" is three steps.
@@ -147,9 +135,7 @@ def by_key(key: Tuple[str, str]) -> Snippet:
 
 
 def marks(snippet: Snippet) -> pytest.param:
-    pending = PENDING.get(snippet.key)
-    return pytest.param(snippet, id=str(snippet),
-                        marks=[pytest.mark.xfail(strict=True, reason=pending)] if pending else [])
+    return pytest.param(snippet, id=str(snippet))
 
 
 def free_port() -> int:
@@ -328,12 +314,11 @@ def test_every_snippet_is_run_or_listed() -> None:
     unknown = sorted({s.lang for s in ALL} - {"sh", "toml", "python", "sql", "text", "cron"})
     assert not unknown, f"blocks in languages this test does not run: {unknown}"
     keys = [s.key for s in ALL]
-    for key in [*NOT_RUN, *PENDING, *STEPS, *(k for steps in STEPS.values() for k in steps)]:
+    for key in [*NOT_RUN, *STEPS, *(k for steps in STEPS.values() for k in steps)]:
         if key[1].startswith("cli "):
             assert key[1] in docgen.blocks((ROOT / key[0]).read_text(encoding="utf-8")), key
             continue
         assert keys.count(key) == 1, f"listed, but {keys.count(key)} snippets start so: {key}"
-    assert not set(NOT_RUN) & set(PENDING)
 
 
 def test_generated_cli_reference_matches_the_parser() -> None:
@@ -345,7 +330,6 @@ def test_generated_cli_reference_matches_the_parser() -> None:
         assert present[name] == make(), f"docs/cli.md block {name!r} is stale: run `make docs`"
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING[("docs/cli.md", "cli init")])
 def test_every_generated_block_has_its_command() -> None:
     present = docgen.blocks((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"))
     assert sorted(set(present) - set(docgen.generators())) == []
