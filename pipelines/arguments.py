@@ -34,12 +34,12 @@ def add_db_argument(parser: argparse.ArgumentParser, default: str = DEFAULT_DB) 
     parser.add_argument("--db", type=Path, default=Path(default), metavar="PATH", help=f"DuckDB file (default {default})")
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """--db or --destination: where the history is."""
+def add_target_arguments(parser: argparse.ArgumentParser, verb: str = "load into") -> None:
+    """--db or --destination: where the history is; `verb` says what the command does with it."""
     parser.add_argument("--db", type=Path, metavar="PATH", help=f"DuckDB file (default {DEFAULT_DB})")
     parser.add_argument(
         "--destination", metavar="NAME",
-        help="load into this dlt destination instead of a DuckDB file: postgres, motherduck, bigquery, "
+        help=f"{verb} this dlt destination instead of a DuckDB file: postgres, motherduck, bigquery, "
         "snowflake, ... or a named [destination.NAME]; credentials the dlt way, e.g. "
         "DESTINATION__POSTGRES__CREDENTIALS (default: destination of [sources.workspace_images], else duckdb)",
     )
@@ -145,9 +145,12 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     report_parser = commands.add_parser(
         "report", help="print the inventory, the OS-version trend and recent changes; export; draw",
         description="Print the inventory by region and OS, the OS-version trend and the latest changes "
-        "from the models; optionally export every model and write an HTML page with charts.",
+        "from the models, in a DuckDB file or any destination they build on; optionally export every model "
+        "and write an HTML page with charts. Exit 2 when the models are not built, 3 when the database "
+        "cannot be read or reached.",
     )
-    add_db_argument(report_parser)
+    add_target_arguments(report_parser, "read")
+    report_parser.add_argument("--pipelines-dir", type=Path, metavar="DIR", help="dlt's working folder, as for run")
     report_parser.add_argument("--days", type=int, default=7, metavar="N", help="days of OS-version trend to print (default 7)")
     report_parser.add_argument("--changes", type=int, default=15, metavar="N", help="latest changes to print (default 15)")
     report_parser.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML page with charts")

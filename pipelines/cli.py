@@ -9,10 +9,8 @@ import logging
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional
 
-import dlt
 
 from .arguments import PROG, build_parser, parse_filters
 from .checks import parse_as_of, resolve_target
@@ -21,7 +19,7 @@ from .locking import DatabaseBusy, LockHeld
 from .output import print_failures, print_result, progress_printer, setup_logging, summary_json, to_log_file
 from .program import module_command
 from .runner import run, run_models
-from .warehouse import DEFAULT_DB, Unreachable, hold
+from .warehouse import Unreachable, hold
 
 logger = logging.getLogger("workspace_images")
 
@@ -72,23 +70,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from . import reporting as report
 
-    configured = dlt.config.get("sources.workspace_images.destination")
-    if configured not in (None, "", "duckdb") and args.db == Path(DEFAULT_DB):
-        raise UsageError(f"report reads a DuckDB file, and the configured destination is {configured}: "
-                         "read its analytics schema with SQL or a BI tool, or pass --db FILE")
-    if not args.db.exists():
-        raise UsageError(f"{args.db} does not exist: load it first with `workspace-images run`")
     if args.days < 1:
         raise UsageError("--days must be at least 1")
     if args.changes < 0:
         raise UsageError("--changes must be 0 or more")
-    print(report.terminal_report(args.db, days=args.days, changes=args.changes))
+    target = resolve_target(args.db, args.destination)
+    workdir = args.pipelines_dir or target.default_pipelines_dir()
+    print(report.terminal_report(target, days=args.days, changes=args.changes, pipelines_dir=workdir))
     for fmt, directory in (("csv", args.csv), ("parquet", args.parquet)):
         if directory:
-            written = report.export(args.db, directory, fmt)
+            written = report.export(target, directory, fmt, pipelines_dir=workdir)
             print(f"wrote {len(written)} {fmt} files to {directory}")
     if args.html:
-        print(f"wrote {report.write_html(args.db, args.html)}")
+        print(f"wrote {report.write_html(target, args.html, pipelines_dir=workdir)}")
     return 0
 
 

@@ -193,6 +193,16 @@ class Session:
         return self.fetch(sql)[1][0][0]
 
     @contextmanager
+    def stream(self, sql: str, size: int) -> Iterator[Tuple[List[str], Iterator[List[tuple]]]]:
+        """Run a query whose result may be large: its column names, and its rows `size` at a time."""
+        if self._dlt:
+            with self._con.execute_query(sql) as cursor:
+                yield [d[0] for d in cursor.description], iter(lambda: list(cursor.fetchmany(size)), [])
+            return
+        cursor = self._con.execute(sql)
+        yield [d[0] for d in cursor.description], iter(lambda: cursor.fetchmany(size), [])
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything inside commits together or not at all."""
         if self._dlt:
@@ -305,6 +315,15 @@ class Unreachable(Exception):
     """The destination refused the connection or could not be reached (exit 3)."""
 
 
+def unreachable(target: Target, exc: BaseException) -> Unreachable:
+    """The Unreachable error of a failure to connect to `target`: the driver's words (they name
+    the host and user, never the password)."""
+    cause = exc
+    while cause.__cause__ is not None or getattr(cause, "dbapi_exception", None) is not None:
+        cause = getattr(cause, "dbapi_exception", None) or cause.__cause__
+    return Unreachable(f"cannot connect to {target.label}: {_first(cause)}")
+
+
 @contextmanager
 def reach(target: Target, pipeline: dlt.Pipeline) -> Iterator[Any]:
     """dlt's SQL client of `target`, connected; a failure to connect is one Unreachable line
@@ -313,10 +332,7 @@ def reach(target: Target, pipeline: dlt.Pipeline) -> Iterator[Any]:
     try:
         client.open_connection()
     except Exception as exc:
-        cause = exc
-        while cause.__cause__ is not None or getattr(cause, "dbapi_exception", None) is not None:
-            cause = getattr(cause, "dbapi_exception", None) or cause.__cause__
-        raise Unreachable(f"cannot connect to {target.label}: {_first(cause)}") from None
+        raise unreachable(target, exc) from None
     try:
         yield client
     finally:

@@ -82,15 +82,17 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """A new empty database; its credentials URL."""
+    def create_database(self, name: str, icu_locale: Optional[str] = None) -> str:
+        """A new empty database, sorting text by the ICU collation of `icu_locale` (e.g. `en-US`)
+        when given, else by code point (the cluster's C.UTF-8); its credentials URL."""
         import psycopg2
 
+        collation = f" template template0 locale_provider icu icu_locale '{icu_locale}'" if icu_locale else ""
         con = psycopg2.connect(self.url())
         try:
             con.autocommit = True
             with con.cursor() as cur:
-                cur.execute(f'create database "{name}"')
+                cur.execute(f'create database "{name}"{collation}')
         finally:
             con.close()
         return self.url(name)

@@ -61,26 +61,31 @@ def load_both(sim: Simulator, db: Path, tmp_path: Path, day: int) -> None:
             token=TOKEN, as_of=sim.as_of(day), pipelines_dir=tmp_path / f"pipelines-{destination}")
 
 
+def load_five_days(sim: Simulator, db: Path, tmp_path: Path) -> None:
+    """Five simulated days of `sim` (three projects) loaded into the DuckDB file `db` and into
+    PostgreSQL by the real runner: images come and go, one gets a field the API never sent
+    before and one an odd value, and on the last day one project fails."""
+    first, second, failing = (p.project_id for p in sim.projects)
+    for day in range(DAYS):
+        sim.set_day(day)
+        if day == 1:
+            image = sim.images(first)[0]["id"]
+            sim.modify(first, image, release_channel="beta")
+        if day == 2:
+            sim.modify(second, sim.images(second)[1]["id"], min_ram="lots")
+        if day == 3:
+            sim.publish(first, {"os_version": "hce2.0", "name": "桌面 ½"})
+        if day == DAYS - 1:
+            sim.fail_project(failing, "status", status=500, error_code="WKS.0500", error_msg="Internal error")
+        load_both(sim, db, tmp_path, day)
+
+
 @pytest.fixture
 def both(tmp_path: Path, pg_url: str) -> Iterator[Tuple[Path, str, Simulator]]:
-    """Five simulated days loaded into a DuckDB file and into PostgreSQL by the real runner: images
-    come and go, one gets a field the API never sent before and one an odd value, and on the last
-    day one project fails."""
+    """The five days of `load_five_days` in a DuckDB file and in PostgreSQL."""
     db = tmp_path / "h.duckdb"
     with Simulator(projects=3, images=80, seed=21, token=TOKEN) as sim:
-        first, second, failing = (p.project_id for p in sim.projects)
-        for day in range(DAYS):
-            sim.set_day(day)
-            if day == 1:
-                image = sim.images(first)[0]["id"]
-                sim.modify(first, image, release_channel="beta")
-            if day == 2:
-                sim.modify(second, sim.images(second)[1]["id"], min_ram="lots")
-            if day == 3:
-                sim.publish(first, {"os_version": "hce2.0", "name": "桌面 ½"})
-            if day == DAYS - 1:
-                sim.fail_project(failing, "status", status=500, error_code="WKS.0500", error_msg="Internal error")
-            load_both(sim, db, tmp_path, day)
+        load_five_days(sim, db, tmp_path)
         yield db, pg_url, sim
 
 
@@ -322,10 +327,3 @@ def test_the_airflow_fan_out_loads_a_shared_warehouse_then_builds_its_models(
     with pytest.raises(SettingsError, match="credentials cannot be read"):
         load_images(sim.as_of(), models=False)
 
-
-def test_report_says_it_reads_a_duckdb_file(tmp_path: Path) -> None:
-    done = cli("report", env={"SOURCES__WORKSPACE_IMAGES__DESTINATION": "postgres"}, cwd=tmp_path)
-    assert done.returncode == 2
-    assert done.stderr.strip() == ("workspace-images: error: report reads a DuckDB file, and the configured "
-                                   "destination is postgres: read its analytics schema with SQL or a BI tool, "
-                                   "or pass --db FILE")

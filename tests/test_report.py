@@ -152,6 +152,15 @@ def test_export_writes_every_analytics_table(history: Dict[str, Any], tmp_path: 
         assert records[0] == columns, table
         assert len(records) - 1 == rows[table], table
     assert TRICKY_NAME in (tmp_path / "csv" / "nested" / "image_changes.csv").read_text(encoding="utf-8")
+    # the lines DuckDB's own COPY writes, sorted by every column
+    (tmp_path / "copy").mkdir()
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        for table, path in zip(tables, written):
+            con.execute(f"copy analytics.{table} to '{tmp_path / 'copy' / path.name}' (format csv, header true)")
+            ours = path.read_text(encoding="utf-8").splitlines()
+            lines = (tmp_path / "copy" / path.name).read_text(encoding="utf-8").splitlines()
+            assert ours[0] == lines[0] and sorted(ours[1:]) == sorted(lines[1:]), table
 
     written = report.export(db, tmp_path / "parquet", "parquet")
     assert [p.name for p in written] == [f"{t}.parquet" for t in tables]

@@ -1,7 +1,8 @@
 """`workspace-images report`: the models of schema `analytics`, for people to read.
 
 Everything here reads them (the header the run log of finished loads,
-`analytics.stg_project_runs`), through a read-only DuckDB connection in UTC.
+`analytics.stg_project_runs`) through a read-only session in UTC of `warehouse.connect`:
+a DuckDB file, or any destination the models build on, with the same output from each.
 
 - `queries`: what the report reads;
 - `terminal`: the text report;

@@ -7,11 +7,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import duckdb
-
 from workspace_images.source.failures import failure_text
 
 from ..errors import UsageError
+from ..warehouse import Session, Target
 from . import charts
 from .charts import Series, esc
 from .queries import (
@@ -24,6 +23,8 @@ from .queries import (
     _latest_project_runs,
     _summary,
     _totals,
+    as_target,
+    timestamp,
 )
 from .terminal import _count, _signed, _utc
 
@@ -56,33 +57,30 @@ def _kpi(label: str, value: str, note: str, alert: bool = False) -> str:
     )
 
 
-def _changes_per_day(con: duckdb.DuckDBPyConnection) -> Tuple[List[dt.date], Dict[str, List[int]], Optional[str]]:
+def _changes_per_day(session: Session) -> Tuple[List[dt.date], Dict[str, List[int]], Optional[str]]:
     """Changes per UTC day and kind, leaving out the first load (where every image is 'added').
 
     Returns:
         (days, counts per kind aligned with days, a note on what was left out or None).
     """
-    first = con.execute(
-        f"select min(changed_at) from {ANALYTICS}.image_changes where change = 'added'"
-    ).fetchone()[0]
+    first = session.value(f"select min(changed_at) from {ANALYTICS}.image_changes where change = 'added'")
     if first is None:
         return [], {}, None
-    initial = con.execute(
-        f"select count(*) from {ANALYTICS}.image_changes where change = 'added' and changed_at = ?", [first]
-    ).fetchone()[0]
-    records = con.execute(
+    initial = session.value(
+        f"select count(*) from {ANALYTICS}.image_changes where change = 'added' and changed_at = {timestamp(first)}"
+    )
+    _, records = session.fetch(
         f"""
-        select changed_at::date as day, change, count(*)
+        select cast(changed_at as date) as day, change, count(*)
         from {ANALYTICS}.image_changes
-        where not (change = 'added' and changed_at = ?)
-        group by all
-        """,
-        [first],
-    ).fetchall()
+        where not (change = 'added' and changed_at = {timestamp(first)})
+        group by cast(changed_at as date), change
+        """
+    )
     note = f"The first load ({_utc(first, seconds=False)}, {initial:,} images added) is left out."
     if not records:
         return [], {}, note
-    grid = [d for d in con.execute(f"select min(day), max(day) from {ANALYTICS}.os_version_trend").fetchone() if d]
+    grid = [d for d in session.fetch(f"select min(day), max(day) from {ANALYTICS}.os_version_trend")[1][0] if d]
     seen = [r[0] for r in records]
     start, end = min(seen + grid), max(seen + grid)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
@@ -181,15 +179,21 @@ def _kpis(data: ReportData, last_changes: Dict[str, int]) -> str:
     return last_load + projects + images + stale + changes
 
 
-def render_html(db_path: Path) -> str:
-    """The report page as one self-contained HTML document (inline CSS and SVG, no scripts)."""
-    db_path = Path(db_path)
-    with _connect(db_path) as con:
-        data = _summary(con, None)
-        latest_changes = _latest_changes(con, HTML_CHANGES)
-        projects = _latest_project_runs(con)
-        change_days, change_counts, change_note = _changes_per_day(con)
-        last_changes = _last_load_changes(con, data.latest)
+def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> str:
+    """The report page as one self-contained HTML document (inline CSS and SVG, no scripts).
+
+    Args:
+        where: The database with the models built: a Target, or a Path of a DuckDB file.
+        pipelines_dir: dlt's working folder, for a destination other than a DuckDB file.
+    """
+    target = as_target(where)
+    database = target.db_path.name if target.is_file else target.label
+    with _connect(target, pipelines_dir) as session:
+        data = _summary(session, None)
+        latest_changes = _latest_changes(session, HTML_CHANGES)
+        projects = _latest_project_runs(session)
+        change_days, change_counts, change_note = _changes_per_day(session)
+        last_changes = _last_load_changes(session, data.latest)
 
     latest = data.latest
     as_of = _utc(latest.as_of, seconds=False) if latest else "never"
@@ -252,14 +256,14 @@ def render_html(db_path: Path) -> str:
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
-<title>{esc(title)} · {esc(db_path.name)}</title>
+<title>{esc(title)} · {esc(database)}</title>
 <style>{CSS}</style>
 </head>
 <body>
 <main>
 <header class="top">
 <h1>Workspace images<span class="dot">.</span></h1>
-<p class="subtitle">Huawei Cloud Workspace product images · <span class="mono">{esc(db_path.name)}</span>
+<p class="subtitle">Huawei Cloud Workspace product images · <span class="mono">{esc(database)}</span>
 · as of {esc(as_of)}</p>
 </header>
 <section class="kpis">{kpis}</section>
@@ -274,21 +278,21 @@ def render_html(db_path: Path) -> str:
 <h2>Latest changes<small>newest first, at most {HTML_CHANGES}</small></h2>
 {_changes_table(latest_changes)}
 <footer>Generated by workspace-images from the models in schema <span class="mono">analytics</span> of
-<span class="mono">{esc(db_path.name)}</span>. All times UTC.</footer>
+<span class="mono">{esc(database)}</span>. All times UTC.</footer>
 </main>
 </body>
 </html>
 """
 
 
-def write_html(db_path: Path, path: Path) -> Path:
+def write_html(where: Target | Path, path: Path, pipelines_dir: Optional[Path] = None) -> Path:
     """Write the report page (see `render_html`) to `path`, creating its folder.
 
     Returns:
         `path`.
     """
     path = Path(path)
-    page = render_html(db_path)
+    page = render_html(where, pipelines_dir)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")

@@ -10,8 +10,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from workspace_images.source.failures import failure_text
 
+from ..warehouse import Target
 from .charts import is_wide
-from .queries import ReportData, Trend, _connect, _latest_changes, _summary
+from .queries import ReportData, Trend, _connect, _latest_changes, _summary, as_target
 
 
 # Column widths (terminal columns) beyond which a cell is cut with an ellipsis.
@@ -69,8 +70,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _header_lines(db_path: Path, data: ReportData) -> List[str]:
-    lines = [f"workspace-images report: {db_path}"]
+def _header_lines(label: str, data: ReportData) -> List[str]:
+    lines = [f"workspace-images report: {label}"]
     latest = data.latest
     if latest is None:
         lines.append("last load: none")
@@ -146,7 +147,8 @@ def _changes_section(changes: List[Dict[str, Any]], limit: int) -> str:
     return f"{title}\n{format_table(headers, rows, [False] * len(headers))}"
 
 
-def terminal_report(db_path: Path, days: int = 7, changes: int = 15) -> str:
+def terminal_report(where: Target | Path, days: int = 7, changes: int = 15,
+                    pipelines_dir: Optional[Path] = None) -> str:
     """The report printed by `workspace-images report`: a header, then three tables.
 
     1. current images by region (rows) and os_type (columns), with totals;
@@ -155,18 +157,20 @@ def terminal_report(db_path: Path, days: int = 7, changes: int = 15) -> str:
     3. the latest `changes` changes (left out when `changes` is 0).
 
     Args:
-        db_path: DuckDB file with the models built.
+        where: The database with the models built: a Target, or a Path of a DuckDB file.
         days: Days of trend to show.
         changes: Changes to list.
+        pipelines_dir: dlt's working folder, for a destination other than a DuckDB file.
 
     Raises:
         UsageError: the file does not exist or has no models.
+        Unreachable: the destination cannot be reached.
     """
-    db_path = Path(db_path)
-    with _connect(db_path) as con:
-        data = _summary(con, days)
-        latest_changes = _latest_changes(con, changes) if changes > 0 else []
-    sections = ["\n".join(_header_lines(db_path, data)), _inventory_section(data), _trend_section(data.trend)]
+    target = as_target(where)
+    with _connect(target, pipelines_dir) as session:
+        data = _summary(session, days)
+        latest_changes = _latest_changes(session, changes) if changes > 0 else []
+    sections = ["\n".join(_header_lines(target.label, data)), _inventory_section(data), _trend_section(data.trend)]
     if changes > 0:
         sections.append(_changes_section(latest_changes, changes))
     return "\n\n".join(sections)
