@@ -11,7 +11,6 @@ import sys
 import threading
 from typing import Callable, Dict, List, NoReturn, Optional
 
-
 from .arguments import PROG, build_parser, parse_filters
 from .checks import parse_as_of, resolve_target
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError
