@@ -10,7 +10,7 @@ import pytest
 from workspace_images.simulator import Simulator
 from workspace_images.warehouse import DEFAULT_DB
 
-from conftest import cli, targets
+from tests.conftest import cli, targets
 
 
 def commands(sim: Simulator, folder: Path, *db: str) -> None:

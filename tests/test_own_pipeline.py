@@ -93,8 +93,8 @@ def test_the_staging_copy_goes_with_dlt_s_setting(sim: Simulator, tmp_path: Path
     project = sim.add_project("cn-north-4", images=30)
     monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN", TOKEN)
     monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__ENDPOINT", sim.url)
-    if truncate:
-        monkeypatch.setenv("LOAD__TRUNCATE_STAGING_DATASET", "true")
+    # stated both ways: `run` in this process sets dlt's setting for itself (warehouse.TIDY_DEFAULTS)
+    monkeypatch.setenv("LOAD__TRUNCATE_STAGING_DATASET", "true" if truncate else "false")
     db = tmp_path / "mine.duckdb"
     pipeline = dlt.pipeline("my_images", destination=dlt.destinations.duckdb(str(db)), dataset_name="raw_images",
                             pipelines_dir=str(tmp_path / "dlt"))

@@ -10,13 +10,19 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, query
+from tests.test_docs import ALL, bash, free_port, substitute, wait_after_background
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean venv with the wheel built from this checkout installed, as pip installs it."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist),
                     str(ROOT)], check=True, capture_output=True, text=True, timeout=300)
@@ -37,7 +43,11 @@ def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Pa
     site = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     assert not any((Path(site) / name).exists() for name in ("sources", "pipelines", "simulator", "sql"))
+    return venv
 
+
+def test_the_wheel_installs_one_import_name_and_runs_run_and_models(wheel_venv: Path, tmp_path: Path) -> None:
+    venv = wheel_venv
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {"PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "HOME": str(tmp_path),
@@ -72,3 +82,26 @@ def test_the_wheel_installs_one_import_name_and_runs_run_and_models(tmp_path: Pa
                              "from workspace_images.source import workspace_images; print(workspace_images.name)"],
                             cwd=elsewhere, capture_output=True, text=True, timeout=120)
     assert source.stdout.strip() == "workspace_images", source.stderr
+
+
+def test_init_then_the_readme_s_quick_start_work_from_the_wheel(wheel_venv: Path, tmp_path: Path) -> None:
+    """The README's quick start as written (init, the simulator in the background, run with no --db,
+    report), with `.venv` being the clean venv the wheel went into, in a new folder."""
+    quick_start = next(s for s in ALL if s.key[0] == "README.md" and "workspace-images init" in s.text)
+    folder = tmp_path / "new-user"
+    folder.mkdir()
+    (folder / ".venv").symlink_to(wheel_venv)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    env.update(PATH=f"{wheel_venv / 'bin'}:{os.environ['PATH']}", HOME=str(tmp_path), DLT_DATA_DIR=str(tmp_path / "dlt"))
+    port = free_port()
+    script = wait_after_background(substitute(quick_start.text, folder, port), port)
+    done = bash(script, folder, env)
+    assert done.returncode == 0, f"{script}\n{done.stdout}\n{done.stderr}"
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["wrote .dlt/config.toml", "wrote .dlt/secrets.toml (mode 0600)"], done.stdout
+    summary = next(line for line in lines if line.startswith("run "))
+    assert summary.endswith("-> images.duckdb") and ": 1/1 projects ok, 120 images, 120 new versions, 0 retired" in summary
+    assert "workspace-images report: images.duckdb" in lines
+    assert "current images: 120 in 1 project, 1 region; stale (latest run failed): 0 projects, 0 images" in lines
+    assert query(folder / "images.duckdb", "select count(*) from analytics.image_inventory") == [(120,)]
+    assert stat.S_IMODE((folder / ".dlt" / "secrets.toml").stat().st_mode) == 0o600
