@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,7 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, List
 
 import duckdb
+import pytest
 
+from workspace_images.airflow_context import DAG_DEFAULT_DB
 from workspace_images.simulator import SimProject, Simulator
 
 if TYPE_CHECKING:
@@ -342,3 +346,42 @@ def test_a_failed_project_fails_the_load_once_and_the_dag_run(airflow: AirflowHo
         assert query(airflow.db, "select project_id, status, error_code from workspace_images.project_runs "
                                  "order by status") == [(bad.project_id, "failed", "APIG.0302"), (ok.project_id, "ok", None)]
         assert query(airflow.db, "select count(*) from analytics.image_inventory") == [(23,)]
+
+
+def test_the_dag_loads_its_default_database(airflow: AirflowHome) -> None:
+    """$WORKSPACE_IMAGES_DB unset: the DAG loads DAG_DEFAULT_DB. The test removes what it created there,
+    and never runs where that database already exists."""
+    default = Path(DAG_DEFAULT_DB)
+    if default.exists():
+        pytest.skip(f"{default} exists already: this test loads only a database it creates, and removes it")
+    made_folder = not default.parent.exists()
+    try:
+        default.parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        pytest.skip(f"cannot create {default.parent}: run the tests as root")
+    before = set(default.parent.rglob("*"))
+    del airflow.env["WORKSPACE_IMAGES_DB"]
+    try:
+        with Simulator(projects=2, images=12, seed=16, token=TOKEN) as sim:
+            airflow.install_dag("import")
+            airflow.settings(config_toml(sim, sim.projects), SECRETS)
+            run = airflow.dags_test("2026-11-02")
+            assert run.returncode == 0, run.tail()
+            assert f"database: {default}" in run.output
+            assert_history_matches(default, sim, sim.projects)
+            assert query(default, "select count(*) from analytics.image_inventory") == [(24,)]
+        assert not airflow.db.exists()
+    finally:
+        remove_new(default.parent, before, made_folder)
+
+
+def remove_new(folder: Path, before: set, made_folder: bool) -> None:
+    """Remove what appeared in `folder` since `before` (the folder too when the test made it)."""
+    if made_folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts)):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            path.unlink()
