@@ -59,7 +59,8 @@ def retry_while_held(action: Callable[[], T], wait: float = LOCK_WAIT) -> T:
         except (LockHeld, DatabaseBusy) as exc:
             waited = time.monotonic() - started
             if waited >= wait:
-                raise StillHeld(f"{exc} (so at each of {tries} tries over {waited:.0f}s: not retried; "
+                times = "at its one try" if tries == 1 else f"at each of {tries} tries"
+                raise StillHeld(f"{exc} (so {times} over {waited:.0f}s: not retried; "
                                 "clear the task once it has let go)") from None
             nap = min(pause, wait - waited)
             logger.warning("%s; trying again in %.0fs (for up to %.0fs in all)", exc, nap, wait)
