@@ -16,8 +16,15 @@ Settings come from `.dlt/` beside the DAG file (as dlt's own Airflow helper read
 from the dags folder), whatever the worker's working folder, and from environment
 variables; `$WORKSPACE_IMAGES_DB` names the DuckDB file. With `destination` set in
 `[sources.workspace_images]` (e.g. `postgres`, credentials the dlt way), the loads go there
-instead, dlt's working folder beside where the DuckDB file would be. Configuration errors fail a task
-at once (AirflowFailException, no retry); anything else fails it to be retried.
+instead, dlt's working folder beside where the DuckDB file would be.
+
+What is retried: only what a retry can fix, soon. A database held by another run (its lock)
+or another program (the DuckDB file) is waited for inside the task, trying again after
+5, 10, 20, then every 30 s for up to 5 minutes (`airflow_retry`), then the task fails
+naming the holder. Configuration errors (SettingsError) and a load in which some projects
+failed (ProjectsFailed: the others are loaded, the failures are in project_runs) fail the
+task at once (AirflowFailException); a run that failed (RunFailed: the load, the destination)
+is retried by Airflow, twice, 3 minutes apart (RETRIES, RETRY_DELAY).
 
 This file only defines the DAG, and imports the package absolutely, so that a copy of it in
 the dags folder works as well as a one-line file importing it. The tasks' work, which runs
@@ -37,6 +44,9 @@ from workspace_images.airflow_context import task_context, task_logging
 from workspace_images.airflow_tasks import FANOUT_ENV, FANOUTS, build_models, load_images, plan_loads
 
 logger = logging.getLogger("workspace_images")
+
+RETRIES, RETRY_DELAY = 2, timedelta(minutes=3)
+"""Airflow's retries of `load_images` and `build_models`, left to a run that failed (RunFailed)."""
 
 try:  # pragma: no cover - depends on the Airflow version
     from airflow.sdk import Param, dag as dag_decorator, get_current_context, task
@@ -67,7 +77,7 @@ if dag_decorator is not None:  # pragma: no cover - needs Airflow; played by tes
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,  # an SCD2 history is loaded in time order, one run at a time
-        default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},
+        default_args={"retries": RETRIES, "retry_delay": RETRY_DELAY},
         params={
             "fanout": Param(
                 "",

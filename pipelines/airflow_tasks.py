@@ -1,10 +1,11 @@
 """The work of each DAG task, without Airflow: plan a DAG run's loads, load, build the models.
 
 A DAG run's loads are one of everything, or one per region or per account (the fan-out);
-each is a `workspace-images run` as of the end of the data interval. A load in which some
-projects failed raises ProjectsFailed, which Airflow retries; settings that are wrong raise
-SettingsError, which it does not. dlt and DuckDB are imported inside the functions, never
-when Airflow parses the DAG file.
+each is a `workspace-images run` as of the end of the data interval. A database held by
+another run or program is waited for in the task (`airflow_retry`); a load in which some
+projects failed raises ProjectsFailed and settings that are wrong raise SettingsError, which
+Airflow does not retry. dlt and DuckDB are imported inside the functions, never when Airflow
+parses the DAG file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from workspace_images.airflow_context import (
+    AirflowFailException,
     SettingsError,
     environ,
     pipelines_dir,
@@ -25,6 +27,7 @@ from workspace_images.airflow_context import (
     target,
     task_context,
 )
+from workspace_images.airflow_retry import LOCK_WAIT, retry_while_held
 
 FANOUT_ENV = "WORKSPACE_IMAGES_FANOUT"
 FANOUTS = ("none", "region", "account")
@@ -32,8 +35,9 @@ FANOUTS = ("none", "region", "account")
 logger = logging.getLogger("workspace_images")
 
 
-class ProjectsFailed(Exception):
-    """Some projects failed; the others are loaded and the failures are in project_runs."""
+class ProjectsFailed(AirflowFailException):
+    """Some projects failed (the CLI's exit 1); the others are loaded and the failures are in
+    project_runs. Airflow fails the task without retrying: a retry would fetch every project again."""
 
 
 def as_of_for(data_interval_end: Optional[datetime], now: Optional[datetime] = None) -> datetime:
@@ -140,6 +144,7 @@ def load_images(
     account: Optional[str] = None,
     models: bool = True,
     dag_folder: Optional[Path] = None,
+    lock_wait: float = LOCK_WAIT,
 ) -> str:
     """One `workspace-images run` as of the end of the data interval, logging its progress.
 
@@ -150,15 +155,17 @@ def load_images(
         account: Load only this account (`default` or a name under `accounts`).
         models: Rebuild the SQL models after the load (the DAG builds them in a task of their own).
         dag_folder: Read dlt's settings from `.dlt/` in this folder (see `dlt_settings`).
+        lock_wait: Seconds to keep trying while another run holds the database's lock or
+            another program the DuckDB file (see `retry_while_held`).
 
     Returns:
         The run's summary line (Airflow keeps it as the task's XCom).
 
     Raises:
         SettingsError: a setting is missing or wrong; nothing was written (no retry).
-        ProjectsFailed: some projects failed; what loaded stays loaded (retried).
-        LockHeld: another run holds the database's lock; nothing was done (retried).
-        RunFailed, DatabaseBusy: the run itself failed (retried).
+        ProjectsFailed: some projects failed; what loaded stays loaded (no retry).
+        StillHeld: the database stayed held for `lock_wait` seconds (no retry).
+        RunFailed, Unreachable: the run itself failed, or the destination is down (retried by Airflow).
     """
     from workspace_images.output import progress_printer
     from workspace_images.runner import failed_line, run
@@ -173,8 +180,10 @@ def load_images(
             kwargs.update(_one_account(account, stack))
         what = f"region {region}" if region else f"account {account}" if account else "every project"
         logger.info("loading %s into %s as of %s", what, where.label, f"{as_of:%Y-%m-%d %H:%M:%S}Z")
-        result = run(where.db_path, destination=where.destination, as_of=as_of, models=models,
-                     pipelines_dir=pipelines_dir(where, db_path), on_progress=progress_printer(), **kwargs)
+        workdir = pipelines_dir(where, db_path)
+        result = retry_while_held(lambda: run(where.db_path, destination=where.destination, as_of=as_of,
+                                              models=models, pipelines_dir=workdir,
+                                              on_progress=progress_printer(), **kwargs), lock_wait)
         for project in result.failed:
             logger.warning("%s", failed_line(project))
         logger.info("%s", result.summary())
@@ -182,7 +191,9 @@ def load_images(
             logger.info("%s", result.models.summary())
     if result.failed:
         names = ", ".join(f"{p['region']}:{p['project_id']} ({p['error_code']})" for p in result.failed)
-        raise ProjectsFailed(f"{len(result.failed)} project(s) failed: {names}; {result.summary()}")
+        raise ProjectsFailed(f"{len(result.failed)} project(s) failed: {names}; {result.summary()} "
+                             "(in project_runs; the other projects are loaded; not retried: a retry "
+                             "would fetch every project again)")
     return result.summary()
 
 
@@ -202,16 +213,18 @@ def _one_account(name: str, stack: ExitStack) -> Dict[str, Any]:
     return {"accounts": {name: accounts[name]}, "discover": False}
 
 
-def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path] = None) -> str:
-    """Rebuild the SQL models where the loads went, under the run lock like `workspace-images models`.
+def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path] = None,
+                 lock_wait: float = LOCK_WAIT) -> str:
+    """Rebuild the SQL models where the loads went, under the run lock like `workspace-images models`;
+    while the database is held, keep trying for `lock_wait` seconds (see `retry_while_held`).
 
     Returns:
         The build's summary line, or why nothing was built (no database yet: every load failed).
 
     Raises:
         SettingsError: no models can be built from this database (no retry).
-        LockHeld: a run holds the database's lock (retried).
-        RunFailed, DatabaseBusy: a data test failed or the file stayed busy (retried).
+        StillHeld: the database stayed held for `lock_wait` seconds (no retry).
+        RunFailed: a data test failed, or the destination did (retried by Airflow).
     """
     from workspace_images.runner import run_models
     from workspace_images.warehouse import hold
@@ -222,7 +235,11 @@ def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path
             logger.warning("%s does not exist: nothing was loaded, so no models to build", where.db_path)
             return f"no models: {where.db_path} does not exist"
         workdir = pipelines_dir(where, db_path)
-        with hold(where, workdir, "models build"):
-            result = run_models(where, pipelines_dir=workdir)
+
+        def build() -> Any:
+            with hold(where, workdir, "models build"):
+                return run_models(where, pipelines_dir=workdir)
+
+        result = retry_while_held(build, lock_wait)
         logger.info("%s", result.summary())
         return result.summary()

@@ -11,17 +11,22 @@ import logging
 import os
 import subprocess
 import sys
+import textwrap
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import dlt
 import pytest
 
 from workspace_images import airflow_context, airflow_dag
 from workspace_images.airflow_context import AirflowFailException, SettingsError, environ
+from workspace_images.airflow_retry import StillHeld
+from workspace_images.errors import RunFailed
 from workspace_images.airflow_tasks import ProjectsFailed, as_of_for, build_models, load_images, plan_loads
-from workspace_images.locking import LockHeld, RunLock
+from workspace_images.locking import RunLock
+from workspace_images.warehouse import Unreachable
 from workspace_images.simulator import Simulator
 from tests.conftest import TOKEN, current_ids, query, utc
 
@@ -69,15 +74,21 @@ def test_the_task_loads_as_of_the_end_of_the_interval(sim: Simulator, tmp_path: 
     assert query(tmp_path / "af.duckdb", "select count(*) from workspace_images.project_runs") == [(3,)]
 
 
-def test_some_projects_failing_is_a_failure_to_retry_after_loading_the_rest(sim: Simulator, settings: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_some_projects_failing_fails_the_task_without_a_retry_after_loading_the_rest(
+    sim: Simulator, settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ok = sim.add_project("cn-north-4", images=12)
     bad = sim.add_project("cn-east-3", images=5)
     projects_env(monkeypatch, ok, bad)
     sim.fail_project(bad.project_id, "status", status=500, error_code="WKS.0500", error_msg="boom")
     with pytest.raises(ProjectsFailed) as caught:
         load_images(sim.as_of(0), models=False)
-    assert not isinstance(caught.value, AirflowFailException)  # Airflow retries it
+    assert isinstance(caught.value, AirflowFailException)  # Airflow fails the task: no retry fetching it all again
+    message = str(caught.value)
+    assert message.startswith(f"1 project(s) failed: cn-east-3:{bad.project_id} (WKS.0500); run ")
+    assert f" as of {sim.as_of(0):%Y-%m-%d %H:%M:%S}Z: 1/2 projects ok, 12 images, 12 new versions, " in message
+    assert message.endswith(f" -> {settings} (in project_runs; the other projects are loaded; not retried: "
+                            "a retry would fetch every project again)")
     assert current_ids(settings, ok.project_id) == ids(sim, ok.project_id)
     assert query(settings, "select project_id, status from workspace_images.project_runs order by status") == [
         (bad.project_id, "failed"), (ok.project_id, "ok")
@@ -104,19 +115,117 @@ def test_a_configuration_error_fails_the_task_at_once(sim: Simulator, settings: 
         assert not settings.exists()
 
 
-def test_a_run_holding_the_lock_is_a_failure_to_retry(sim: Simulator, settings: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    kind, db, seconds = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
+    if kind == "lock":
+        from workspace_images.locking import RunLock
+        held = RunLock(db, "run").acquire()
+    else:
+        import duckdb
+        held = duckdb.connect(str(db), read_only=True)
+    print("holding", flush=True)
+    time.sleep(seconds)
+""")
+
+
+@pytest.fixture
+def holder() -> Iterator:
+    """Start another process holding a database: its run lock (`lock`, another run) or the DuckDB file
+    open (`file`, a dashboard), for some seconds; ended with the test."""
+    started: list = []
+
+    def start(kind: str, db: Path, seconds: float) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, kind, str(db), str(seconds)],
+                                stdout=subprocess.PIPE, text=True)
+        started.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == "holding\n"
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def retry_lines(caplog: pytest.LogCaptureFixture) -> list:
+    return [r.getMessage() for r in caplog.records if "; trying again in " in r.getMessage()]
+
+
+def test_a_run_holding_the_lock_is_waited_for_in_the_task(sim: Simulator, settings: Path, holder: Any,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     projects_env(monkeypatch, sim.add_project("cn-north-4", images=8))
     load_images(sim.as_of(0))
     requests = len(sim.requests)
-    with RunLock(settings):  # another run (the CLI, another DAG run) is loading this database
-        with pytest.raises(LockHeld) as caught:
-            load_images(sim.as_of(1))
-        with pytest.raises(LockHeld):
-            build_models(settings)
-    assert not isinstance(caught.value, AirflowFailException)
+    other = holder("lock", settings, 2)  # another run (the CLI from cron) lets go after 2 s
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        assert "1/1 projects ok" in load_images(sim.as_of(1))
+    assert 5 <= time.monotonic() - started < 30  # the second try, 5 s after the first
+    (line,) = retry_lines(caplog)
+    assert line.startswith(f"another workspace-images run (PID {other.pid}, started ")
+    assert line.endswith(f"holds {settings}.lock: nothing was done; run again when it has finished; "
+                         "trying again in 5s (for up to 300s in all)")
+    assert len(sim.requests) > requests
+
+
+def test_a_lock_held_through_the_wait_fails_without_a_retry_naming_its_holder(
+    sim: Simulator, settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projects_env(monkeypatch, sim.add_project("cn-north-4", images=8))
+    load_images(sim.as_of(0))
+    requests = len(sim.requests)
+    with RunLock(settings, "run"):
+        with pytest.raises(StillHeld) as caught:
+            load_images(sim.as_of(1), lock_wait=2)
+        with pytest.raises(StillHeld) as built:
+            build_models(settings, lock_wait=0)
+    assert isinstance(caught.value, AirflowFailException)  # Airflow does not retry it
+    for error in (caught.value, built.value):
+        assert str(error).startswith(f"another workspace-images run (PID {os.getpid()}, started ")
+    assert str(built.value).endswith(" (so at its one try over 0s: not retried; clear the task once it has let go)")
+    assert str(caught.value).endswith(f"holds {settings}.lock: nothing was done; run again when it has finished "
+                                      "(so at each of 2 tries over 2s: not retried; clear the task once it has let go)")
     assert len(sim.requests) == requests
-    assert "1/1 projects ok" in load_images(sim.as_of(1))  # the retry, once the other run is done
+
+
+def test_a_program_holding_the_file_is_waited_for_in_the_task(sim: Simulator, settings: Path, holder: Any,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    projects_env(monkeypatch, sim.add_project("cn-north-4", images=8))
+    load_images(sim.as_of(0))
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__LOCK_TIMEOUT", "1")  # the run waits 1 s, then DatabaseBusy
+    dashboard = holder("file", settings, 3)
+    with caplog.at_level(logging.INFO):
+        assert "1/1 projects ok" in load_images(sim.as_of(1), models=False)
+    (line,) = retry_lines(caplog)
+    assert line.startswith(f"{settings} is held open by PID {dashboard.pid} (")
+    assert line.endswith("trying again in 5s (for up to 300s in all)")
+    assert query(settings, "select count(distinct as_of) from workspace_images.project_runs") == [(2,)]
+
+    dashboard = holder("file", settings, 60)
+    with pytest.raises(StillHeld, match=rf"^{settings} is held open by PID {dashboard.pid} \(.* and stayed so "
+                                        r"for 1s, .* \(so at each of 2 tries over \d+s: not retried; "):
+        load_images(sim.as_of(2), models=False, lock_wait=3)  # a try takes over 1 s, the second starts at 3 s
+
+
+@pytest.mark.parametrize("failure", ["destination down", "database unreadable"])
+def test_a_run_that_failed_is_left_to_airflows_retries(sim: Simulator, settings: Path, failure: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    projects_env(monkeypatch, sim.add_project("cn-north-4", images=8))
+    if failure == "destination down":
+        monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__DESTINATION", "postgres")
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", "postgresql://wi:pw@127.0.0.1:1/warehouse")
+        expected: type = Unreachable
+    else:
+        settings.write_text("not a DuckDB file\n" * 100)
+        expected = RunFailed
+    with pytest.raises(expected) as caught:
+        load_images(sim.as_of(0))
+    assert not isinstance(caught.value, AirflowFailException)  # Airflow retries it, RETRY_DELAY later
+    assert (airflow_dag.RETRIES, airflow_dag.RETRY_DELAY) == (2, timedelta(minutes=3))
 
 
 def test_progress_and_summary_lines_reach_airflows_task_log(sim: Simulator, settings: Path,
@@ -282,7 +391,7 @@ def test_build_models_before_any_load_builds_nothing(settings: Path) -> None:
 def test_outside_airflow_there_is_no_dag_and_the_exception_is_a_stand_in() -> None:
     assert airflow_dag.dag is None
     assert issubclass(SettingsError, AirflowFailException)
-    assert not issubclass(ProjectsFailed, AirflowFailException)
+    assert issubclass(ProjectsFailed, AirflowFailException) and issubclass(StillHeld, AirflowFailException)
 
 
 def test_airflow_parses_the_dag_file_without_importing_dlt_or_duckdb() -> None:

@@ -27,7 +27,7 @@ if importlib.util.find_spec("airflow") is None:
 AIRFLOW = Path(sys.executable).with_name("airflow")
 DAG_ID = "workspace_images"
 TIMEOUT = 600
-"""Seconds one `airflow` command may take; a task retried after its 10-minute delay would pass it."""
+"""Seconds one `airflow` command may take: a DAG run whose task is retried twice, 3 minutes apart, fits."""
 
 
 def airflow_env(home: Path) -> Dict[str, str]:
@@ -136,19 +136,31 @@ class AirflowHome:
         return proc.stdout
 
     def dags_test(self, logical_date: str, conf: Optional[dict] = None, **env: str) -> DagsTest:
+        """Run `airflow dags test` of the DAG for `logical_date` and wait for it."""
+        return self.finish(*self.start_dags_test(logical_date, conf, **env))
+
+    def start_dags_test(self, logical_date: str, conf: Optional[dict] = None,
+                        **env: str) -> Tuple[subprocess.Popen, Path]:
+        """Start `airflow dags test`; returns the process and the file its output goes to, as it comes."""
         args = [str(AIRFLOW), "dags", "test", DAG_ID, logical_date]
         if conf is not None:
             args += ["--conf", json.dumps(conf)]
         log = self.root / f"dags_test_{logical_date}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(args, cwd=self.worker, env={**self.env, **env}, stdout=out,
+                                    stderr=subprocess.STDOUT, text=True)
+        return proc, log
+
+    @staticmethod
+    def finish(proc: subprocess.Popen, log: Path) -> DagsTest:
+        """Wait for a started `airflow dags test`; fail the test when it takes more than TIMEOUT."""
         try:
-            proc = subprocess.run(args, cwd=self.worker, env={**self.env, **env}, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired as exc:
-            output = exc.stdout if isinstance(exc.stdout, str) else (exc.stdout or b"").decode(errors="replace")
-            log.write_text(output)
-            pytest.fail(f"airflow dags test {logical_date} took more than {TIMEOUT}s (a retry?):\n{output[-6000:]}")
-        log.write_text(proc.stdout)
-        return DagsTest(proc.returncode, proc.stdout, log)
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{log.stem} took more than {TIMEOUT}s (a retry?):\n{log.read_text()[-6000:]}")
+        return DagsTest(proc.returncode, log.read_text(), log)
 
     def task_instances(self) -> List[Tuple[str, int, str, int, int, Optional[str]]]:
         """(task_id, map_index, state, try_number, max_tries, rendered_map_index) of the latest DAG run."""

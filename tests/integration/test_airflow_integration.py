@@ -11,14 +11,22 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import os
+import re
+import shutil
+import subprocess
 import sys
+import textwrap
+import time
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, List
 
 import duckdb
+import pytest
 
+from workspace_images.airflow_context import DAG_DEFAULT_DB
 from workspace_images.simulator import SimProject, Simulator
 
 if TYPE_CHECKING:
@@ -172,7 +180,7 @@ def test_fan_out_by_account_from_the_run_conf(airflow: AirflowHome) -> None:
 
 def test_a_configuration_error_fails_at_once_without_a_retry(airflow: AirflowHome) -> None:
     """No credentials: the load fails on its first try (AirflowFailException) and the DAG run fails.
-    Retried, it would wait 10 minutes, past this test's limit."""
+    Retried, it would wait 3 minutes first."""
     with Simulator(projects=2, images=10, seed=8, token=TOKEN) as sim:
         airflow.install_dag("import")
         airflow.settings(config_toml(sim, sim.projects))  # no secrets.toml
@@ -230,7 +238,9 @@ def test_the_dag_imports_without_deprecation_warnings() -> None:
     assert sorted(tasks) == ["build_models", "load_images", "plan_loads", "summary"]
     load = tasks["load_images"]
     assert load.max_active_tis_per_dag == 1  # one writer at a time on the DuckDB file
-    assert (load.retries, load.retry_delay) == (2, timedelta(minutes=10))
+    for name in ("load_images", "build_models"):  # a run that failed; a held database is waited for in the task
+        assert (tasks[name].retries, tasks[name].retry_delay) == (2, timedelta(minutes=3))
+    assert (tasks["plan_loads"].retries, tasks["summary"].retries) == (0, 0)
     assert tasks["build_models"].trigger_rule == "all_done"
     assert set(tasks["build_models"].upstream_task_ids) == {"load_images"}
     assert set(tasks["summary"].upstream_task_ids) == {"load_images", "build_models"}
@@ -260,3 +270,118 @@ def test_a_region_fan_out_loads_a_shared_postgresql_warehouse(airflow: AirflowHo
             assert cur.fetchall() == sorted((p.region, len(sim.images(p.project_id))) for p in sim.projects)
         con.close()
         assert not airflow.db.exists()
+
+
+LOCK_HOLDER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from workspace_images.locking import RunLock
+    with RunLock(Path(sys.argv[1]), "run"):
+        print("holding", flush=True)
+        sys.stdin.read()  # until the test closes it
+""")
+
+
+def wait_for_line(log: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"no {text!r} in {log} after {timeout:g}s"
+        time.sleep(0.2)
+
+
+def test_a_run_holding_the_lock_is_waited_for_and_the_dag_run_succeeds(airflow: AirflowHome) -> None:
+    """Another run (the CLI from cron) holds the database's lock until 25 s after the load task first
+    met it: the task waits in itself, trying again 5, 10, 20 s later, and loads once the lock is free."""
+    with Simulator(projects=2, images=20, seed=14, token=TOKEN) as sim:
+        airflow.install_dag("import")
+        airflow.settings(config_toml(sim, sim.projects), SECRETS)
+        other = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(airflow.db)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert other.stdout is not None and other.stdout.readline() == "holding\n"
+            held_at = time.monotonic()
+            proc, log = airflow.start_dags_test("2026-11-02")
+            wait_for_line(log, f"holds {airflow.db}.lock: nothing was done", 120)
+            met_at = time.monotonic()
+            time.sleep(25)
+            other.stdin.close()  # type: ignore[union-attr]
+            assert other.wait(10) == 0
+            hold = time.monotonic() - held_at
+            run = airflow.finish(proc, log)
+            took = time.monotonic() - held_at
+        finally:
+            other.kill()
+            other.wait()
+        assert run.returncode == 0, run.tail()
+        assert hold < took < hold + 60, (hold, took)  # the lock's release, then a try within 20 s and the rest
+        assert time.monotonic() - met_at < 90  # from the first try that met the lock (10 minutes before)
+        assert f"another workspace-images run (PID {other.pid}, started " in run.output
+        assert re.findall(r"\.lock: nothing was done; run again when it has finished; trying again in (\d+)s",
+                          run.output) == ["5", "10", "20"]
+        assert "No tasks to run" not in run.output  # what `airflow dags test` prints while a task is up for retry
+        assert states(airflow, "load_images") == [(0, "success", 1, "all")]
+        assert states(airflow, "summary") == [(-1, "success", 1, None)]
+        assert_history_matches(airflow.db, sim, sim.projects)
+
+
+def test_a_failed_project_fails_the_load_once_and_the_dag_run(airflow: AirflowHome) -> None:
+    """A project the API refuses: the other one is loaded and the models built, the load task fails on its
+    first try (ProjectsFailed, an AirflowFailException: a retry would fetch everything again), the DAG run fails."""
+    with Simulator(projects=0, seed=15, token=TOKEN) as sim:
+        ok, bad = sim.add_project("cn-north-4", images=23), sim.add_project("cn-east-3", images=6)
+        sim.fail_project(bad.project_id, "status", status=403, error_code="APIG.0302", error_msg="forbidden")
+        airflow.install_dag("import")
+        airflow.settings(config_toml(sim, [ok, bad]), SECRETS)
+        started = time.monotonic()
+        run = airflow.dags_test("2026-11-02")
+        assert run.returncode != 0
+        assert time.monotonic() - started < 120  # no retry delay waited out
+        assert f"ProjectsFailed: 1 project(s) failed: cn-east-3:{bad.project_id} (APIG.0302); run " in run.output, run.tail()
+        assert "(in project_runs; the other projects are loaded; not retried: " in run.output
+        assert run.output.count("loading every project into ") == 1  # one attempt
+        assert states(airflow, "load_images") == [(0, "failed", 1, "all")]
+        assert states(airflow, "build_models") == [(-1, "success", 1, None)]
+        assert states(airflow, "summary") == [(-1, "upstream_failed", 0, None)]
+        assert airflow.dag_run_state() == "failed"
+        assert query(airflow.db, "select project_id, status, error_code from workspace_images.project_runs "
+                                 "order by status") == [(bad.project_id, "failed", "APIG.0302"), (ok.project_id, "ok", None)]
+        assert query(airflow.db, "select count(*) from analytics.image_inventory") == [(23,)]
+
+
+def test_the_dag_loads_its_default_database(airflow: AirflowHome) -> None:
+    """$WORKSPACE_IMAGES_DB unset: the DAG loads DAG_DEFAULT_DB. The test removes what it created there,
+    and never runs where that database already exists."""
+    default = Path(DAG_DEFAULT_DB)
+    if default.exists():
+        pytest.skip(f"{default} exists already: this test loads only a database it creates, and removes it")
+    made_folder = not default.parent.exists()
+    try:
+        default.parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        pytest.skip(f"cannot create {default.parent}: run the tests as root")
+    before = set(default.parent.rglob("*"))
+    del airflow.env["WORKSPACE_IMAGES_DB"]
+    try:
+        with Simulator(projects=2, images=12, seed=16, token=TOKEN) as sim:
+            airflow.install_dag("import")
+            airflow.settings(config_toml(sim, sim.projects), SECRETS)
+            run = airflow.dags_test("2026-11-02")
+            assert run.returncode == 0, run.tail()
+            assert f"database: {default}" in run.output
+            assert_history_matches(default, sim, sim.projects)
+            assert query(default, "select count(*) from analytics.image_inventory") == [(24,)]
+        assert not airflow.db.exists()
+    finally:
+        remove_new(default.parent, before, made_folder)
+
+
+def remove_new(folder: Path, before: set, made_folder: bool) -> None:
+    """Remove what appeared in `folder` since `before` (the folder too when the test made it)."""
+    if made_folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts)):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            path.unlink()
