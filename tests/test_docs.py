@@ -389,3 +389,12 @@ def test_tables_doc_lists_every_table_and_column(loaded_db: Path) -> None:
     for name, columns in documented.items():
         assert columns == real[name], f"{name}: docs only {columns - real[name]}, database only {real[name] - columns}"
         assert described[name] <= columns, f"{name}: described but not documented {described[name] - columns}"
+
+
+def test_the_readme_is_a_front_page_with_a_map_of_every_doc() -> None:
+    """At most about 250 lines, opening with the two commands, and a link to every file of docs/."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250
+    assert readme.startswith("# workspace-images\n\n```sh\nmake demo")
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)(?:#[\w-]+)?\)", readme))
+    assert sorted(linked) == sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
