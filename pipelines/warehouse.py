@@ -16,7 +16,8 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import MissingDependencyException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from .locking import LockHeld, RunLock
+from .errors import RunFailed
+from .locking import LockHeld, RunLock, is_lock_conflict
 from .transpile import dialect_of
 
 PIPELINE_NAME = "workspace_images"
@@ -289,9 +290,16 @@ def dlt_opens_file(target: Target, pipeline: dlt.Pipeline) -> Iterator[None]:
     if not target.is_file:
         yield
         return
-    with pipeline.destination_client() as client:
-        settings = dict(getattr(client.config.credentials, "global_config", None) or {})
-    con = open_file(target.db_path, config={k: v for k, v in settings.items() if k in DUCKDB_CONNECT_SETTINGS})
+    # the settings dlt resolved for its own connection (global_config: the memory cap, the user's own),
+    # read from a client that is not entered, so nothing opens the file but `open_file`
+    credentials = pipeline.destination_client().config.credentials
+    settings = dict(getattr(credentials, "global_config", None) or {})
+    try:
+        con = open_file(target.db_path, config={k: v for k, v in settings.items() if k in DUCKDB_CONNECT_SETTINGS})
+    except duckdb.Error as exc:
+        if is_lock_conflict(exc):
+            raise  # another program holds it: waited for by the caller
+        raise RunFailed(f"cannot open {target.label}: {_first(exc)}") from None
     params = pipeline.destination.config_params
     own = params.get("credentials")
     params["credentials"] = DuckDbCredentials(con, global_config=settings, local_config={"schema": CATALOG})
