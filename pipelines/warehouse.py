@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import dlt
 import duckdb
+import pyarrow as pa
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationException
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
@@ -202,6 +203,11 @@ class Session:
             return
         cursor = self._con.execute(sql)
         yield [d[0] for d in cursor.description], iter(lambda: cursor.fetchmany(size), [])
+
+    def arrow(self, sql: str, size: int) -> Optional[pa.RecordBatchReader]:
+        """The result of a query as Arrow batches of `size` rows, where the connection gives them
+        (DuckDB's); None where the rows are read as tuples (`stream`)."""
+        return None if self._dlt else self._con.sql(sql).to_arrow_reader(size)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,17 @@ def test_growth_and_latency_benchmarks_print_their_tables(tmp_path: Path) -> Non
     assert latency.returncode == 0, latency.stderr[-2000:]
     assert latency.stdout.splitlines()[0] == "2 projects x 150 images = 4 requests at 20 ms, 8 at a time"
     assert " ratio " in latency.stdout.splitlines()[1]
+
+
+def test_report_export_benchmark_prints_its_line() -> None:
+    root = Path(__file__).parent.parent
+    proc = subprocess.run([sys.executable, "-m", "bench.report_export", "--projects", "2", "--images", "40",
+                           "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first, second = proc.stdout.splitlines()
+    assert first == "2 projects x 40 images, best of 1"
+    assert re.fullmatch(r"report alone [\d.]+ s; report --csv --parquet [\d.]+ s: the files add -?[\d.]+ s, "
+                        r"-?[\d.]+x DuckDB's own COPY of the same tables \([\d.]+ s\)", second), second
 
 
 def test_fetch_breakdown_benchmark_prints_its_table() -> None:
@@ -98,7 +110,8 @@ def test_suite_pair_wants_a_venv_in_each_checkout(tmp_path: Path) -> None:
                                             "no .venv (run `make install` there)")
 
 
-@pytest.mark.parametrize("module", ["run_load", "growth", "latency", "fetch_breakdown", "models_rebuild", "suite_pair"])
+@pytest.mark.parametrize("module", ["run_load", "growth", "latency", "fetch_breakdown", "models_rebuild", "report_export",
+                                    "suite_pair"])
 def test_each_benchmark_has_help_under_its_own_name(module: str) -> None:
     proc = subprocess.run([sys.executable, "-m", f"bench.{module}", "--help"], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).parent.parent)

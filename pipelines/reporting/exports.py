@@ -8,11 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import UsageError
-from ..warehouse import Session, Target
+from ..warehouse import Session, Target, literal
 from .queries import ANALYTICS, _connect, as_target, text_order
 
 logger = logging.getLogger("workspace_images")
@@ -62,46 +62,38 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _csv_field(value: Any) -> str:
-    """One CSV field: empty for NULL; quoted when empty, or holding a comma, quote or line break."""
-    if value is None:
-        return ""
-    text = _text(value)
-    if text == "" or any(ch in text for ch in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _write_csv(path: Path, names: Sequence[str], batches: Iterator[List[tuple]], _: Sequence[str]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as out:
-        out.write(",".join(_csv_field(n) for n in names) + "\n")
-        for rows in batches:
-            out.writelines(",".join(_csv_field(v) for v in row) + "\n" for row in rows)
-
-
 def _arrow_value(value: Any, kind: pa.DataType) -> Any:
     if value is None or not pa.types.is_string(kind):
         return value
     return _text(value)
 
 
-def _write_parquet(path: Path, names: Sequence[str], batches: Iterator[List[tuple]], types: Sequence[str]) -> None:
-    schema = pa.schema([pa.field(n, _arrow_type(t)) for n, t in zip(names, types)])
-    with pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
-        wrote = False
+def _batches(session: Session, sql: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The rows of `sql` as Arrow batches of `schema`, BATCH_ROWS at a time: DuckDB's own Arrow,
+    cast; from another database, built from the rows its driver returns."""
+    reader = session.arrow(sql, BATCH_ROWS)
+    if reader is not None:
+        for batch in reader:
+            yield from pa.Table.from_batches([batch]).cast(schema).to_batches()
+        return
+    with session.stream(sql, BATCH_ROWS) as (_, batches):
         for rows in batches:
-            columns = [pa.array([_arrow_value(row[i], f.type) for row in rows], type=f.type)
-                       for i, f in enumerate(schema)]
-            writer.write_batch(pa.record_batch(columns, schema=schema))
-            wrote = True
-        if not wrote:
-            writer.write_table(schema.empty_table())
+            yield pa.record_batch([pa.array([_arrow_value(row[i], f.type) for row in rows], type=f.type)
+                                   for i, f in enumerate(schema)], schema=schema)
 
 
-WRITERS: Dict[str, Callable[[Path, Sequence[str], Iterator[List[tuple]], Sequence[str]], None]] = {
-    "csv": _write_csv,
-    "parquet": _write_parquet,
-}
+FORMATS = {"csv": "format csv, header", "parquet": "format parquet, compression zstd"}
+"""DuckDB's COPY options of each export format."""
+
+
+def _write(path: Path, fmt: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+    """Write the batches to `path` with DuckDB's COPY, in order, whichever database they came from:
+    its CSV writer (NULL empty, empty text `""`, timestamps in UTC as `2026-11-04 12:00:00+00`)
+    and its Parquet writer (zstd)."""
+    with duckdb.connect() as writer:
+        writer.execute("set TimeZone = 'UTC'")
+        writer.register("export_rows", pa.RecordBatchReader.from_batches(schema, batches))
+        writer.execute(f"copy (select * from export_rows) to {literal(str(path))} ({FORMATS[fmt]})")
 
 
 def _tables(session: Session) -> Dict[str, List[Tuple[str, str]]]:
@@ -139,7 +131,7 @@ def export(where: Target | Path, directory: Path, fmt: str, pipelines_dir: Optio
     Returns:
         The files written, in table-name order; each file's rows sorted by every column.
     """
-    if fmt not in WRITERS:
+    if fmt not in FORMATS:
         raise UsageError(f"export format {fmt!r}: use csv or parquet")
     directory = Path(directory)
     written = []
@@ -148,8 +140,8 @@ def export(where: Target | Path, directory: Path, fmt: str, pipelines_dir: Optio
             directory.mkdir(parents=True, exist_ok=True)
             for table, columns in _tables(session).items():
                 path = directory / f"{table}.{fmt}"
-                with session.stream(_select(session, table, columns), BATCH_ROWS) as (names, batches):
-                    WRITERS[fmt](path, names, batches, [t for _, t in columns])
+                schema = pa.schema([pa.field(c, _arrow_type(t)) for c, t in columns])
+                _write(path, fmt, schema, _batches(session, _select(session, table, columns), schema))
                 written.append(path)
                 logger.info("exported %s.%s to %s", ANALYTICS, table, path)
         except OSError as exc:
