@@ -71,7 +71,7 @@ SECRETS_TEMPLATE = """\
 # [destination.postgres]
 # credentials = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
 """
-"""`.dlt/secrets.toml` as `init` writes it (and the repository's `.dlt/example.secrets.toml`)."""
+"""`.dlt/secrets.toml` as `init` writes it."""
 
 
 def write_templates(folder: Path) -> List[Path]:

@@ -26,8 +26,6 @@ from workspace_images.simulator import (
 from workspace_images.source.settings import DEFAULT_PROJECT_TIMEOUT
 from tests.conftest import TOKEN, cli, query
 
-ROOT = Path(__file__).resolve().parent.parent
-
 NEXT_STEPS = [
     "next:",
     "  1. in config.toml set projects (or discover_projects = true)",
@@ -73,14 +71,6 @@ def test_every_commented_secret_is_valid_toml_once_uncommented() -> None:
         }}},
         "destination": {"postgres": {"credentials": "postgresql://USER:PASSWORD@HOST:5432/DATABASE"}},
     }
-
-
-def test_the_repositorys_example_secrets_is_what_init_writes() -> None:
-    """One home for the template: the repository's copy, for a clone whose .dlt/config.toml exists."""
-    example = (ROOT / ".dlt" / "example.secrets.toml").read_text(encoding="utf-8")
-    assert example == SECRETS_TEMPLATE, (
-        "write it anew: python -c \"from workspace_images.init import SECRETS_TEMPLATE; "
-        "open('.dlt/example.secrets.toml', 'w').write(SECRETS_TEMPLATE)\"")
 
 
 def uncomment(text: str, values: Dict[str, str]) -> str:
