@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional, Sequence
 
 import dlt
 import duckdb
@@ -18,7 +19,7 @@ from dlt.common.time import to_seconds
 from workspace_images.source.values import parse_timestamp
 
 from .errors import UsageError
-from .warehouse import PIPELINE_NAME, Target, open_file
+from .warehouse import PIPELINE_NAME, WORKDIR, Target, open_file
 
 logger = logging.getLogger("workspace_images")
 
@@ -104,6 +105,44 @@ def check_paths(db_path: Optional[Path], pipelines_dir: Path) -> None:
         raise UsageError(f"--pipelines-dir {pipelines_dir}: {existing} is not a folder")
     if existing is not None and existing.is_dir():
         _check_writable(existing, f"dlt's working folder {pipelines_dir}")
+
+
+def database_paths(db_path: Optional[Path], pipelines_dir: Optional[Path]) -> List[Path]:
+    """What an output must never write over: a DuckDB file with its lock, WAL and spill folder,
+    and dlt's working folder (`pipelines_dir`, else `.workspace_images/` beside the file and in
+    the current folder, where another destination's goes)."""
+    paths = [Path.cwd() / WORKDIR]
+    if db_path is not None:
+        paths += [db_path, *(db_path.with_name(db_path.name + suffix) for suffix in (".lock", ".wal", ".tmp"))]
+        paths.append(db_path.resolve().parent / WORKDIR)
+    if pipelines_dir is not None:
+        paths.append(pipelines_dir)
+    return paths
+
+
+def check_outputs(outputs: Dict[str, Sequence[Path]], protected: Sequence[Path]) -> None:
+    """Refuse (exit 2) an output that is, or lies inside, one of `protected`, by path or by file
+    identity (a hard link, a symbolic link to it).
+
+    Args:
+        outputs: Each option's paths it would write, e.g. {"--html": [page]}.
+        protected: `database_paths`.
+    """
+    for option, paths in outputs.items():
+        for path in paths:
+            resolved = path.resolve()
+            for guarded in protected:
+                inside = resolved == guarded.resolve() or guarded.resolve() in resolved.parents
+                if inside or _same_file(path, guarded):
+                    raise UsageError(f"{option} {path} would write over {guarded}, which the database needs: "
+                                     "choose another path")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _check_writable(folder: Path, what: str) -> None:

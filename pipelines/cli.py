@@ -9,16 +9,18 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional
 
 from .arguments import PROG, build_parser, parse_filters
-from .checks import parse_as_of, resolve_target
+from .checks import check_outputs, database_paths, parse_as_of, resolve_target
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError
 from .locking import DatabaseBusy, LockHeld
 from .output import print_failures, print_result, progress_printer, setup_logging, summary_json, to_log_file
 from .program import module_command
+from .models import load_models
 from .runner import run, run_models
-from .warehouse import Unreachable, hold
+from .warehouse import DEFAULT_DB, Unreachable, hold
 
 logger = logging.getLogger("workspace_images")
 
@@ -75,6 +77,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError("--changes must be 0 or more")
     target = resolve_target(args.db, args.destination)
     workdir = args.pipelines_dir or target.default_pipelines_dir()
+    names = [model.name for model in load_models()]
+    check_outputs({"--html": [args.html] if args.html else [],
+                   **{f"--{fmt}": [folder, *(folder / f"{name}.{fmt}" for name in names)]
+                      for fmt, folder in (("csv", args.csv), ("parquet", args.parquet)) if folder}},
+                  database_paths(target.db_path, workdir))
     print(report.terminal_report(target, days=args.days, changes=args.changes, pipelines_dir=workdir))
     for fmt, directory in (("csv", args.csv), ("parquet", args.parquet)):
         if directory:
@@ -118,7 +125,11 @@ def main(argv: Optional[List[str]] = None, prog: str = PROG) -> int:
     args = parser.parse_args(argv)
     as_json = bool(getattr(args, "json", False))
     try:
-        setup_logging(args.verbose, args.quiet, getattr(args, "log_file", None))
+        log_file = getattr(args, "log_file", None)
+        if log_file is not None:
+            db = getattr(args, "db", None) or (None if getattr(args, "destination", None) else Path(DEFAULT_DB))
+            check_outputs({"--log-file": [log_file]}, database_paths(db, getattr(args, "pipelines_dir", None)))
+        setup_logging(args.verbose, args.quiet, log_file)
         return int(COMMANDS[args.command](args))
     except UsageError as exc:
         return _fail(EXIT_USAGE, f"error: {exc}", as_json)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
 import re
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +25,11 @@ _HOLDER_RE = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid
 
 class LockHeld(Exception):
     """Another run holds this database's run lock (exit 4); the message names it."""
+
+
+class LockUnsafe(Exception):
+    """`<db>.lock` is a symbolic link, or a file with other names: taking it would truncate a
+    file that is not ours, so it is refused (exit 2)."""
 
 
 class DatabaseBusy(Exception):
@@ -48,8 +55,29 @@ class RunLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> "RunLock":
-        """Take the lock or raise LockHeld naming its holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock or raise LockHeld naming its holder.
+
+        The lock file is never followed through a symbolic link (O_NOFOLLOW) and must be a
+        plain file with no other name, since taking it truncates it: in a shared folder a link
+        named `<db>.lock` would otherwise make the run wipe any file its user can write.
+
+        Raises:
+            LockHeld: another run holds it.
+            LockUnsafe: it is a symbolic link, not a regular file, or has other names.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise LockUnsafe(f"{self.path} is a symbolic link: the run lock is never taken through one "
+                             "(taking it truncates the file); remove it and run again") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)
+            what = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"a file with {info.st_nlink} names"
+            raise LockUnsafe(f"{self.path} is {what}: the run lock must be a file of its own "
+                             "(taking it truncates the file); remove it and run again")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

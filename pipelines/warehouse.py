@@ -17,8 +17,8 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import MissingDependencyException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from .errors import RunFailed
-from .locking import LockHeld, RunLock, is_lock_conflict
+from .errors import RunFailed, UsageError
+from .locking import LockHeld, LockUnsafe, RunLock, is_lock_conflict
 from .transpile import dialect_of
 
 PIPELINE_NAME = "workspace_images"
@@ -358,6 +358,19 @@ ADVISORY_LOCK = "workspace_images:{dataset}"
 
 
 @contextmanager
+def _run_lock(anchor: Path, what: str) -> Iterator[None]:
+    """RunLock on `anchor`; a lock file that is not safe to take is a usage error (exit 2)."""
+    try:
+        lock = RunLock(anchor, what).acquire()
+    except LockUnsafe as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def hold(target: Target, pipelines_dir: Path, what: str = "run") -> Iterator[None]:
     """The run lock of `target`, for a whole run or models build: `<db>.lock` beside a DuckDB
     file; for another destination `<working folder>.lock`, and on PostgreSQL also a session
@@ -369,7 +382,7 @@ def hold(target: Target, pipelines_dir: Path, what: str = "run") -> Iterator[Non
     """
     if not target.is_file:
         pipelines_dir.parent.mkdir(parents=True, exist_ok=True)
-    with RunLock(target.lock_anchor(pipelines_dir), what):
+    with _run_lock(target.lock_anchor(pipelines_dir), what):
         if target.kind != "postgres":
             yield
             return
