@@ -327,3 +327,26 @@ def test_the_airflow_fan_out_loads_a_shared_warehouse_then_builds_its_models(
     with pytest.raises(SettingsError, match="credentials cannot be read"):
         load_images(sim.as_of(), models=False)
 
+
+
+def test_a_filtered_run_retires_only_what_it_read_on_postgres(pg_url: str, sim: Simulator, tmp_path: Path) -> None:
+    project = sim.add_project(images=60)
+    target = [f"{project.region}:{project.project_id}"]
+
+    def load_day(day: int, **kwargs: Any) -> Any:
+        return run(None, destination="postgres", projects=target, endpoint=sim.url, token=TOKEN,
+                   as_of=sim.as_of(day), pipelines_dir=tmp_path / "pipelines", **kwargs)
+
+    load_day(0)
+    windows = sorted(i["id"] for i in sim.images(project.project_id) if i["os_type"] == "Windows")
+    others = sorted(i["id"] for i in sim.images(project.project_id) if i["os_type"] != "Windows")
+    sim.withdraw(project.project_id, windows[0])
+    sim.withdraw(project.project_id, others[0])
+    sim.modify(project.project_id, windows[1], name="renamed")
+    result = load_day(1, filters={"os_type": "Windows"})
+    assert (result.exit_code, result.retired, result.new_versions) == (0, 1, 1)
+    retired = pg_query(pg_url, "select id from workspace_images.images where _dlt_valid_to is not null")[1]
+    assert retired == [(windows[1],)]  # the renamed image's earlier version; the withdrawn ones stay
+    current = pg_query(pg_url, "select id, name from workspace_images.images where _dlt_valid_to is null")[1]
+    assert sorted(i for i, _ in current) == sorted(windows + others)
+    assert (windows[1], "renamed") in current

@@ -32,6 +32,7 @@ from .settings import (
     DEFAULT_ENDPOINT,
     DEFAULT_IAM_ENDPOINT,
     DEFAULT_PROJECT_TIMEOUT,
+    ORDER_PARAMS,
     PROJECT_ID_PATTERN,
     ROW_HASH_COLUMN,
 )
@@ -74,12 +75,18 @@ BATCH_ROWS = 10_000
 the same for 500 rows as for 10,000, and 10,000 rows are a few MB."""
 
 
-def images_write_disposition(as_of: datetime, ok_project_ids: Sequence[str]) -> Dict[str, Any]:
-    """SCD2 merge whose retirements are confined to the projects fetched whole.
+def images_write_disposition(
+    as_of: datetime, ok_project_ids: Sequence[str], filtered: bool = False
+) -> Dict[str, Any]:
+    """SCD2 merge whose retirements are confined to what this run read.
 
     A project that failed is outside the scope, so none of its images is retired;
-    a project fetched whole with no image left retires all of its images. The
-    scope is SQL that dlt pastes into its merge, so every id in it must match
+    a project fetched whole with no image left retires all of its images. A filtered
+    run (`filtered`) read only some images of each project, so it retires only the
+    earlier versions of the images it read (a changed image is replaced) and leaves
+    every other image as it was: an image that is not in a filtered answer may be
+    withdrawn or may just not match the filter, which one the answer does not say.
+    The scope is SQL that dlt pastes into its merge, so every id in it must match
     PROJECT_ID_PATTERN (letters, digits, `-`, `_`): anything else raises ValueError.
     """
     bad = [pid for pid in ok_project_ids if not re.fullmatch(PROJECT_ID_PATTERN, pid)]
@@ -87,6 +94,8 @@ def images_write_disposition(as_of: datetime, ok_project_ids: Sequence[str]) -> 
         raise ValueError(f"project ids not fit for SQL: {bad[:3]!r}")
     if ok_project_ids:
         scope = "project_id IN (" + ", ".join(f"'{pid}'" for pid in sorted(ok_project_ids)) + ")"
+        if filtered:
+            scope += " AND (project_id, id) IN (SELECT project_id, id FROM {staging_table})"
     else:
         scope = "1 = 0"
     return {
@@ -133,6 +142,8 @@ def workspace_images(
         iam_endpoint: IAM URL (used for discovery and token-based modes).
         regions: Keep only the projects in these regions.
         filters: API query parameters applied to every page (os_type, image_type, ...).
+            Any but `sort_field` and `sort_type` makes the run filtered: it retires only
+            the earlier versions of the images it read.
         concurrency: Projects fetched at the same time.
         discover_projects: List the account's projects through IAM (MOS and disabled
             projects skipped; the region is the project name up to its first `_`).
@@ -153,6 +164,7 @@ def workspace_images(
     endpoint = check_endpoint(endpoint, "endpoint")
     iam_endpoint = check_endpoint(iam_endpoint, "iam_endpoint")
     page_filters = parse_filters(filters)
+    filtered = any(name not in ORDER_PARAMS for name in page_filters)
     workers = check_concurrency(concurrency)
     budget = check_project_timeout(project_timeout)
     moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -210,7 +222,7 @@ def workspace_images(
         # project brought a row (a project emptied whole must retire its images)
         yield dlt.mark.with_hints(
             images_table([], "", "", moment),
-            dlt.mark.make_hints(write_disposition=images_write_disposition(moment, loaded)),
+            dlt.mark.make_hints(write_disposition=images_write_disposition(moment, loaded, filtered)),
         )
 
     # merged on its key, not appended: a load that is redone after a kill (its rows were

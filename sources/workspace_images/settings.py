@@ -36,6 +36,9 @@ FILTER_PARAMS = (
 )
 """Query parameters a user may set through `filters`."""
 
+ORDER_PARAMS = ("sort_field", "sort_type")
+"""Query parameters of `filters` that order the pages and leave out no image."""
+
 KNOWN_STRING_FIELDS = (
     "id",
     "name",
