@@ -68,7 +68,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-models", action="store_true", help="load only; do not build the SQL models")
     parser.add_argument(
         "--filter", dest="filters", action="append", metavar="NAME=VALUE",
-        help="API query parameter for every page, e.g. os_type=Windows (repeatable)",
+        help="API query parameter for every page, e.g. os_type=Windows (repeatable); a filtered run retires only "
+        "earlier versions of the images it read",
     )
     parser.add_argument("--concurrency", type=int, metavar="N", help="projects fetched at once (default 8)")
     parser.add_argument(
