@@ -9,7 +9,7 @@ from typing import List, Tuple
 
 from dlt.common.configuration.specs import RuntimeConfiguration
 
-from workspace_images.source.settings import DEFAULT_PROJECT_TIMEOUT
+from workspace_images.source.settings import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_PROJECT_TIMEOUT
 
 from .checks import DEFAULT_LOCK_TIMEOUT
 from .errors import UsageError
@@ -36,6 +36,9 @@ destination = "duckdb"
 
 # Seconds one project may take, waits for Retry-After included; then it fails (default {DEFAULT_PROJECT_TIMEOUT:g}).
 project_timeout = {DEFAULT_PROJECT_TIMEOUT:g}
+
+# Bytes one API answer may hold once decoded (gzip undone); a larger one fails its project (default 64 MiB).
+max_answer_bytes = {DEFAULT_MAX_ANSWER_BYTES}
 
 # Seconds a run waits for another program holding the DuckDB file (default {DEFAULT_LOCK_TIMEOUT:g}).
 lock_timeout = {DEFAULT_LOCK_TIMEOUT:g}

@@ -62,8 +62,10 @@ class _Response:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delivery: str | None = None
-    """None sends the answer at once; ``drip``, ``drip_headers`` or ``silent`` (see ``fail_project``)."""
+    """None sends the answer at once; ``drip``, ``drip_headers``, ``silent`` or ``gzip_bomb`` (see ``fail_project``)."""
     interval: float = 0.0
+    inflated: int = 0
+    """Bytes a ``gzip_bomb`` body inflates to; the handler compresses them as it sends."""
 
 
 class _BadRequest(Exception):
@@ -147,6 +149,8 @@ def _slow_delay(sim: Simulator, project_id: str) -> float:
 
 
 def _set_delivery(state: _ProjectState, response: _Response) -> None:
+    if response.delivery is not None:
+        return
     for fault in state.faults:
         if fault.kind in DRIP_KINDS and fault.active():
             fault.consume()
@@ -228,16 +232,33 @@ def _answer_images(sim: Simulator, state: _ProjectState, query: dict[str, str]) 
         sort_type = _enum_param(query, "sort_type", SORT_TYPES)
     except _BadRequest as exc:
         return _error(400, "WKS.0001", str(exc))
+    bomb = state.take("gzip_bomb")
+    if bomb is not None:
+        response = _Response(200, headers=_headers(), delivery="gzip_bomb", inflated=bomb.size)
+        response.headers["Content-Encoding"] = "gzip"
+        return response
     if state.take("stuck") is not None:
         offset = 0
+    oversized = state.take("oversized_page")
+    if oversized is not None:
+        limit = oversized.size
     matching = [image for image in state.live if _matches(image, query, sim.extra_fields)]
     ordered = sort_images(matching, sort_field, descending=sort_type == "desc")
     page = [serialise(image, sim.extra_fields) for image in ordered[offset:offset + limit]]
+    if oversized is not None:
+        page = _padded(page, limit)
     lying = state.take("total_count")
     total = lying.total if lying is not None else len(matching)
     body = _json_bytes({"total_count": total, "images": page}, compact=True,
                        truncate=state.take("malformed") is not None)
     return _Response(200, body, _headers())
+
+
+def _padded(page: list[Image], size: int) -> list[Image]:
+    """``page`` made ``size`` images long with copies of its first image (a stand-in when empty) under new ids."""
+    template = page[0] if page else {"id": "oversized", "name": "oversized"}
+    copies = [{**template, "id": f"{template['id']}-copy-{n}"} for n in range(size - len(page))]
+    return page + copies
 
 
 def _matches(image: Image, query: dict[str, str], extra_fields: Mapping[str, Any]) -> bool:

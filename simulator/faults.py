@@ -55,12 +55,18 @@ RANDOM_FAULTS: dict[str, Fault] = {
 """The faults ``fault_rate`` draws from (uniformly over ``Simulator.fault_kinds``)."""
 
 PROJECT_FAULT_KINDS = ("status", "flaky", "retry_after", "malformed", "stuck", "total_count", "drip",
-                       "drip_headers", "silent", "slow", *RANDOM_FAULTS)
+                       "drip_headers", "silent", "slow", "gzip_bomb", "oversized_page", *RANDOM_FAULTS)
 """Kinds accepted by :meth:`Simulator.fail_project`."""
 DRIP_KINDS = ("drip", "drip_headers")
 """Fault kinds that send a whole answer slowly, one byte every ``interval`` seconds."""
 DEFAULT_DRIP_INTERVAL = 0.2
 """Seconds between two bytes of a ``drip`` or ``drip_headers`` answer."""
+SIZED_KINDS = ("gzip_bomb", "oversized_page")
+"""Fault kinds that need a ``size``: the bytes a ``gzip_bomb`` inflates to, the images of an ``oversized_page``."""
+BOMB_HEAD = b'{"total_count":1,"images":[{"id":"bomb","name":"'
+BOMB_TAIL = b'"}]}'
+"""What a ``gzip_bomb`` body inflates to: this head, as many ``0`` as make up its size, this tail
+(valid JSON: a client that reads it whole has it all in memory)."""
 
 
 def _default_error(status: int) -> tuple[str, str]:
@@ -93,6 +99,7 @@ class _ProjectFault(_Countdown):
     times: int | None
     total: int | None = None
     interval: float = 0.0
+    size: int = 0
 
 
 def project_fault(
@@ -105,12 +112,13 @@ def project_fault(
     retry_after: int | None,
     total: int | None,
     interval: float | None,
+    size: int | None = None,
 ) -> _ProjectFault:
     """Check and build a fault of a project, with the arguments of :meth:`Simulator.fail_project`.
 
     Raises:
-        ValueError: An unknown kind, or ``total`` or ``interval`` missing,
-            invalid or given to a kind that does not use it.
+        ValueError: An unknown kind, or ``total``, ``interval`` or ``size``
+            missing, invalid or given to a kind that does not use it.
     """
     if kind not in PROJECT_FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(PROJECT_FAULT_KINDS)}")
@@ -119,6 +127,12 @@ def project_fault(
             raise ValueError(f"the total_count fault needs an integer total, got {total!r}")
     elif total is not None:
         raise ValueError(f"total applies only to the total_count fault, not to {kind!r}")
+    if kind in SIZED_KINDS:
+        smallest = len(BOMB_HEAD) + len(BOMB_TAIL) if kind == "gzip_bomb" else 1
+        if isinstance(size, bool) or not isinstance(size, int) or size < smallest:
+            raise ValueError(f"the {kind} fault needs an integer size of at least {smallest}, got {size!r}")
+    elif size is not None:
+        raise ValueError(f"size applies only to the gzip_bomb and oversized_page faults, not to {kind!r}")
     if kind in (*DRIP_KINDS, "slow"):
         if interval is None and kind == "slow":
             raise ValueError("the slow fault needs an interval (seconds)")
@@ -148,7 +162,7 @@ def project_fault(
                           fault.retry_after)
     else:
         fault = None
-    return _ProjectFault(kind, fault, times, total=total, interval=float(interval or 0.0))
+    return _ProjectFault(kind, fault, times, total=total, interval=float(interval or 0.0), size=size or 0)
 
 
 @dataclass

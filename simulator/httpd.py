@@ -11,13 +11,14 @@ import logging
 import socket
 import socketserver
 import threading
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .api import _Response, handle
-from .faults import DRIP_KINDS
+from .faults import BOMB_HEAD, BOMB_TAIL, DRIP_KINDS
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -30,6 +31,8 @@ POLL_INTERVAL = 0.05
 """Seconds between two looks at a connection that is held without an answer."""
 IDLE_TIMEOUT = 60
 """Seconds an idle keep-alive connection is kept."""
+BOMB_BLOCK = b"0" * (1024 * 1024)
+"""Bytes of a ``gzip_bomb`` body compressed at a time."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
         if response.delivery in DRIP_KINDS:
             self._drip(response)
             return
+        if response.delivery == "gzip_bomb":
+            self._send_bomb(response)
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
@@ -237,3 +243,39 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             self.wfile.write(data[index:index + 1])
         return True
+
+    def _send_bomb(self, response: _Response) -> None:
+        """Send a ``gzip_bomb``: its head, then its body gzip-compressed as it goes, in chunks
+        (``Transfer-Encoding: chunked``, the compressed size being known only at the end).
+
+        The ``response.inflated`` bytes are made a block at a time and never held whole. Stops,
+        closing the connection, when the client goes away or the simulator stops.
+        """
+        assert response.status is not None
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        stopping = self.server.simulator._stopping
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # a gzip wrapper
+        zeros = response.inflated - len(BOMB_HEAD) - len(BOMB_TAIL)
+        try:
+            self._send_chunk(compressor.compress(BOMB_HEAD))
+            while zeros > 0 and not stopping.is_set():
+                block = BOMB_BLOCK if zeros >= len(BOMB_BLOCK) else BOMB_BLOCK[:zeros]
+                zeros -= len(block)
+                self._send_chunk(compressor.compress(block))
+            if zeros > 0:
+                self.close_connection = True
+                return
+            self._send_chunk(compressor.compress(BOMB_TAIL) + compressor.flush())
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+    def _send_chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(f"{len(data):x}\r\n".encode("ascii") + data + b"\r\n")

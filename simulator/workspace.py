@@ -322,6 +322,7 @@ class Workspace:
         retry_after: int | None = 1,
         total: int | None = None,
         interval: float | None = None,
+        size: int | None = None,
     ) -> None:
         """Make a project's images requests fail, until :meth:`clear_faults`.
 
@@ -346,6 +347,12 @@ class Workspace:
           stays open until the client closes it or the simulator stops.
         - ``slow``: each request of the project (refused ones included) waits
           ``interval`` seconds before it is handled, on top of ``latency_ms``.
+        - ``gzip_bomb``: 200 with ``Content-Encoding: gzip``, sent chunked as it
+          is compressed, whose body inflates to ``size`` bytes of JSON (one image
+          whose name is ``0`` repeated); about a thousandth of that goes on the wire.
+        - ``oversized_page``: 200 with ``size`` images on the page whatever
+          ``limit`` asked for: the project's own from ``offset``, then copies of
+          the first under new ids.
         - any name in :data:`RANDOM_FAULTS`: that fault.
 
         ``drip`` and ``drip_headers`` deliver whatever the answer is, error
@@ -369,14 +376,16 @@ class Workspace:
                 default :data:`~simulator.faults.DEFAULT_DRIP_INTERVAL`) or
                 the delay of each request (``slow``, required); refused for
                 other kinds.
+            size: Bytes a ``gzip_bomb`` inflates to, or images on an
+                ``oversized_page``; required for those, refused for other kinds.
 
         Raises:
-            ValueError: An unknown kind, or ``total`` or ``interval`` missing,
-                invalid or given to a kind that does not use it.
+            ValueError: An unknown kind, or ``total``, ``interval`` or ``size``
+                missing, invalid or given to a kind that does not use it.
             KeyError: An unknown project.
         """
         fault = project_fault(kind, status=status, error_code=error_code, error_msg=error_msg, times=times,
-                              retry_after=retry_after, total=total, interval=interval)
+                              retry_after=retry_after, total=total, interval=interval, size=size)
         with self._lock:
             self._state(project_id).faults.append(fault)
 

@@ -23,7 +23,7 @@ from workspace_images.simulator import (
     DEFAULT_USER,
     Simulator,
 )
-from workspace_images.source.settings import DEFAULT_PROJECT_TIMEOUT
+from workspace_images.source.settings import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_PROJECT_TIMEOUT
 from tests.conftest import TOKEN, cli, query
 
 NEXT_STEPS = [
@@ -55,7 +55,8 @@ def test_init_writes_the_two_templates_with_every_default_and_secrets_0600(tmp_p
     assert tomllib.loads(CONFIG_TEMPLATE) == {
         "sources": {"workspace_images": {
             "discover_projects": False, "regions": [], "destination": "duckdb",
-            "project_timeout": DEFAULT_PROJECT_TIMEOUT, "lock_timeout": DEFAULT_LOCK_TIMEOUT,
+            "project_timeout": DEFAULT_PROJECT_TIMEOUT, "max_answer_bytes": DEFAULT_MAX_ANSWER_BYTES,
+            "lock_timeout": DEFAULT_LOCK_TIMEOUT,
         }},
         "runtime": {"request_timeout": RuntimeConfiguration.request_timeout},
     }

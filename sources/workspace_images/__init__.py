@@ -20,6 +20,7 @@ from .config import (
     WorkspaceCredentials,
     check_concurrency,
     check_endpoint,
+    check_max_answer_bytes,
     check_project_timeout,
     parse_filters,
 )
@@ -31,6 +32,7 @@ from .settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,
     DEFAULT_IAM_ENDPOINT,
+    DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_PROJECT_TIMEOUT,
     ORDER_PARAMS,
     PROJECT_ID_PATTERN,
@@ -119,6 +121,7 @@ def workspace_images(
     discover_projects: bool = False,
     accounts: Optional[Dict[str, Any]] = dlt.config.value,
     project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     as_of: Optional[datetime] = None,
     run_id: Optional[str] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
@@ -152,6 +155,8 @@ def workspace_images(
             secret: an account's projects may sit in config.toml, its credentials in
             secrets.toml; see `accounts.resolve_accounts`).
         project_timeout: Seconds one project may take; then it fails with `WI.TIMEOUT`.
+        max_answer_bytes: Bytes one answer may hold once decoded (gzip undone); a larger
+            one is read no further and fails its project with `WI.ANSWER_TOO_LARGE`.
         as_of: Validity timestamp of this load (`_dlt_valid_from` of new versions and
             `_dlt_valid_to` of retired ones); now when not given.
         run_id: Identifies this run in `project_runs`; a new UUID when not given.
@@ -167,6 +172,7 @@ def workspace_images(
     filtered = any(name not in ORDER_PARAMS for name in page_filters)
     workers = check_concurrency(concurrency)
     budget = check_project_timeout(project_timeout)
+    answer_limit = check_max_answer_bytes(max_answer_bytes)
     moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     run = run_id or uuid.uuid4().hex
     connect_accounts(account_list, iam_endpoint)
@@ -179,7 +185,7 @@ def workspace_images(
     if not targets and not rejected:
         raise ConfigError("no projects to load: discovery found none"
                           + (" in the selected regions" if any(a.regions for a in account_list) else ""))
-    fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected)
+    fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected, answer_limit)
     streaming = threading.Event()  # set while `images` hands projects over as they finish
 
     @dlt.resource(

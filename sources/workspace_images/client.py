@@ -11,7 +11,7 @@ from dlt.common.jsonpath import compile_path
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
-from .failures import PagingStuck
+from .failures import MalformedResponse, PagingStuck
 from .sessions import RequestCounter, ThreadSessions
 from .settings import DEFAULT_SORT, PAGE_LIMIT, REQUEST_HEADERS
 
@@ -51,6 +51,7 @@ class ImagesPaginator(OffsetPaginator):
     `total_count` still has every image read (the caller then sees the count
     disagree). It stops at an empty page or a short page past `total_count`.
 
+    A page of more images than `limit` is not the API's answer: MalformedResponse.
     It records `total_count` of each page (a change means images were added or
     withdrawn while paging) and raises PagingStuck when a page brings only images
     already read while `total_count` stays the same. `resume()` makes the next
@@ -86,6 +87,10 @@ class ImagesPaginator(OffsetPaginator):
     def update_state(self, response: Response, data: Optional[List[Any]] = None) -> None:
         total = response.json()["total_count"]
         offset = self.current_value
+        if data is not None and len(data) > self.value_step:
+            raise MalformedResponse(
+                f"the page at offset {offset} holds {len(data)} images, more than the limit of {self.value_step} asked for"
+            )
         steady = not self.totals or self.totals[-1] == total
         self.totals.append(total)
         images = data or []

@@ -15,7 +15,7 @@ from dlt.common.configuration.providers import SECRETS_TOML, SettingsTomlProvide
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from .settings import FILTER_PARAMS, PROJECT_ID_PATTERN, REGION_PATTERN, SOURCE_SECTION
+from .settings import FILTER_PARAMS, MAX_ANSWER_BYTES_RANGE, PROJECT_ID_PATTERN, REGION_PATTERN, SOURCE_SECTION
 
 
 class ConfigError(ValueError):
@@ -246,3 +246,15 @@ def check_project_timeout(value: Any) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigError(f"project_timeout must be more than 0 seconds, got {value!r}")
     return seconds
+
+
+def check_max_answer_bytes(value: Any) -> int:
+    """Bytes one answer may hold once decoded: a whole number in MAX_ANSWER_BYTES_RANGE."""
+    low, high = MAX_ANSWER_BYTES_RANGE
+    try:
+        number = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"max_answer_bytes must be a whole number of bytes from {low} to {high}, got {value!r}")
+    return number

@@ -6,9 +6,9 @@ import json
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from requests import HTTPError, Response
+from requests import HTTPError, RequestException, Response
 
-from .settings import ERR_MALFORMED, ERR_PAGING_STUCK, ERR_REDIRECT
+from .settings import ERR_ANSWER_TOO_LARGE, ERR_MALFORMED, ERR_PAGING_STUCK, ERR_REDIRECT
 
 MAX_ERROR_MSG = 500
 """Longest API error message kept."""
@@ -106,6 +106,23 @@ class RedirectRefused(FetchError):
             "to another address; check the endpoint",
             response.status_code,
             ERR_REDIRECT,
+        )
+
+
+class AnswerTooLarge(FetchError, RequestException):
+    """An answer that holds more than `max_answer_bytes` once decoded; it was read no further.
+
+    A RequestException of no kind dlt retries (the same answer would come again), so that
+    whatever reads through the sessions (the images client, IAM) meets it as a failed request.
+    """
+
+    def __init__(self, limit: int, http_status: Optional[int]) -> None:
+        FetchError.__init__(
+            self,
+            f"the answer is larger than max_answer_bytes ({limit} bytes, decoded): reading stopped there; "
+            "raise max_answer_bytes if the API's pages are really that large",
+            http_status,
+            ERR_ANSWER_TOO_LARGE,
         )
 
 

@@ -25,6 +25,7 @@ from .pages import check_response
 from .rows import BadRecord, images_table
 from .sessions import ThreadSessions
 from .settings import (
+    DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_PROJECT_TIMEOUT,
     ERR_BAD_RECORD,
     ERR_CONNECTION,
@@ -216,6 +217,7 @@ class ProjectFetcher:
         on_progress: Optional[Callable[[Progress], None]] = None,
         project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
         rejected: Optional[List[ProjectOutcome]] = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.targets = targets
         self.project_timeout = project_timeout
@@ -231,8 +233,9 @@ class ProjectFetcher:
         self._on_progress = on_progress
         self.gate = CpuGate(concurrency)
         """How many of the `concurrency` threads fetch at a time."""
-        self.sessions = ThreadSessions()
-        """One session per fetching thread, with dlt's `[runtime]` settings (retries, timeouts) resolved once."""
+        self.sessions = ThreadSessions(max_answer_bytes)
+        """One session per fetching thread, with dlt's `[runtime]` settings (retries, timeouts) resolved once
+        and answers read no further than `max_answer_bytes`, decoded."""
         self._lock = threading.Lock()
         self._futures: List[Future[ProjectOutcome]] = []
         self._executor: Optional[ThreadPoolExecutor] = None

@@ -1,4 +1,4 @@
-"""HTTP sessions: dlt's retries, a time limit on each whole request, no redirects, one session per thread."""
+"""HTTP sessions: dlt's retries, a time and size limit on each whole answer, no redirects, one session per thread."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.sources.helpers.requests import Client
 
-from .failures import ProjectTimedOut
+from .failures import AnswerTooLarge, ProjectTimedOut
+from .settings import DEFAULT_MAX_ANSWER_BYTES, READ_CHUNK
 
 
 class _Watch:
@@ -153,18 +154,35 @@ def _whole_limit(timeout: TimeoutArg) -> Optional[float]:
     return float(timeout)
 
 
+def read_bounded(response: Response, limit: int) -> None:
+    """Read the body of `response` (sent with `stream=True`), decoded, as `response.content`,
+    counting the decoded bytes as they come: past `limit`, the connection is closed and
+    AnswerTooLarge raised, so a compressed body that inflates to gigabytes is never held whole
+    (urllib3 inflates at most what each read asks for)."""
+    body = bytearray()
+    for chunk in response.iter_content(READ_CHUNK):
+        if len(body) + len(chunk) > limit:
+            response.close()
+            raise AnswerTooLarge(limit, response.status_code)
+        body += chunk
+    response._content = bytes(body)  # what `response.content` hands out from now on
+
+
 class BoundedAdapter(HTTPAdapter):
-    """Sends requests with a time limit on the whole request, and counts them.
+    """Sends requests with a time limit on the whole request and a size limit on its answer,
+    and counts them.
 
     `requests`' timeout only bounds each wait for a byte: a server that sends its
     headers and then drips the body never trips it. Here the timeout (dlt's
     `[runtime] request_timeout`) bounds the whole exchange, connect to last body
     byte, and past `deadline` (the project's budget, `time.monotonic()` based, set by
-    ThreadSessions.for_project) no request is sent at all.
+    ThreadSessions.for_project) no request is sent at all. An answer is read in chunks,
+    decoded, and no further than `max_answer_bytes` (AnswerTooLarge).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_answer_bytes = max_answer_bytes
         self.sent = 0
         self.asked = 0
         self.deadline: Optional[float] = None
@@ -198,7 +216,7 @@ class BoundedAdapter(HTTPAdapter):
         try:
             response = super().send(request, stream=True, timeout=timeout, **kwargs)
             if not stream:
-                response.content  # read the body while the watch is on
+                read_bounded(response, self.max_answer_bytes)  # while the watch is on
         except RequestException:
             if watch is not None and watch.fired:
                 raise ReadTimeout(
@@ -212,9 +230,11 @@ class BoundedAdapter(HTTPAdapter):
         return response
 
 
-def make_session(retrying: Optional[Client] = None) -> Tuple[Session, BoundedAdapter]:
-    """A session with dlt's retries (`[runtime]` settings), whole-request time limits and
-    no redirects: a redirected request would carry its credentials (token, signature,
+def make_session(
+    retrying: Optional[Client] = None, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+) -> Tuple[Session, BoundedAdapter]:
+    """A session with dlt's retries (`[runtime]` settings), whole-request time limits, answers
+    of at most `max_answer_bytes` decoded, and no redirects: a redirected request would carry its credentials (token, signature,
     password) to whatever address the redirect names. The adapter counts what is asked
     (`asked`) and what goes on the wire (`sent`).
 
@@ -223,7 +243,7 @@ def make_session(retrying: Optional[Client] = None) -> Tuple[Session, BoundedAda
     Call it in the thread that uses the session: dlt's sessions are per thread.
     """
     session = (retrying or Client(raise_for_status=False)).session
-    adapter = BoundedAdapter(pool_maxsize=4)
+    adapter = BoundedAdapter(pool_maxsize=4, max_answer_bytes=max_answer_bytes)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     retrying_send: Callable[..., Response] = session.send
@@ -280,9 +300,11 @@ class RequestCounter:
 class ThreadSessions:
     """One session per thread for every project of a run, so the projects a thread fetches one
     after the other share its connections (keep-alive) and dlt's `[runtime]` settings are
-    resolved once. A thread fetches one project at a time: `for_project` sets its deadline."""
+    resolved once. A thread fetches one project at a time: `for_project` sets its deadline.
+    No answer is read past `max_answer_bytes`, decoded."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
+        self.max_answer_bytes = max_answer_bytes
         self.config = resolve_configuration(RuntimeConfiguration())
         self._retrying = Client(
             raise_for_status=False,
@@ -296,6 +318,6 @@ class ThreadSessions:
     def for_project(self, deadline: Optional[float]) -> Tuple[Session, BoundedAdapter]:
         held: Optional[Tuple[Session, BoundedAdapter]] = getattr(self._local, "held", None)
         if held is None:
-            held = self._local.held = make_session(retrying=self._retrying)
+            held = self._local.held = make_session(self._retrying, self.max_answer_bytes)
         held[1].deadline = deadline
         return held

@@ -79,9 +79,19 @@ ERR_TOKEN_EXPIRED = "WI.TOKEN_EXPIRED"
 ERR_INVALID_PROJECT = "WI.INVALID_PROJECT"
 ERR_UNEXPECTED = "WI.UNEXPECTED"
 ERR_BAD_RECORD = "WI.BAD_RECORD"
+ERR_ANSWER_TOO_LARGE = "WI.ANSWER_TOO_LARGE"
 
 DEFAULT_PROJECT_TIMEOUT = 900.0
 """Seconds one project may take, all its pages, retries and token renewals included."""
+
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""Bytes one answer may hold once decoded (gzip and deflate undone); a larger one fails its project."""
+
+MAX_ANSWER_BYTES_RANGE = (1024, 1024 * 1024 * 1024)
+"""The smallest and largest `max_answer_bytes` a user may set."""
+
+READ_CHUNK = 64 * 1024
+"""Decoded bytes read from an answer at a time, so that a compressed body is counted as it inflates."""
 
 TOKEN_EXPIRED_CODES = ("APIG.0307", "APIGW.0307")
 """Gateway codes of a 401 that asks for a new IAM token."""
