@@ -1,7 +1,8 @@
-"""A wait the API asks for counts against project_timeout."""
+"""A wait the API asks for counts against project_timeout; odd names and arguments exit 0 or 2."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import List
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import cli, current_ids, load, project_run, query, run_args
+from tests.conftest import cli, current_ids, load, nothing_written, one_line, project_run, query, run_args
 
 
 def ids_of(sim: Simulator, project_id: str) -> List[str]:
@@ -82,3 +83,107 @@ def test_a_wait_within_the_time_left_is_waited(sim: Simulator, db: Path, monkeyp
     assert time.monotonic() - began >= 1  # the second asked for
     row = project_run(db, result.run_id, project.project_id)
     assert (row["status"], row["retries"]) == ("ok", 1)
+
+
+# -- names and arguments -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--region", "cn-north-4\n"], {}, "invalid region 'cn-north-4\\n': expected an id like cn-north-4"),
+    ([], {"SOURCES__WORKSPACE_IMAGES__PROJECTS": '[{"region": "cn-north-4\\n", "project_id": "abc"}]'},
+     "invalid region 'cn-north-4\\n': expected an id like cn-north-4"),
+    ([], {"SOURCES__WORKSPACE_IMAGES__PROJECTS": '[{"region": "cn-north-4", "project_id": "abc\\n"}]'},
+     "invalid project id 'abc\\n' in"),
+])
+def test_a_trailing_newline_is_no_valid_name(tmp_path: Path, args: List[str], env: dict, message: str) -> None:
+    base = [] if env else ["--project", "cn-north-4:abc"]
+    proc = cli(["run", *base, *args], tmp_path, extra_env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line(proc.stderr).startswith(f"workspace-images: error: {message}"), proc.stderr
+    nothing_written(tmp_path)
+
+
+def test_an_account_name_with_a_trailing_newline_exits_2(tmp_path: Path) -> None:
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        '[sources.workspace_images.accounts."acme\\n"]\nprojects = ["cn-north-4:abc"]\n')
+    proc = cli(["run", "--project", "cn-north-4:abc"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line(proc.stderr) == ("workspace-images: error: invalid account name 'acme\\n': use letters, digits "
+                                     "and '_' (not 'default')")
+
+
+def test_a_percent_in_the_database_name_works(sim: Simulator, tmp_path: Path) -> None:
+    """dlt formats the paths of its files with `%`: the working folder's name has none."""
+    project = sim.add_project("cn-north-4", images=20)
+    for day in (0, 1):
+        proc = cli(run_args(sim, "100%.duckdb", day), tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert current_ids(tmp_path / "100%.duckdb", project.project_id) == ids_of(sim, project.project_id)
+    assert [p.name for p in (tmp_path / ".workspace_images").iterdir()] == ["100_.duckdb-130c658f"]
+    assert cli(["report", "--db", "100%.duckdb"], tmp_path).returncode == 0
+
+
+def test_a_percent_in_the_working_folder_exits_2(sim: Simulator, tmp_path: Path) -> None:
+    sim.add_project("cn-north-4", images=5)
+    work = tmp_path / "100%"
+    work.mkdir()
+    proc = cli(run_args(sim), work)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line(proc.stderr) == (
+        f"workspace-images: error: dlt's working folder {work}/.workspace_images/x.duckdb has a % in its path, "
+        "which dlt cannot load from: move the database to a folder without one, or pass --pipelines-dir elsewhere")
+    nothing_written(work)
+    assert cli([*run_args(sim), "--pipelines-dir", str(tmp_path / "work")], work).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_a_backslash_in_the_database_path_exits_2(sim: Simulator, tmp_path: Path, command: str) -> None:
+    """DuckDB reads `a\\b.duckdb` as `a/b.duckdb`: another file."""
+    sim.add_project("cn-north-4", images=5)
+    args = run_args(sim, "a\\b.duckdb") if command == "run" else ["report", "--db", "a\\b.duckdb"]
+    proc = cli(args, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line(proc.stderr) == ("workspace-images: error: --db a\\b.duckdb: DuckDB reads a \\ in a file's path "
+                                     "as a folder separator, so it would open another file; use a path without one")
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--days", "1000000000"], "--days must be from 1 to 36500 (a hundred years), got 1000000000"),
+    (["--days", "0"], "--days must be from 1 to 36500 (a hundred years), got 0"),
+    (["--changes", "100000000000000000000"], "--changes must be from 0 to 1,000,000, got 100000000000000000000"),
+])
+def test_report_arguments_out_of_range_exit_2(sim: Simulator, tmp_path: Path, args: List[str], message: str) -> None:
+    sim.add_project("cn-north-4", images=5)
+    assert cli(run_args(sim), tmp_path).returncode == 0
+    proc = cli(["report", "--db", "x.duckdb", *args], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line(proc.stderr) == f"workspace-images: error: {message}"
+    assert proc.stdout == ""
+
+
+def test_report_over_a_hundred_years_of_days_works(sim: Simulator, tmp_path: Path) -> None:
+    sim.add_project("cn-north-4", images=5)
+    assert cli(run_args(sim), tmp_path).returncode == 0
+    proc = cli(["report", "--db", "x.duckdb", "--days", "36500", "--changes", "1000000"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["x.duckdb", "other.duckdb"])
+def test_a_database_with_two_names_exits_2(sim: Simulator, tmp_path: Path, name: str) -> None:
+    """Each name would have a run lock of its own, so two runs could write one database at once."""
+    project = sim.add_project("cn-north-4", images=20)
+    assert cli(run_args(sim), tmp_path).returncode == 0
+    os.link(tmp_path / "x.duckdb", tmp_path / "other.duckdb")
+    before = sim.requests[:]
+    for args in (run_args(sim, name, 1), ["models", "--db", name]):
+        proc = cli(args, tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert one_line(proc.stderr) == (
+            f"workspace-images: error: {name} is a file with 2 names (hard links): a database must have one name, "
+            "so that it has one run lock; remove its other names and run again")
+    assert sim.requests == before  # refused before anything was fetched
+    (tmp_path / "other.duckdb").unlink()
+    assert cli(run_args(sim, "x.duckdb", 1), tmp_path).returncode == 0
+    assert current_ids(tmp_path / "x.duckdb", project.project_id) == ids_of(sim, project.project_id)
