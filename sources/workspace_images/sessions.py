@@ -187,10 +187,12 @@ class BoundedAdapter(HTTPAdapter):
         self, request: PreparedRequest, stream: bool = False, timeout: TimeoutArg = None, **kwargs: Any
     ) -> Response:
         limit = _whole_limit(timeout)
+        by_deadline = False  # whether the project's time left is what bounds this request
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise ProjectTimedOut()
+            by_deadline = limit is None or left < limit
             limit = left if limit is None else min(limit, left)
             timeout = limit if not isinstance(timeout, tuple) else tuple(
                 limit if t is None else min(t, limit) for t in timeout)  # type: ignore[assignment]
@@ -204,6 +206,8 @@ class BoundedAdapter(HTTPAdapter):
             if not stream:
                 response.content  # read the body while the watch is on
         except RequestException:
+            if by_deadline and ((watch is not None and watch.fired) or time.monotonic() >= (self.deadline or 0)):
+                raise ProjectTimedOut() from None  # cut by the project's deadline: no retry can follow
             if watch is not None and watch.fired:
                 raise ReadTimeout(
                     f"no whole answer within {limit:g}s (request_timeout)", request=request
