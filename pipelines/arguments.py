@@ -9,6 +9,12 @@ from typing import Dict, NoReturn, Optional, Sequence
 from .errors import EXIT_USAGE, UsageError
 from .warehouse import DEFAULT_DB
 
+MAX_REPORT_DAYS = 36500
+"""Most days of trend `report --days` prints: a hundred years, well inside what dates can count back."""
+
+MAX_REPORT_CHANGES = 1_000_000
+"""Most changes `report --changes` prints."""
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports bad usage in one line and exits 2."""
@@ -152,8 +158,10 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     )
     add_target_arguments(report_parser, "read")
     report_parser.add_argument("--pipelines-dir", type=Path, metavar="DIR", help="dlt's working folder, as for run")
-    report_parser.add_argument("--days", type=int, default=7, metavar="N", help="days of OS-version trend to print (default 7)")
-    report_parser.add_argument("--changes", type=int, default=15, metavar="N", help="latest changes to print (default 15)")
+    report_parser.add_argument("--days", type=int, default=7, metavar="N",
+                               help=f"days of OS-version trend to print (default 7, at most {MAX_REPORT_DAYS})")
+    report_parser.add_argument("--changes", type=int, default=15, metavar="N",
+                               help=f"latest changes to print (default 15, at most {MAX_REPORT_CHANGES:,})")
     report_parser.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML page with charts")
     report_parser.add_argument("--csv", type=Path, metavar="DIR", help="export every model as CSV into DIR")
     report_parser.add_argument("--parquet", type=Path, metavar="DIR", help="export every model as Parquet into DIR")

@@ -86,7 +86,8 @@ def check_paths(db_path: Optional[Path], pipelines_dir: Path) -> None:
 
     Raises:
         UsageError: a folder is missing or not writable, the database is not a file, or
-            the working folder's path holds a `'` (dlt pastes it into SQL unescaped).
+            the working folder's path holds a `'` (dlt pastes it into SQL unescaped) or a `%`
+            (dlt formats its files' paths with `%`).
     """
     if db_path is not None:
         folder = db_path.parent
@@ -95,9 +96,10 @@ def check_paths(db_path: Optional[Path], pipelines_dir: Path) -> None:
         if db_path.exists() and not db_path.is_file():
             raise UsageError(f"--db {db_path} is not a file")
         _check_writable(folder, f"--db {db_path}")
-    if "'" in str(pipelines_dir.resolve()):
+    odd = next((char for char in ("'", "%") if char in str(pipelines_dir.resolve())), None)
+    if odd is not None:
         raise UsageError(
-            f"dlt's working folder {pipelines_dir} has a ' in its path, which dlt cannot load from: "
+            f"dlt's working folder {pipelines_dir} has a {odd} in its path, which dlt cannot load from: "
             "move the database to a folder without one, or pass --pipelines-dir elsewhere"
         )
     existing = next((p for p in [pipelines_dir, *pipelines_dir.parents] if p.exists()), None)

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional
 
-from .arguments import PROG, build_parser, parse_filters
+from .arguments import MAX_REPORT_CHANGES, MAX_REPORT_DAYS, PROG, build_parser, parse_filters
 from .checks import check_outputs, database_paths, parse_as_of, resolve_target
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError
 from .locking import DatabaseBusy, LockHeld
@@ -71,10 +71,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from . import reporting as report
 
-    if args.days < 1:
-        raise UsageError("--days must be at least 1")
-    if args.changes < 0:
-        raise UsageError("--changes must be 0 or more")
+    if not 1 <= args.days <= MAX_REPORT_DAYS:
+        raise UsageError(f"--days must be from 1 to {MAX_REPORT_DAYS} (a hundred years), got {args.days}")
+    if not 0 <= args.changes <= MAX_REPORT_CHANGES:
+        raise UsageError(f"--changes must be from 0 to {MAX_REPORT_CHANGES:,}, got {args.changes}")
     target = resolve_target(args.db, args.destination)
     workdir = args.pipelines_dir or target.default_pipelines_dir()
     names = [model.name for model in load_models()]

@@ -29,7 +29,8 @@ class LockHeld(Exception):
 
 class LockUnsafe(Exception):
     """`<db>.lock` is a symbolic link, or a file with other names: taking it would truncate a
-    file that is not ours, so it is refused (exit 2)."""
+    file that is not ours; or the database has other names, each of which would have a lock of
+    its own. Refused (exit 2)."""
 
 
 class DatabaseBusy(Exception):
@@ -50,6 +51,7 @@ class RunLock:
     """
 
     def __init__(self, db_path: Path, what: str = "run") -> None:
+        self.anchor = db_path
         self.path = lock_path(db_path.resolve())
         self.what = what
         self._fd: Optional[int] = None
@@ -61,10 +63,15 @@ class RunLock:
         plain file with no other name, since taking it truncates it: in a shared folder a link
         named `<db>.lock` would otherwise make the run wipe any file its user can write.
 
+        A database file with several names (hard links) is refused too: each name would have a
+        lock of its own (and DuckDB a WAL of its own), so two runs could write it at once.
+
         Raises:
             LockHeld: another run holds it.
-            LockUnsafe: it is a symbolic link, not a regular file, or has other names.
+            LockUnsafe: it is a symbolic link, not a regular file, or has other names; or the
+                database file has other names.
         """
+        self._check_one_name()
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
@@ -92,6 +99,15 @@ class RunLock:
         os.write(fd, f"{self.what} (PID {os.getpid()}, started {started})\n".encode())
         self._fd = fd
         return self
+
+    def _check_one_name(self) -> None:
+        try:
+            info = os.stat(self.anchor)
+        except FileNotFoundError:
+            return  # a new database: one name
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            raise LockUnsafe(f"{self.anchor} is a file with {info.st_nlink} names (hard links): a database must "
+                             "have one name, so that it has one run lock; remove its other names and run again")
 
     def release(self) -> None:
         """Drop the lock (the file stays: deleting it would race a run taking it)."""

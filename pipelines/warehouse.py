@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,7 +92,11 @@ class Target:
         """
         name = (destination or DUCKDB).strip()
         if name == DUCKDB:
-            return cls(DUCKDB, Path(db_path) if db_path is not None else Path(DEFAULT_DB), dataset, DUCKDB)
+            path = Path(db_path) if db_path is not None else Path(DEFAULT_DB)
+            if "\\" in os.path.abspath(path):
+                raise ValueError(f"--db {path}: DuckDB reads a \\ in a file's path as a folder separator, so it "
+                                 "would open another file; use a path without one")
+            return cls(DUCKDB, path, dataset, DUCKDB)
         if db_path is not None:
             raise ValueError(f"--db is the DuckDB file; with destination {name} leave it out "
                              "(the destination's credentials say where the data goes)")
@@ -142,9 +147,14 @@ class Target:
 
     def default_pipelines_dir(self) -> Path:
         """dlt's working folder: `.workspace_images/<file name>` beside a DuckDB file, else
-        `.workspace_images/<destination>-<dataset>` in the current folder."""
+        `.workspace_images/<destination>-<dataset>` in the current folder. dlt formats its files'
+        paths with `%`, so a file name with a `%` gets a folder without: `_` for each, and a hash of
+        the name to keep it apart from its neighbours."""
         if self.is_file:
-            return self.db_path.resolve().parent / WORKDIR / self.db_path.name
+            name = self.db_path.name
+            if "%" in name:
+                name = f"{name.replace('%', '_')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+            return self.db_path.resolve().parent / WORKDIR / name
         return Path.cwd() / WORKDIR / f"{self.destination}-{self.dataset}"
 
     def lock_anchor(self, pipelines_dir: Path) -> Path:

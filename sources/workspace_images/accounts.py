@@ -193,7 +193,7 @@ class Account:
                 reason = "not a region"
             elif item.get("enabled") is False:
                 reason = "disabled"
-            elif not re.match(REGION_PATTERN, region) or not project_id:
+            elif not re.fullmatch(REGION_PATTERN, region) or not project_id:
                 reason = "name is not a region"
             elif self.regions and region not in self.regions:
                 reason = "region not selected"
@@ -298,7 +298,7 @@ def resolve_accounts(
     if accounts is not None and not isinstance(accounts, Mapping):
         raise ConfigError("accounts must be a table of account names, e.g. [sources.workspace_images.accounts.prod]")
     for name, settings in (accounts or {}).items():
-        if not re.match(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
+        if not re.fullmatch(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
             raise ConfigError(f"invalid account name {name!r}: use letters, digits and '_' (not 'default')")
         settings = _account_settings(name, settings)
         unknown = sorted(set(settings) - set(ACCOUNT_SETTINGS))

@@ -147,7 +147,7 @@ def _as_list(value: Union[None, str, Sequence[Any]]) -> List[Any]:
 
 def check_region(region: str) -> str:
     """Return `region` if it looks like a Huawei Cloud region id, else raise ConfigError."""
-    if not isinstance(region, str) or not re.match(REGION_PATTERN, region):
+    if not isinstance(region, str) or not re.fullmatch(REGION_PATTERN, region):
         raise ConfigError(f"invalid region {region!r}: expected an id like cn-north-4 or ap-southeast-1")
     return region
 
@@ -163,7 +163,7 @@ def parse_project(value: Any, account: str = "default") -> Project:
             f"invalid project {value!r}: write it as REGION:PROJECT_ID, e.g. cn-north-4:0605767e1f00d5c32f55c0137fb2b1d7"
         )
     check_region(region)
-    if not isinstance(project_id, str) or not re.match(PROJECT_ID_PATTERN, project_id):
+    if not isinstance(project_id, str) or not re.fullmatch(PROJECT_ID_PATTERN, project_id):
         raise ConfigError(f"invalid project id {project_id!r} in {value!r}: expected letters, digits, '-' or '_'")
     return Project(region=region, project_id=project_id, account=account)
 

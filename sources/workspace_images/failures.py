@@ -127,7 +127,25 @@ class AnswerTooLarge(FetchError, RequestException):
 
 
 class ProjectTimedOut(Exception):
-    """The project's time budget (`project_timeout`) ran out; no request is sent after that."""
+    """The project's time budget (`project_timeout`) ran out, or the wait before a retry would
+    outlast it; no request is sent after that.
+
+    Args:
+        wait: When a wait before a retry is what outlasts the budget, that wait, said whole:
+            `HTTP 429 APIG.0308 asked to wait 999999s (Retry-After) before a retry`.
+        left: Seconds of the budget that were left then.
+        http_status: HTTP status of the answer the retry was for, if any.
+    """
+
+    def __init__(self, wait: Optional[str] = None, left: float = 0.0, http_status: Optional[int] = None) -> None:
+        super().__init__(wait or "project_timeout ran out")
+        self.wait, self.left, self.http_status = wait, left, http_status
+
+    def reason(self, budget: float) -> str:
+        """Why the project stopped, for `error_msg`; `budget` is its `project_timeout` in seconds."""
+        if self.wait is None:
+            return f"the project took longer than project_timeout ({budget:g}s)"
+        return f"{self.wait}, more than the {max(self.left, 0.0):.1f}s left of project_timeout ({budget:g}s)"
 
 
 class PagingStuck(FetchError):

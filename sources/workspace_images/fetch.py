@@ -65,8 +65,8 @@ def fetch_project(
     pages the same way twice in a row fails the project (`WI.COUNT_MISMATCH`).
     With IAM password tokens, a 401 that says the token must be updated renews the
     token and goes on from the refused page, as often as paging makes progress in
-    between. No request is sent once `project_timeout` seconds have passed
-    (`WI.TIMEOUT`). New API fields are named and typed by `plan`, shared by the
+    between. No request is sent once `project_timeout` seconds have passed, and
+    no retry waits past them (`WI.TIMEOUT`, at once). New API fields are named and typed by `plan`, shared by the
     projects of a run. Requests go through this thread's session of `sessions`, shared by
     the projects of a run. Any error fails this project only.
     """
@@ -141,12 +141,9 @@ def fetch_project(
         outcome.status = "ok"
     except FetchError as exc:
         outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, exc.error_msg
-    except ProjectTimedOut:
-        outcome.error_code = ERR_TIMEOUT
-        outcome.error_msg = (
-            f"the project took longer than project_timeout ({project_timeout:g}s); "
-            f"{outcome.pages} page(s) read"
-        )
+    except ProjectTimedOut as exc:
+        outcome.http_status, outcome.error_code = exc.http_status, ERR_TIMEOUT
+        outcome.error_msg = f"{exc.reason(project_timeout)}; {outcome.pages} page(s) read"
     except CredentialsRejected as exc:
         outcome.error_code, outcome.error_msg = ERR_CREDENTIALS, str(exc)
     except IamError as exc:

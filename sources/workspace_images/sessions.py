@@ -1,12 +1,15 @@
-"""HTTP sessions: dlt's retries, a time and size limit on each whole answer, no redirects, one session per thread."""
+"""HTTP sessions: dlt's retries within the project's deadline, a time and size limit on each whole answer, no
+redirects, one session per thread."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import re
 import socket
 import threading
 import time
+from email.utils import mktime_tz, parsedate_tz
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
@@ -14,13 +17,14 @@ from requests import PreparedRequest, RequestException, Response, Session
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ReadTimeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from tenacity import RetryCallState
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.sources.helpers.requests import Client
 
-from .failures import AnswerTooLarge, ProjectTimedOut
+from .failures import AnswerTooLarge, ProjectTimedOut, failure_text, parse_error_body
 from .settings import DEFAULT_MAX_ANSWER_BYTES, READ_CHUNK
 
 
@@ -201,10 +205,12 @@ class BoundedAdapter(HTTPAdapter):
         self, request: PreparedRequest, stream: bool = False, timeout: TimeoutArg = None, **kwargs: Any
     ) -> Response:
         limit = _whole_limit(timeout)
+        by_deadline = False  # whether the project's time left is what bounds this request
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise ProjectTimedOut()
+            by_deadline = limit is None or left < limit
             limit = left if limit is None else min(limit, left)
             timeout = limit if not isinstance(timeout, tuple) else tuple(
                 limit if t is None else min(t, limit) for t in timeout)  # type: ignore[assignment]
@@ -218,6 +224,8 @@ class BoundedAdapter(HTTPAdapter):
             if not stream:
                 read_bounded(response, self.max_answer_bytes)  # while the watch is on
         except RequestException:
+            if by_deadline and ((watch is not None and watch.fired) or time.monotonic() >= (self.deadline or 0)):
+                raise ProjectTimedOut() from None  # cut by the project's deadline: no retry can follow
             if watch is not None and watch.fired:
                 raise ReadTimeout(
                     f"no whole answer within {limit:g}s (request_timeout)", request=request
@@ -233,8 +241,9 @@ class BoundedAdapter(HTTPAdapter):
 def make_session(
     retrying: Optional[Client] = None, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
 ) -> Tuple[Session, BoundedAdapter]:
-    """A session with dlt's retries (`[runtime]` settings), whole-request time limits, answers
-    of at most `max_answer_bytes` decoded, and no redirects: a redirected request would carry its credentials (token, signature,
+    """A session with dlt's retries (`[runtime]` settings), never waiting past the adapter's
+    deadline for one (`_within_deadline`), whole-request time limits, answers of at most
+    `max_answer_bytes` decoded, and no redirects: a redirected request would carry its credentials (token, signature,
     password) to whatever address the redirect names. The adapter counts what is asked
     (`asked`) and what goes on the wire (`sent`).
 
@@ -246,7 +255,8 @@ def make_session(
     adapter = BoundedAdapter(pool_maxsize=4, max_answer_bytes=max_answer_bytes)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    retrying_send: Callable[..., Response] = session.send
+    retrying_send: Callable[..., Response] = session.send.retry_with(  # type: ignore[attr-defined]
+        before_sleep=_within_deadline(adapter))
 
     def send(request: PreparedRequest, **kwargs: Any) -> Response:
         adapter.asked += 1
@@ -256,6 +266,55 @@ def make_session(
     session.send = send  # type: ignore[method-assign]
     _remember_environment(session)
     return session, adapter
+
+
+def _within_deadline(adapter: BoundedAdapter) -> Callable[[RetryCallState], None]:
+    """A `before_sleep` hook for dlt's retries (tenacity's): a wait before the next attempt,
+    `Retry-After` or back-off, that would end past `adapter.deadline` raises ProjectTimedOut at
+    once, instead of sleeping and then finding the time spent."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        if adapter.deadline is None:
+            return
+        left = adapter.deadline - time.monotonic()
+        if state.upcoming_sleep < left:
+            return
+        raise _timed_out(state, left)
+
+    return before_sleep
+
+
+def _timed_out(state: RetryCallState, left: float) -> ProjectTimedOut:
+    """The ProjectTimedOut of a retry that would wait past the deadline: what the failed attempt
+    got and how long the next was to wait (`Retry-After` as the API sent it, it is what it asked)."""
+    assert state.outcome is not None  # a retry always follows an attempt
+    error = state.outcome.exception()
+    response: Optional[Response] = getattr(error, "response", None) if error else state.outcome.result()
+    if response is None:
+        return ProjectTimedOut(
+            f"the retry after {error.__class__.__name__} would wait {state.upcoming_sleep:g}s (back-off)", left)
+    after = failure_text(response.status_code, parse_error_body(response)[0], None)
+    asked = _retry_after(response.headers.get("Retry-After"))
+    if asked is None:
+        return ProjectTimedOut(
+            f"the retry after {after} would wait {state.upcoming_sleep:g}s (back-off)", left, response.status_code)
+    return ProjectTimedOut(
+        f"{after} asked to wait {asked:.0f}s (Retry-After) before a retry", left, response.status_code)
+
+
+def _retry_after(header: Optional[str]) -> Optional[float]:
+    """Seconds a `Retry-After` header asks for (a number or an HTTP date, as dlt reads it); None
+    when it asks for none."""
+    if not header:
+        return None
+    if re.fullmatch(r"\s*[0-9]+\s*", header):
+        seconds = float(header)
+    else:
+        parsed = parsedate_tz(header)
+        if parsed is None:
+            return None
+        seconds = mktime_tz(parsed) - time.time()
+    return seconds if seconds > 0 else None
 
 
 def _remember_environment(session: Session) -> None:

@@ -60,10 +60,10 @@ KNOWN_TIMESTAMP_FIELDS = ("created_at",)
 ROW_HASH_COLUMN = "_row_hash"
 """Hash of an image's API fields, project and region: a new value is a new version."""
 
-PROJECT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+PROJECT_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 """What a project id may contain (it is used in URLs and in SQL)."""
 
-REGION_PATTERN = r"^[a-z]{2}(-[a-z0-9]+)+$"
+REGION_PATTERN = r"[a-z]{2}(-[a-z0-9]+)+"
 """What a region id looks like, e.g. `cn-north-4`, `ap-southeast-1`, `eu-west-101`."""
 
 # error codes of failures the client detects itself (the API's own codes are kept as they come)
@@ -102,7 +102,7 @@ SOURCE_SECTION = "sources.workspace_images"
 DEFAULT_ACCOUNT = "default"
 """Name of the account formed by the top-level projects and credentials."""
 
-ACCOUNT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+ACCOUNT_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,63}"
 """What an account name may look like (it is a config section and a column value)."""
 
 SKIPPED_PROJECTS = ("MOS",)
