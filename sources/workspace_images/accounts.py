@@ -35,7 +35,7 @@ from .config import (
 )
 from .failures import error_text, redirect_target
 from .outcomes import ProjectOutcome
-from .safe_text import add_secrets
+from .safe_text import add_secrets, safe_text
 from .sessions import make_session
 from .settings import (
     ACCOUNT_NAME_PATTERN,
@@ -212,7 +212,7 @@ class Account:
             logger.info("account %s: skipping project %r (%r): %s", self.name, name, project_id, reason)
         logger.info(
             "account %s: discovered %d project(s): %s",
-            self.name, len(kept), ", ".join(f"{p.name} ({p.project_id})" for p in kept) or "none",
+            self.name, len(kept), ", ".join(f"{safe_text(p.name)} ({p.project_id})" for p in kept) or "none",
         )
         return kept
 

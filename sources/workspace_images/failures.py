@@ -37,9 +37,9 @@ def parse_error_body(response: Response) -> tuple[Optional[str], Optional[str]]:
 
 def error_text(response: Response) -> str:
     """What an error answer says, for a message: its `error_msg` / `message`, else its text, else
-    the status's reason."""
+    the status's reason; as `safe_text` shows it."""
     _, message = parse_error_body(response)
-    return message or redact(response.reason or "")
+    return safe_text(message or response.reason or "")
 
 
 def failure_text(http_status: Optional[int], error_code: Optional[str], error_msg: Optional[str]) -> str:
