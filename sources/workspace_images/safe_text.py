@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Match, Optional, Tuple
+from typing import Optional, Tuple
 
 REDACTED = "******"
 """What a known secret value is replaced with."""
@@ -31,7 +31,7 @@ _secrets: Tuple[str, ...] = ()
 _secrets_lock = threading.Lock()
 
 
-def _escape(match: Match[str]) -> str:
+def _escape(match: re.Match[str]) -> str:
     ch = match.group()
     return _NAMED.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
 
