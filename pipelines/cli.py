@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional
 
+from workspace_images.source.safe_text import safe_text
+
 from .arguments import MAX_REPORT_CHANGES, MAX_REPORT_DAYS, PROG, build_parser, parse_filters
 from .checks import check_outputs, database_paths, parse_as_of, resolve_target
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError
@@ -148,7 +150,9 @@ def main(argv: Optional[List[str]] = None, prog: str = PROG) -> int:
 
 def _fail(code: int, message: str, as_json: bool) -> int:
     """Say why the command failed: one line on stderr (and in the log file), and with --json
-    the JSON object on stdout."""
+    the JSON object on stdout. The message may quote what a server answered: it is shown as
+    `safe_text` gives it."""
+    message = safe_text(message)
     print(f"workspace-images: {message}", file=sys.stderr)
     to_log_file(logging.ERROR, message)
     if as_json:

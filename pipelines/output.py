@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from workspace_images.source import Progress
+from workspace_images.source.safe_text import UNSAFE_CHARS, safe_text
 
 from .errors import UsageError
 from .runner import RunResult, failed_line
@@ -18,19 +19,32 @@ from .runner import RunResult, failed_line
 logger = logging.getLogger("workspace_images")
 
 
+class SafeFormatter(logging.Formatter):
+    """Formats each record's message as `safe_text` shows it: one line, known secrets redacted,
+    whatever the values it quotes (a traceback, with -v, keeps its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = safe_text(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
 def setup_logging(verbose: int, quiet: bool, log_file: Optional[Path] = None) -> None:
     """Log the pipeline's progress to stderr, and to `log_file` too (appended, full dates) when
     given; dlt's own logger says only what is critical unless -v."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     handlers: List[logging.Handler] = [handler]
     if log_file is not None:
         try:
             to_file = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"--log-file {log_file}: cannot write there ({exc.strerror or exc})") from None
-        to_file.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)-7s %(message)s"))
+        to_file.setFormatter(SafeFormatter("%(asctime)s %(process)d %(levelname)-7s %(message)s"))
         to_file.setLevel(logging.DEBUG if verbose else logging.INFO)
         handlers.append(to_file)
     for name in ("workspace_images",):
@@ -81,7 +95,8 @@ def print_failures(result: RunResult) -> None:
 
 
 def summary_json(result: Optional[RunResult], exit_code: int, error: Optional[str] = None) -> str:
-    """The `--json` object: one line, whatever the outcome."""
+    """The `--json` object: one line, whatever the outcome; the characters of UNSAFE_CHARS that
+    JSON allows raw (DEL, C1, bidirectional ones) written as `\\uXXXX` escapes, the same values."""
     summary: Dict[str, object] = {"exit_code": exit_code}
     if result is not None:
         summary.update({
@@ -103,8 +118,9 @@ def summary_json(result: Optional[RunResult], exit_code: int, error: Optional[st
             "seconds": round(result.seconds, 3),
         })
     if error is not None:
-        summary["error"] = error
-    return json.dumps(summary, ensure_ascii=False, default=str)
+        summary["error"] = safe_text(error)
+    text = json.dumps(summary, ensure_ascii=False, default=str)
+    return UNSAFE_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def to_log_file(level: int, message: str) -> None:

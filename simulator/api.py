@@ -119,7 +119,7 @@ def handle(
         if state is None:
             return _error(404, *STATUS_ERRORS[404]), project_id, query
         state.requests += 1
-        response = _answer_images(sim, state, query)
+        response = _answer_images(sim, state, query, _echo_text(method, target, headers, body))
         if response.status is not None:
             _set_delivery(state, response)
         if state.hook is not None:
@@ -178,6 +178,10 @@ def _answer_iam(
         return response
     try:
         if path == TOKENS_PATH:
+            echoing = _echo_iam(sim, body)
+            if echoing:
+                return _keystone_error(400, _echo_text(method, path + (f"?{raw_query}" if raw_query else ""),
+                                                       headers, body))
             catalog = query.get("nocatalog", "").lower() not in ("true", "1")
             token, answer = sim.iam.issue_token(body, catalog=catalog)
             response = _json(201, answer)
@@ -212,16 +216,36 @@ def _answer_iam(
     return _json(200, {"projects": projects, "links": links})
 
 
+def _echo_iam(sim: Simulator, body: bytes) -> bool:
+    """Whether a token request is scoped to a project armed with the ``echo_iam`` fault (consumed)."""
+    try:
+        scope = json.loads(body)["auth"]["scope"]["project"]
+        project_id = scope["id"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    with sim._lock:
+        state = sim._states.get(project_id) if isinstance(project_id, str) else None
+        return state is not None and state.take("echo_iam") is not None
+
+
+def _echo_text(method: str, target: str, headers: Mapping[str, str], body: bytes) -> str:
+    """A request as received, for the ``echo`` faults: request line, headers, blank line, body."""
+    lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers.items()), ""]
+    return "\r\n".join(lines) + "\r\n" + body.decode("utf-8", errors="replace")
+
+
 # Workspace images
 
 
-def _answer_images(sim: Simulator, state: _ProjectState, query: dict[str, str]) -> _Response:
+def _answer_images(sim: Simulator, state: _ProjectState, query: dict[str, str], request: str) -> _Response:
     failing = next((f for f in state.faults if (f.fault is not None or f.kind == "silent") and f.active()),
                    None)
     if failing is not None:
         failing.consume()
         if failing.fault is None:
             return _Response(None, delivery="silent")
+        if failing.fault.echo:
+            return _error(failing.fault.status, failing.fault.error_code, request)
         return _fault(failing.fault)
     if sim.fault_rate and sim.fault_kinds and sim._fault_rng.random() < sim.fault_rate:
         return _fault(RANDOM_FAULTS[sim._fault_rng.choice(sim.fault_kinds)])

@@ -23,6 +23,9 @@ class Fault:
         error_msg: The body's ``error_msg``.
         retry_after: Seconds for a ``Retry-After`` header; None sends none.
         drop: Close the connection without any response instead.
+        echo: ``error_msg`` is the request as received instead: its request
+            line, headers and body, lines ended by CRLF (a gateway that echoes
+            what it was sent, credentials included).
     """
 
     status: int = 0
@@ -30,6 +33,7 @@ class Fault:
     error_msg: str = ""
     retry_after: int | None = None
     drop: bool = False
+    echo: bool = False
 
 
 STATUS_ERRORS: dict[int, tuple[str, str]] = {
@@ -55,7 +59,8 @@ RANDOM_FAULTS: dict[str, Fault] = {
 """The faults ``fault_rate`` draws from (uniformly over ``Simulator.fault_kinds``)."""
 
 PROJECT_FAULT_KINDS = ("status", "flaky", "retry_after", "malformed", "stuck", "total_count", "drip",
-                       "drip_headers", "silent", "slow", "gzip_bomb", "oversized_page", *RANDOM_FAULTS)
+                       "drip_headers", "silent", "slow", "gzip_bomb", "oversized_page", "echo", "echo_iam",
+                       *RANDOM_FAULTS)
 """Kinds accepted by :meth:`Simulator.fail_project`."""
 DRIP_KINDS = ("drip", "drip_headers")
 """Fault kinds that send a whole answer slowly, one byte every ``interval`` seconds."""
@@ -155,6 +160,9 @@ def project_fault(
         )
         if times is None and kind != "status":
             times = 1
+    elif kind == "echo":
+        default_code, _ = _default_error(status or 400)
+        fault = Fault(status or 400, error_code or default_code, echo=True)
     elif kind in RANDOM_FAULTS:
         fault = RANDOM_FAULTS[kind]
         if not fault.drop and (error_code or error_msg):

@@ -353,6 +353,13 @@ class Workspace:
         - ``oversized_page``: 200 with ``size`` images on the page whatever
           ``limit`` asked for: the project's own from ``offset``, then copies of
           the first under new ids.
+        - ``echo``: an error (default 400 ``WKS.0001``) whose ``error_msg`` is
+          the request as received: request line, headers (``X-Auth-Token``,
+          ``Authorization``, ``X-Security-Token`` included) and body, CRLF
+          between lines.
+        - ``echo_iam``: IAM answers a token request scoped to the project with
+          400 and the request as received (the password included) as its
+          ``message``, in IAM's error shape.
         - any name in :data:`RANDOM_FAULTS`: that fault.
 
         ``drip`` and ``drip_headers`` deliver whatever the answer is, error

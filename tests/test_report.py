@@ -152,12 +152,22 @@ def test_export_writes_every_analytics_table(history: Dict[str, Any], tmp_path: 
         assert records[0] == columns, table
         assert len(records) - 1 == rows[table], table
     assert TRICKY_NAME in (tmp_path / "csv" / "nested" / "image_changes.csv").read_text(encoding="utf-8")
-    # the lines DuckDB's own COPY writes, sorted by every column
+    # the lines DuckDB's own COPY writes, sorted by every column, with a ' before a text that a
+    # spreadsheet would run as a formula (starting with = + - @, a tab or a CR)
     (tmp_path / "copy").mkdir()
     with duckdb.connect(str(db), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         for table, path in zip(tables, written):
-            con.execute(f"copy analytics.{table} to '{tmp_path / 'copy' / path.name}' (format csv, header true)")
+            kinds = con.execute("select column_name, data_type from information_schema.columns where "
+                                "table_schema = 'analytics' and table_name = ? order by ordinal_position",
+                                [table]).fetchall()
+            cells = ", ".join(
+                f"case when left({c}, 1) in ('=', '+', '-', '@', chr(9), chr(13)) then '''' || {c} else {c} end "
+                f"as {c}" if kind == "VARCHAR" else c
+                for c, kind in ((f'"{name}"', kind) for name, kind in kinds)
+            )
+            con.execute(f"copy (select {cells} from analytics.{table}) to '{tmp_path / 'copy' / path.name}' "
+                        "(format csv, header true)")
             ours = path.read_text(encoding="utf-8").splitlines()
             lines = (tmp_path / "copy" / path.name).read_text(encoding="utf-8").splitlines()
             assert ours[0] == lines[0] and sorted(ours[1:]) == sorted(lines[1:]), table

@@ -461,3 +461,33 @@ def test_short_lived_token_expires_while_paging_and_a_fresh_one_works():
         assert resumed.json()["images"] == sim.images(pid)[offset:offset + 5]
         again = requests.get(images_url(sim, pid), headers={"X-Auth-Token": token}, timeout=TIMEOUT)
         assert again.status_code == 401 and again.json()["error_code"] == "APIG.0307"
+
+
+def test_echo_faults_answer_with_the_request_as_received(sim):
+    first, second = sim.projects
+    sim.fail_project(first.project_id, "echo")
+    answer = requests.get(images_url(sim, first.project_id), headers=AUTH, timeout=TIMEOUT)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["error_code"] == "WKS.0001"
+    lines = body["error_msg"].split("\r\n")
+    assert lines[0] == f"GET /v2/{first.project_id}/images HTTP/1.1"
+    assert f"X-Auth-Token: {TOKEN}" in lines and lines[-2:] == ["", ""]
+    assert requests.get(images_url(sim, second.project_id), headers=AUTH, timeout=TIMEOUT).status_code == 200
+
+    sim.fail_project(second.project_id, "echo_iam", times=1)
+    account = sim.iam.account()
+    password = {"user": {"name": account.user, "password": account.password, "domain": {"name": account.domain}}}
+
+    def token_request(project_id):
+        body = {"auth": {"identity": {"methods": ["password"], "password": password},
+                         "scope": {"project": {"id": project_id}}}}
+        return requests.post(f"{sim.url}/v3/auth/tokens", json=body, timeout=TIMEOUT)
+
+    assert token_request(first.project_id).status_code == 201  # only the armed project's scope echoes
+    echoed = token_request(second.project_id)
+    assert echoed.status_code == 400
+    message = echoed.json()["error"]["message"]
+    assert message.startswith("POST /v3/auth/tokens HTTP/1.1\r\n")
+    assert json.loads(message.split("\r\n\r\n", 1)[1])["auth"]["identity"]["password"] == password
+    assert token_request(second.project_id).status_code == 201  # times=1: consumed

@@ -15,6 +15,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
+from workspace_images.source.safe_text import safe_text
+
 # A categorical palette (Observable 10, then darker companions) for series such as OS versions.
 PALETTE: Tuple[str, ...] = (
     "#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951",
@@ -38,8 +40,9 @@ class Series:
 
 
 def esc(value: object) -> str:
-    """Escape text for element content and attribute values."""
-    return html.escape(str(value), quote=True)
+    """Escape text for element content and attribute values, as `safe_text` shows it first: control
+    and bidirectional characters written as escapes, so that none reorders or hides the text."""
+    return html.escape(safe_text(value), quote=True)
 
 
 def colour(index: int) -> str:
@@ -211,7 +214,7 @@ def stacked_area(
         body.append(
             f'<g class="hover"><rect x="{x0:.1f}" y="{top:g}" width="{x1 - x0:.1f}" height="{plot_h:g}"/>'
             f'<line x1="{xs[i]:.1f}" x2="{xs[i]:.1f}" y1="{top:g}" y2="{top + plot_h:g}"/>'
-            f"<title>{esc(chr(10).join(lines))}</title></g>"
+            f"<title>{'&#10;'.join(esc(line) for line in lines)}</title></g>"
         )
     body += _x_labels(x_labels, xs, height - 8, plot_w)
     return _svg(width, height, title, body)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import UsageError
 from ..warehouse import Session, Target, literal
@@ -85,11 +86,27 @@ def _batches(session: Session, sql: str, schema: pa.Schema) -> Iterator[pa.Recor
 FORMATS = {"csv": "format csv, header", "parquet": "format parquet, compression zstd"}
 """DuckDB's COPY options of each export format."""
 
+FORMULA_START = "^([=+\\-@\t\r])"
+"""A text cell starting with one of these a spreadsheet may run as a formula (RE2, for pyarrow)."""
+
+
+def neutralise_cells(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with a `'` put before each text cell that starts with `=`, `+`, `-`, `@`, a tab or
+    a CR, as spreadsheets take it (a literal text); other columns, negative numbers included, as they are."""
+    columns = [
+        pc.replace_substring_regex(column, pattern=FORMULA_START, replacement="'\\1", max_replacements=1)
+        if pa.types.is_string(column.type) else column
+        for column in batch.columns
+    ]
+    return pa.record_batch(columns, schema=batch.schema)
+
 
 def _write(path: Path, fmt: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
     """Write the batches to `path` with DuckDB's COPY, in order, whichever database they came from:
-    its CSV writer (NULL empty, empty text `""`, timestamps in UTC as `2026-11-04 12:00:00+00`)
-    and its Parquet writer (zstd)."""
+    its CSV writer (NULL empty, empty text `""`, timestamps in UTC as `2026-11-04 12:00:00+00`,
+    text cells neutralised by `neutralise_cells`) and its Parquet writer (zstd, values as they are)."""
+    if fmt == "csv":
+        batches = (neutralise_cells(batch) for batch in batches)
     with duckdb.connect() as writer:
         writer.execute("set TimeZone = 'UTC'")
         writer.register("export_rows", pa.RecordBatchReader.from_batches(schema, batches))
@@ -124,7 +141,8 @@ def export(where: Target | Path, directory: Path, fmt: str, pipelines_dir: Optio
         where: The database with the models built: a Target, or a Path of a DuckDB file.
         directory: Created when missing; existing files of the same names are replaced.
         fmt: "csv" (a header row; NULL empty, an empty text `""`; timestamps in UTC as
-            `2026-11-04 12:00:00+00`, booleans `true`/`false`) or "parquet" (zstd; timestamps
+            `2026-11-04 12:00:00+00`, booleans `true`/`false`; a `'` before a text that starts
+            with `=`, `+`, `-`, `@`, a tab or a CR) or "parquet" (zstd; timestamps
             in UTC, text, 64-bit integers, booleans and dates typed).
         pipelines_dir: dlt's working folder, for a destination other than a DuckDB file.
 

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 from workspace_images.source.failures import failure_text
+from workspace_images.source.safe_text import safe_text
 
 from ..warehouse import Target
 from .charts import is_wide
@@ -30,10 +31,11 @@ def _width(text: str) -> int:
 
 
 def _cell(value: Any, limit: Optional[int] = None) -> str:
-    """A value as one line of text, cut to `limit` columns with an ellipsis."""
+    """A value as `safe_text` shows it (one line, control characters escaped), cut to `limit`
+    columns with an ellipsis."""
     if value is None:
         return ""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in str(value))
+    text = safe_text(value)
     if limit and _width(text) > limit:
         cut = ""
         for ch in text:
@@ -97,16 +99,17 @@ def _inventory_section(data: ReportData) -> str:
         return f"{title}\n(no current images)"
     os_types = sorted({r["os_type"] for r in data.inventory})
     regions = sorted({r["region"] for r in data.inventory})
+    headers = ["region"] + [_cell(o) for o in os_types] + ["total"]
     counts: Dict[Tuple[str, str], int] = {}
     for r in data.inventory:
         counts[(r["region"], r["os_type"])] = counts.get((r["region"], r["os_type"]), 0) + int(r["images"])
     rows = []
     for region in regions:
         values = [counts.get((region, o), 0) for o in os_types]
-        rows.append([region] + [f"{v:,}" for v in values] + [f"{sum(values):,}"])
+        rows.append([_cell(region)] + [f"{v:,}" for v in values] + [f"{sum(values):,}"])
     column_totals = [sum(counts.get((region, o), 0) for region in regions) for o in os_types]
     rows.append(["total"] + [f"{v:,}" for v in column_totals] + [f"{sum(column_totals):,}"])
-    table = format_table(["region"] + os_types + ["total"], rows, [False] + [True] * (len(os_types) + 1))
+    table = format_table(headers, rows, [False] + [True] * (len(os_types) + 1))
     return f"{title}\n{table}"
 
 
@@ -118,7 +121,7 @@ def _trend_section(trend: Trend) -> str:
     )
     rows = []
     for os_type, os_version, values in trend.rows:
-        rows.append([os_type, _cell(os_version, MAX_CELL["os_version"])] + [f"{v:,}" for v in values]
+        rows.append([_cell(os_type), _cell(os_version, MAX_CELL["os_version"])] + [f"{v:,}" for v in values]
                     + [_signed(values[-1] - values[0])])
     totals = [sum(values[i] for _, _, values in trend.rows) for i in range(len(trend.days))]
     rows.append(["total", ""] + [f"{v:,}" for v in totals] + [_signed(totals[-1] - totals[0])])

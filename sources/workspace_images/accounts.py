@@ -19,6 +19,7 @@ from requests.auth import AuthBase
 from .auth import AkSkAuth, CredentialsRejected, IamError, IamTokenAuth, IamTokenProvider, TokenAuth, iam_url
 from .config import (
     CREDENTIAL_FIELDS,
+    SECRET_FIELDS,
     MODE_AKSK,
     MODE_PASSWORD,
     MODE_TOKEN,
@@ -34,6 +35,7 @@ from .config import (
 )
 from .failures import error_text, redirect_target
 from .outcomes import ProjectOutcome
+from .safe_text import add_secrets, safe_text
 from .sessions import make_session
 from .settings import (
     ACCOUNT_NAME_PATTERN,
@@ -71,6 +73,10 @@ class Account:
     rejected: List[ProjectOutcome] = field(default_factory=list)
     """Discovered projects whose id is unfit to use (not letters, digits, `-`, `_`): never
     requested, recorded as failed with `WI.INVALID_PROJECT`."""
+
+    def __post_init__(self) -> None:
+        # whatever comes back from the network has these redacted before it is kept or shown
+        add_secrets(*(getattr(self.credentials, name) for name in SECRET_FIELDS))
 
     def connect(self, iam_endpoint: str, http: Session) -> None:
         """Check the credentials with IAM (password mode) and discover projects when asked.
@@ -206,7 +212,7 @@ class Account:
             logger.info("account %s: skipping project %r (%r): %s", self.name, name, project_id, reason)
         logger.info(
             "account %s: discovered %d project(s): %s",
-            self.name, len(kept), ", ".join(f"{p.name} ({p.project_id})" for p in kept) or "none",
+            self.name, len(kept), ", ".join(f"{safe_text(p.name)} ({p.project_id})" for p in kept) or "none",
         )
         return kept
 

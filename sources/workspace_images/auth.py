@@ -14,6 +14,7 @@ from requests import PreparedRequest, Response
 from requests.auth import AuthBase
 
 from .failures import error_text, parse_error_body, redirect_target
+from .safe_text import add_secrets
 
 logger = logging.getLogger("workspace_images")
 
@@ -272,6 +273,7 @@ class IamTokenProvider:
             expires = parse_expires_at(response.json()["token"]["expires_at"])
         except (ValueError, KeyError, TypeError):
             expires = None
+        add_secrets(response.headers["X-Subject-Token"])
         scope = f"project {project_id}" if project_id else f"account {self._domain_name}"
         logger.info("IAM token issued for %s%s", scope, f", expires {expires:%Y-%m-%d %H:%M}Z" if expires else "")
         return response.headers["X-Subject-Token"], expires

@@ -41,6 +41,9 @@ class WorkspaceCredentials(CredentialsConfiguration):
 
 
 CREDENTIAL_FIELDS = ("token", "access_key", "secret_key", "security_token", "user_name", "password", "domain_name")
+SECRET_FIELDS = ("token", "access_key", "secret_key", "security_token", "password")
+"""The credentials redacted from text that comes back from the network (the AK included: a
+request's `Authorization` header carries it)."""
 MODE_TOKEN, MODE_PASSWORD, MODE_AKSK = "token", "password", "aksk"
 
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from requests import HTTPError, RequestException, Response
 
+from .safe_text import redact, safe_text
 from .settings import ERR_ANSWER_TOO_LARGE, ERR_MALFORMED, ERR_PAGING_STUCK, ERR_REDIRECT
 
 MAX_ERROR_MSG = 500
@@ -16,47 +17,56 @@ MAX_ERROR_MSG = 500
 
 def parse_error_body(response: Response) -> tuple[Optional[str], Optional[str]]:
     """Read `error_code` / `error_msg` from the gateway shape, or `code` / `message`
-    from the Keystone shape IAM uses (`{"error": {"code": 401, "message": ...}}`)."""
+    from the Keystone shape IAM uses (`{"error": {"code": 401, "message": ...}}`).
+
+    Known secrets are redacted from both (a gateway may echo the request back), before the
+    message is cut; control characters are kept, to be escaped where the text is shown.
+    """
+    text = response.content.decode("utf-8", errors="replace")
     try:
-        body = json.loads(response.content.decode("utf-8", errors="replace") or "null")
+        body = json.loads(text or "null")
     except ValueError:
-        text = response.content[:MAX_ERROR_MSG].decode("utf-8", errors="replace").strip()
-        return None, text or None
+        return None, _clip(text.strip() or None)
     if not isinstance(body, dict):
         return None, None
     if isinstance(body.get("error"), dict):
         inner = body["error"]
-        code = inner.get("code")
-        return (str(code) if code is not None else None), _clip(inner.get("message"))
-    code = body.get("error_code") or body.get("code")
-    return (str(code) if code is not None else None), _clip(body.get("error_msg") or body.get("message"))
+        return _code(inner.get("code")), _clip(inner.get("message"))
+    return _code(body.get("error_code") or body.get("code")), _clip(body.get("error_msg") or body.get("message"))
 
 
 def error_text(response: Response) -> str:
     """What an error answer says, for a message: its `error_msg` / `message`, else its text, else
-    the status's reason."""
+    the status's reason; as `safe_text` shows it."""
     _, message = parse_error_body(response)
-    return message or response.reason or ""
+    return safe_text(message or response.reason or "")
 
 
 def failure_text(http_status: Optional[int], error_code: Optional[str], error_msg: Optional[str]) -> str:
-    """One line for a failed request or project: `HTTP 403 APIG.0302: <message>`, each part when known."""
-    head = " ".join(part for part in (f"HTTP {http_status}" if http_status else "", error_code or "") if part)
+    """One line for a failed request or project: `HTTP 403 APIG.0302: <message>`, each part when
+    known; the API's code and message as `safe_text` shows them."""
+    code, message = (safe_text(part) if part else "" for part in (error_code, error_msg))
+    head = " ".join(part for part in (f"HTTP {http_status}" if http_status else "", code) if part)
     if not head:
-        return error_msg or ""
-    return f"{head}: {error_msg}" if error_msg else head
+        return message
+    return f"{head}: {message}" if message else head
+
+
+def _code(value: Any) -> Optional[str]:
+    return redact(str(value)) if value is not None else None
 
 
 def _clip(value: Any) -> Optional[str]:
+    """The text of `value`, known secrets redacted, cut to MAX_ERROR_MSG characters."""
     if value is None:
         return None
-    text = str(value)
+    text = redact(str(value))
     return text if len(text) <= MAX_ERROR_MSG else text[: MAX_ERROR_MSG - 1] + "…"
 
 
 def redirect_target(response: Response) -> str:
     """`scheme://host:port` a redirect points to (never its path or query, which may carry anything)."""
-    location = response.headers.get("Location") or ""
+    location = redact(response.headers.get("Location") or "")
     parts = urlsplit(location)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else (repr(location[:60]) if location else "nowhere")
 

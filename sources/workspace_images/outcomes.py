@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from .config import Project
 from .failures import failure_text
+from .safe_text import safe_text
 
 
 @dataclass
@@ -41,7 +42,8 @@ class ProjectOutcome:
         return failure_text(self.http_status, self.error_code, self.error_msg)
 
     def run_row(self, run_id: str, as_of: datetime) -> Dict[str, Any]:
-        """The project's row in `project_runs`."""
+        """The project's row in `project_runs`; `error_msg` as `safe_text` gives it (secrets
+        redacted, control characters escaped)."""
         return {
             "run_id": run_id,
             "account": self.project.account,
@@ -60,7 +62,7 @@ class ProjectOutcome:
             "retries": self.retries,
             "http_status": self.http_status,
             "error_code": self.error_code,
-            "error_msg": self.error_msg,
+            "error_msg": safe_text(self.error_msg) if self.error_msg is not None else None,
         }
 
 
