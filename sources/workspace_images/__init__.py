@@ -153,7 +153,8 @@ def workspace_images(
         accounts: More accounts by name, each a table with its own `projects`,
             `discover_projects`, `regions` and `credentials` (a config value, not a
             secret: an account's projects may sit in config.toml, its credentials in
-            secrets.toml; see `accounts.resolve_accounts`).
+            secrets.toml; see `accounts.resolve_accounts`). A project reached by two
+            accounts is read once, by the first: `default`, then `accounts` in their order.
         project_timeout: Seconds one project may take; then it fails with `WI.TIMEOUT`.
         max_answer_bytes: Bytes one answer may hold once decoded (gzip undone); a larger
             one is read no further and fails its project with `WI.ANSWER_TOO_LARGE`.

@@ -327,17 +327,39 @@ def resolve_accounts(
                 f"or set projects (or discover_projects = true) under [{section}] in {settings_files(CONFIG_TOML)}, "
                 f"or {env_name(section + '.projects')}{init_hint()}"
             )
-    seen: Dict[str, str] = {}
-    for account in result:
-        for project in account.projects:
-            if seen.setdefault(project.project_id, account.name) != account.name:
-                raise ConfigError(f"project {project.project_id} is listed in accounts {seen[project.project_id]} "
-                                  f"and {account.name}")
     return result
 
 
 def connect_accounts(accounts: List[Account], iam_endpoint: str) -> None:
-    """Connect every account (credential checks, discovery); raise on the first that fails."""
+    """Connect every account (credential checks, discovery), raising on the first that fails;
+    then leave each project to one account (`read_once`)."""
     http = make_session()[0]
     for account in accounts:
         account.connect(iam_endpoint, http)
+    read_once(accounts)
+
+
+def read_once(accounts: List[Account]) -> None:
+    """Leave each project (by id) to the first account that reaches it, in the order of `accounts`.
+
+    A project configured or discovered in two accounts would be read twice and logged twice
+    under one `project_runs` key (run id, project id). The first account keeps it: `default`,
+    then the entries of `accounts` in the order they are configured. The later ones drop it,
+    unread and unrecorded, with one warning naming the project and both accounts.
+    """
+    owner: Dict[str, str] = {}
+    for account in accounts:
+        kept: List[Project] = []
+        for project in account.projects:
+            first = owner.setdefault(project.project_id, account.name)
+            if first == account.name:
+                kept.append(project)
+            else:
+                logger.warning("project %s is reached by accounts %s and %s: read once, by account %s",
+                               project, first, account.name, first)
+        account.projects = kept
+        rejected: List[ProjectOutcome] = []
+        for outcome in account.rejected:
+            if owner.setdefault(outcome.project.project_id, account.name) == account.name:
+                rejected.append(outcome)
+        account.rejected = rejected
