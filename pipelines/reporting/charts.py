@@ -2,9 +2,11 @@
 
 Every chart is an `<svg>` with a `viewBox` (it scales to its container's width), a
 `<title>`, and marks of class `mark` that carry a `<title>` tooltip. Text is escaped
-here, so callers pass plain strings. Colours, fonts and hover effects come from the
-page's stylesheet through the classes used below (`axis`, `grid`, `label`, `value`,
-`hover`, `empty`).
+here, so callers pass plain strings, and cut here, so that no value makes the page large:
+SHOWN_CHARS of it where it is drawn, TOOLTIP_CHARS in a tooltip. `top_series` and
+`top_items` keep a chart to its TOP_SERIES largest series or bars and one "other".
+Colours, fonts and hover effects come from the page's stylesheet through the classes used
+below (`axis`, `grid`, `label`, `value`, `hover`, `empty`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import html
 import math
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, List, Sequence, Tuple
 
-from workspace_images.source.safe_text import safe_text
+from workspace_images.source.safe_text import redact, safe_text
 
 # A categorical palette (Observable 10, then darker companions) for series such as OS versions.
 PALETTE: Tuple[str, ...] = (
@@ -24,10 +26,18 @@ PALETTE: Tuple[str, ...] = (
     "#1d3f8f", "#b8860b", "#b8412e", "#2e8b7a", "#1f7a35",
     "#c2477a", "#6d3fb5", "#5b86d6", "#6b4330", "#5f636b",
 )
+OTHER_COLOUR = "#c4c8ce"
+"""The colour of the "other" series, lighter than the palette's grey."""
 ACCENT = "#4269d0"
 CHANGE_COLOURS = {"added": "#3ca951", "changed": "#efb118", "removed": "#ff725c"}
 
 FONT_SIZE = 12
+SHOWN_CHARS = 120
+"""Characters of a value shown in the page: a longer one is cut, its last character an ellipsis."""
+TOOLTIP_CHARS = 2000
+"""Characters of a value in its tooltip: the whole value, cut past this."""
+TOP_SERIES = len(PALETTE)
+"""Series (or bars) a chart shows, each in its own colour; the rest are summed into one "other"."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,49 @@ def esc(value: object) -> str:
     """Escape text for element content and attribute values, as `safe_text` shows it first: control
     and bidirectional characters written as escapes, so that none reorders or hides the text."""
     return html.escape(safe_text(value), quote=True)
+
+
+def cut(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` as text of at most `limit` characters, a longer one cut and ending in "…".
+
+    Known secrets are redacted before the cut, so that no cut leaves part of one.
+    """
+    text = redact(str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: object) -> str:
+    """`value` escaped for element content, cut to SHOWN_CHARS; a cut one in a `<span>` whose
+    `title` tooltip holds the whole value (up to TOOLTIP_CHARS)."""
+    text = redact(str(value))
+    if len(text) <= SHOWN_CHARS:
+        return esc(text)
+    return f'<span title="{esc(cut(text, TOOLTIP_CHARS))}">{esc(cut(text))}</span>'
+
+
+def _other(count: int) -> str:
+    return f"other ({count:,} more)"
+
+
+def top_series(series: Sequence[Series], n: int = TOP_SERIES) -> List[Series]:
+    """The `n` largest series (by the sum of their values, ties by name) in the order given,
+    coloured from the palette in that order, then, when there are more, one "other (k more)"
+    series summing the rest."""
+    if len(series) <= n:
+        return [replace(s, colour=colour(i)) for i, s in enumerate(series)]
+    ranked = sorted(range(len(series)), key=lambda i: (-sum(series[i].values), series[i].name))
+    kept = [replace(series[i], colour=colour(j)) for j, i in enumerate(sorted(ranked[:n]))]
+    rest = [series[i].values for i in ranked[n:]]
+    return kept + [Series(_other(len(rest)), [sum(v) for v in zip(*rest)], OTHER_COLOUR)]
+
+
+def top_items(items: Sequence[Tuple[str, float]], n: int = TOP_SERIES) -> List[Tuple[str, float]]:
+    """The `n` largest (label, value) pairs, largest first (ties by label), then, when there are
+    more, one ("other (k more)", their sum) pair."""
+    ranked = sorted(items, key=lambda item: (-item[1], item[0]))
+    if len(ranked) <= n:
+        return ranked
+    return ranked[:n] + [(_other(len(ranked) - n), sum(v for _, v in ranked[n:]))]
 
 
 def colour(index: int) -> str:
@@ -124,17 +177,17 @@ def _x_labels(labels: Sequence[str], xs: Sequence[float], y: float, plot_width: 
     """Every label that fits: each k-th one, k chosen so labels do not overlap."""
     if not labels:
         return []
-    widest = max(text_width(label) for label in labels) + 12
+    widest = max(text_width(cut(label)) for label in labels) + 12
     step = max(1, math.ceil(len(labels) * widest / max(plot_width, 1)))
     parts = []
     for i in range(0, len(labels), step):
-        parts.append(f'<text class="axis" x="{xs[i]:.1f}" y="{y:g}" text-anchor="middle">{esc(labels[i])}</text>')
+        parts.append(f'<text class="axis" x="{xs[i]:.1f}" y="{y:g}" text-anchor="middle">{esc(cut(labels[i]))}</text>')
     return parts
 
 
 def label_room(labels: Sequence[str], width: float) -> float:
     """Width that the longest of `labels` needs beside a bar, at most 45 % of `width`."""
-    return min(max((text_width(label) for label in labels), default=0) + 14, width * 0.45)
+    return min(max((text_width(cut(label)) for label in labels), default=0) + 14, width * 0.45)
 
 
 def _stacked_scale(
@@ -188,7 +241,7 @@ def stacked_area(
     below = [0.0] * n
     for s in series:
         above = [below[i] + s.values[i] for i in range(n)]
-        tip = f"{s.name}: " + ", ".join(f"{x_labels[i]} {number(s.values[i])}" for i in range(n))
+        tip = f"{cut(s.name, TOOLTIP_CHARS)}: " + ", ".join(f"{x_labels[i]} {number(s.values[i])}" for i in range(n))
         if single:
             bar_w = min(80.0, plot_w / 3)
             y0, y1 = y_of(below[0]), y_of(above[0])
@@ -208,7 +261,7 @@ def stacked_area(
     band = plot_w if single else plot_w / (n - 1)
     for i in range(n):
         lines = [f"{x_labels[i]}: {number(totals[i])} {unit}"]
-        lines += [f"{s.name}: {number(s.values[i])}" for s in reversed(series) if s.values[i]]
+        lines += [f"{cut(s.name)}: {number(s.values[i])}" for s in reversed(series) if s.values[i]]
         x0 = max(left, xs[i] - band / 2)
         x1 = min(width - right, xs[i] + band / 2)
         body.append(
@@ -262,7 +315,7 @@ def stacked_bars(
             body.append(
                 f'<rect class="mark bar" x="{xs[i] - bar_w / 2:.1f}" y="{y1:.1f}" width="{bar_w:.1f}" '
                 f'height="{max(y0 - y1, 0.5):.1f}" fill="{s.colour}">'
-                f"<title>{esc(f'{x_labels[i]}: {number(value)} {s.name}{suffix}')}</title></rect>"
+                f"<title>{esc(f'{x_labels[i]}: {number(value)} {cut(s.name, TOOLTIP_CHARS)}{suffix}')}</title></rect>"
             )
             below += value
         if totals[i]:
@@ -312,11 +365,12 @@ def horizontal_bars(
         share = f" ({value / total:.0%})" if total else ""
         body.append(
             f'<text class="label" x="{label_w - 10:g}" y="{y + row / 2:g}" text-anchor="end" '
-            f'dominant-baseline="middle">{esc(label)}</text>'
+            f'dominant-baseline="middle">{esc(cut(label))}</text>'
         )
         body.append(
             f'<rect class="mark bar" x="{label_w:g}" y="{y:g}" width="{w:.1f}" height="{row:g}" rx="3" '
-            f'fill="{bar_colour}"><title>{esc(f"{label}: {number(value)} {unit}{share}")}</title></rect>'
+            f'fill="{bar_colour}"><title>{esc(f"{cut(label, TOOLTIP_CHARS)}: {number(value)} {unit}{share}")}</title>'
+            "</rect>"
         )
         body.append(
             f'<text class="value" x="{label_w + w + 6:.1f}" y="{y + row / 2:g}" '
@@ -333,8 +387,8 @@ def legend(series: Sequence[Series], notes: Sequence[str] | None = None) -> str:
     if not series:
         return ""
     items = "".join(
-        f'<li><span class="swatch" style="background:{s.colour}"></span>{esc(s.name)}'
-        + (f' <span class="note">{esc(notes[i])}</span>' if notes and notes[i] else "")
+        f'<li><span class="swatch" style="background:{s.colour}"></span>{shown(s.name)}'
+        + (f' <span class="note">{shown(notes[i])}</span>' if notes and notes[i] else "")
         + "</li>"
         for i, s in enumerate(series)
     )

@@ -12,7 +12,7 @@ from workspace_images.source.failures import failure_text
 from ..errors import UsageError
 from ..warehouse import Session, Target
 from . import charts
-from .charts import Series, esc
+from .charts import TOOLTIP_CHARS, Series, cut, esc, shown
 from .queries import (
     ANALYTICS,
     CHANGE_KINDS,
@@ -106,12 +106,12 @@ def _changes_table(changes: List[Dict[str, Any]]) -> str:
         rows.append(
             "<tr>"
             f'<td class="nowrap mono">{esc(_utc(c["changed_at"], seconds=False)[:-1])}</td>'
-            f'<td><span class="badge {kind}">{esc(c["change"])}</span></td>'
-            f'<td class="nowrap">{esc(c["region"] or "")}</td>'
-            f'<td class="mono" title="{esc(project)}">{esc(project[:8])}</td>'
-            f'<td title="{esc(c["image_id"] or "")}">{esc(c["image_name"] or "")}</td>'
-            f'<td>{esc(c["os_version"] or "")}</td>'
-            f'<td class="muted columns">{esc(c["changed_columns"] or "")}</td>'
+            f'<td><span class="badge {kind}">{shown(c["change"])}</span></td>'
+            f'<td class="nowrap">{shown(c["region"] or "")}</td>'
+            f'<td class="mono" title="{esc(cut(project, TOOLTIP_CHARS))}">{esc(project[:8])}</td>'
+            f'<td title="{esc(cut(c["image_id"] or "", TOOLTIP_CHARS))}">{shown(c["image_name"] or "")}</td>'
+            f'<td>{shown(c["os_version"] or "")}</td>'
+            f'<td class="muted columns">{shown(c["changed_columns"] or "")}</td>'
             "</tr>"
         )
     headers = ("changed at (UTC)", "change", "region", "project", "image", "OS version", "changed columns")
@@ -133,12 +133,12 @@ def _projects_table(projects: List[Dict[str, Any]]) -> str:
         last_ok = _utc(p["last_ok_at"], seconds=False) if p["last_ok_at"] else "never"
         rows.append(
             "<tr>"
-            f'<td class="nowrap">{esc(p["region"])}</td>'
-            f'<td class="mono">{esc(p["project_id"])}</td>'
-            f'<td><span class="badge {"ok" if p["status"] == "ok" else "failed"}">{esc(p["status"])}</span></td>'
+            f'<td class="nowrap">{shown(p["region"])}</td>'
+            f'<td class="mono">{shown(p["project_id"])}</td>'
+            f'<td><span class="badge {"ok" if p["status"] == "ok" else "failed"}">{shown(p["status"])}</span></td>'
             f'<td class="num">{int(p["images"]):,}</td>'
             f'<td class="nowrap mono">{esc(last_ok.rstrip("Z"))}</td>'
-            f'<td class="muted">{esc(error)}</td>'
+            f'<td class="muted">{shown(error)}</td>'
             "</tr>"
         )
     head = (
@@ -200,9 +200,7 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
     kpis = _kpis(data, last_changes)
 
     trend = data.trend
-    trend_series = [
-        Series(os_version, values, charts.colour(i)) for i, (_, os_version, values) in enumerate(trend.rows)
-    ]
+    trend_series = charts.top_series([Series(os_version, values, "") for _, os_version, values in trend.rows])
     period = f"{trend.days[0]:%Y-%m-%d} to {trend.days[-1]:%Y-%m-%d}" if trend.days else "no days loaded"
     trend_svg = charts.stacked_area(
         [_day_label(d) for d in trend.days], list(reversed(trend_series)),
@@ -211,9 +209,10 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
     trend_figure = _figure(
         "os_version_trend", "Images per OS version",
         f"Distinct images present at the end of each UTC day, stacked by OS version; {period}. "
-        "The legend gives the last day's count and the change over the period; hover a day for its numbers.",
+        "The legend gives the last day's count and the change over the period; hover a day for its numbers. "
+        f"Past {charts.TOP_SERIES} OS versions, the smaller ones are summed as other.",
         trend_svg,
-        charts.legend(trend_series, [f"{v[-1]:,} ({_signed(v[-1] - v[0])})" for _, _, v in trend.rows]),
+        charts.legend(trend_series, [f"{v[-1]:,} ({_signed(v[-1] - v[0])})" for v in (s.values for s in trend_series)]),
     )
 
     breakdowns = [
@@ -225,11 +224,13 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
             ("architecture", "inventory_by_architecture", "By architecture"),
         )
     ]
-    label_width = charts.label_room([label for _, _, items in breakdowns for label, _ in items], 540)
+    label_width = charts.label_room(
+        [label for _, _, items in breakdowns for label, _ in charts.top_items(items)], 540
+    )
     inventory_figures = []
     for name, title, items in breakdowns:
         svg = charts.horizontal_bars(
-            items, title=f"Current images {title.lower()}", label_width=label_width,
+            charts.top_items(items), title=f"Current images {title.lower()}", label_width=label_width,
             empty_message="No current images",
         )
         inventory_figures.append(
