@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import dlt
-import duckdb
 from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.load.exceptions import LoadClientJobFailed
@@ -32,7 +31,7 @@ from .checks import (
 )
 from .errors import EXIT_OK, EXIT_PARTIAL, RunFailed, UsageError, first_line, is_database_error, reason_of
 from .history import drop_unfinished_run_log, read_history
-from .locking import causes, is_lock_conflict, wait_for_database
+from .locking import causes, wait_for_database
 from .models import (
     DataTestFailed,
     ModelsMissing,

@@ -68,7 +68,7 @@ def test_report_shows_odd_values_escaped(sim: Simulator, tmp_path: Path) -> None
     for shown in (proc.stdout, page):
         assert not any(ch in shown for ch in "\r\x1b\x07\u202e"), shown
         assert "Lin\\x1b[2Jux\\r" in shown and "v\\u202e1.0" in shown
-        assert f"HTTP 400 WKS\\x1b[5m: no\\rway" in shown
+        assert "HTTP 400 WKS\\x1b[5m: no\\rway" in shown
     assert "img\\x1b]0;x\\x07" in proc.stdout
 
 

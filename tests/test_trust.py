@@ -420,16 +420,6 @@ def test_impossible_as_of_exits_2(sim: Simulator, tmp_path: Path, as_of: str, me
     nothing_written(work)
 
 
-def test_a_quote_in_the_working_folder_exits_2(sim: Simulator, tmp_path: Path) -> None:
-    sim.add_project("cn-north-4", images=5)
-    work = tmp_path / "it's"
-    work.mkdir()
-    proc = cli(run_args(sim), work)
-    assert proc.returncode == 2, proc.stderr
-    assert "has a ' in its path, which dlt cannot load from" in one_line(proc.stderr)
-    nothing_written(work)
-
-
 @pytest.mark.parametrize("setting, value, message", [
     ("RUNTIME__REQUEST_TIMEOUT", "0", "[runtime] request_timeout must be more than 0 seconds"),
     ("RUNTIME__REQUEST_TIMEOUT", "-5", "[runtime] request_timeout must be more than 0 seconds"),

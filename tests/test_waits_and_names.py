@@ -124,14 +124,17 @@ def test_a_percent_in_the_database_name_works(sim: Simulator, tmp_path: Path) ->
     assert cli(["report", "--db", "100%.duckdb"], tmp_path).returncode == 0
 
 
-def test_a_percent_in_the_working_folder_exits_2(sim: Simulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder, char", [("100%", "%"), ("it's", "'")])
+def test_a_percent_or_quote_in_the_working_folder_exits_2(sim: Simulator, tmp_path: Path, folder: str,
+                                                          char: str) -> None:
+    """dlt pastes the working folder's path into SQL and into %-formatted paths unescaped."""
     sim.add_project("cn-north-4", images=5)
-    work = tmp_path / "100%"
+    work = tmp_path / folder
     work.mkdir()
     proc = cli(run_args(sim), work)
     assert proc.returncode == 2, proc.stderr
     assert one_line(proc.stderr) == (
-        f"workspace-images: error: dlt's working folder {work}/.workspace_images/x.duckdb has a % in its path, "
+        f"workspace-images: error: dlt's working folder {work}/.workspace_images/x.duckdb has a {char} in its path, "
         "which dlt cannot load from: move the database to a folder without one, or pass --pipelines-dir elsewhere")
     nothing_written(work)
     assert cli([*run_args(sim), "--pipelines-dir", str(tmp_path / "work")], work).returncode == 0

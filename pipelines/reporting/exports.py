@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import duckdb
 import pyarrow as pa
