@@ -9,7 +9,12 @@ from typing import List, Tuple
 
 from dlt.common.configuration.specs import RuntimeConfiguration
 
-from workspace_images.source.settings import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_PROJECT_TIMEOUT
+from workspace_images.source.settings import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_MAX_NEW_FIELDS,
+    DEFAULT_PROJECT_TIMEOUT,
+    MAX_NEW_FIELDS_RANGE,
+)
 
 from .checks import DEFAULT_LOCK_TIMEOUT
 from .errors import UsageError
@@ -37,8 +42,12 @@ destination = "duckdb"
 # Seconds one project may take, waits for Retry-After included; then it fails (default {DEFAULT_PROJECT_TIMEOUT:g}).
 project_timeout = {DEFAULT_PROJECT_TIMEOUT:g}
 
-# Bytes one API answer may hold once decoded (gzip undone); a larger one fails its project (default 64 MiB).
+# Bytes one API answer may hold once decoded (gzip undone); a larger one fails its project (default 16 MiB).
 max_answer_bytes = {DEFAULT_MAX_ANSWER_BYTES}
+
+# Columns the images table may get for API fields this tool does not know yet; a field past them
+# is kept in raw_values only (default {DEFAULT_MAX_NEW_FIELDS}, at most {MAX_NEW_FIELDS_RANGE[1]}).
+max_new_fields = {DEFAULT_MAX_NEW_FIELDS}
 
 # Seconds a run waits for another program holding the DuckDB file (default {DEFAULT_LOCK_TIMEOUT:g}).
 lock_timeout = {DEFAULT_LOCK_TIMEOUT:g}

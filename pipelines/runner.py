@@ -12,8 +12,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
-from dlt.common.destination.exceptions import DestinationTerminalException
-from dlt.load.exceptions import LoadClientJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
@@ -31,7 +29,8 @@ from .checks import (
 )
 from .errors import EXIT_OK, EXIT_PARTIAL, RunFailed, UsageError, first_line, is_database_error, reason_of
 from .history import drop_unfinished_run_log, read_history
-from .locking import causes, wait_for_database
+from .set_aside import SetAside, refused_for_content, set_aside
+from .locking import wait_for_database
 from .models import (
     DataTestFailed,
     ModelsMissing,
@@ -208,7 +207,7 @@ def run(
         _step(lambda: pipeline.extract(source, loader_file_format=target.loader_file_format), where, None,
               "extracting")
         _step(pipeline.normalize, where, None, "normalizing")
-        _step(lambda: in_file(target, pipeline, pipeline.load), where, wait, "loading")
+        _step(lambda: load_or_set_aside(target, pipeline, where, wait, "loading"), where, None, "loading")
 
         result = RunResult(run_id=run_id, as_of=moment, target=target)
         after = wait_for_database(lambda: read_history(target, run_id, pipeline), where, wait, "reading the run log")
@@ -270,24 +269,36 @@ def finish_pending_loads(target: Target, pipeline: dlt.Pipeline, where: str, wai
     try:
         if pipeline.list_extracted_load_packages():
             wait_for_database(pipeline.normalize, where, wait, "normalizing an earlier run's data")
-        wait_for_database(lambda: in_file(target, pipeline, pipeline.load), where, wait, "loading an earlier run's data")
+        load_or_set_aside(target, pipeline, where, wait, "loading an earlier run's data")
     except PipelineStepFailed as exc:
-        reason = reason_of(exc)
         drop = (f"if it can never load, drop it: dlt pipeline --pipelines-dir {pipeline.pipelines_dir} "
                 f"{pipeline.pipeline_name} abort-packages")
-        if _terminal(exc):
-            raise RunFailed(
-                f"an earlier run's data ({', '.join(pending)}) was refused by the database for good ({reason}); "
-                f"nothing new was fetched; {drop}"
-            ) from None
         raise RunFailed(
-            f"an earlier run's data ({', '.join(pending)}) could not be loaded ({exc.step}: {reason}); "
+            f"an earlier run's data ({', '.join(pending)}) could not be loaded ({exc.step}: {reason_of(exc)}); "
             f"nothing new was fetched; it is tried again by the next run; {drop}"
         ) from None
 
 
-def _terminal(exc: BaseException) -> bool:
-    return any(isinstance(cause, (LoadClientJobFailed, DestinationTerminalException)) for cause in causes(exc))
+def load_or_set_aside(target: Target, pipeline: dlt.Pipeline, where: str, wait: float, what: str) -> List[SetAside]:
+    """Load the pending packages. One the database refuses for its content is set aside and its
+    projects recorded as failed (`set_aside.py`), and loading goes on with the next; any other
+    failure raises PipelineStepFailed and leaves the package pending for the next run."""
+    refused: List[SetAside] = []
+    in_database = lambda step: wait_for_database(  # noqa: E731
+        lambda: in_file(target, pipeline, step), where, wait, "setting a refused package aside")
+    while True:
+        try:
+            wait_for_database(lambda: in_file(target, pipeline, pipeline.load), where, wait, what)
+            return refused
+        except PipelineStepFailed as exc:
+            if not (refused_for_content(exc) and exc.load_id):
+                raise
+            try:
+                refused += set_aside(pipeline, exc.load_id, reason_of(exc), in_database)
+            except PipelineStepFailed as again:
+                raise RunFailed(f"setting refused package {exc.load_id} aside failed: {reason_of(again)}") from None
+        if not pipeline.has_pending_data:
+            return refused
 
 
 def run_models(target: Target | Path, wait: Optional[float] = None, raw_dataset: str = DATASET_NAME,

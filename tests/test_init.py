@@ -23,7 +23,7 @@ from workspace_images.simulator import (
     DEFAULT_USER,
     Simulator,
 )
-from workspace_images.source.settings import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_PROJECT_TIMEOUT
+from workspace_images.source.settings import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_NEW_FIELDS, DEFAULT_PROJECT_TIMEOUT
 from tests.conftest import TOKEN, cli, query
 
 NEXT_STEPS = [
@@ -56,7 +56,7 @@ def test_init_writes_the_two_templates_with_every_default_and_secrets_0600(tmp_p
         "sources": {"workspace_images": {
             "discover_projects": False, "regions": [], "destination": "duckdb",
             "project_timeout": DEFAULT_PROJECT_TIMEOUT, "max_answer_bytes": DEFAULT_MAX_ANSWER_BYTES,
-            "lock_timeout": DEFAULT_LOCK_TIMEOUT,
+            "max_new_fields": DEFAULT_MAX_NEW_FIELDS, "lock_timeout": DEFAULT_LOCK_TIMEOUT,
         }},
         "runtime": {"request_timeout": RuntimeConfiguration.request_timeout},
     }

@@ -21,6 +21,7 @@ from .config import (
     check_concurrency,
     check_endpoint,
     check_max_answer_bytes,
+    check_max_new_fields,
     check_project_timeout,
     parse_filters,
 )
@@ -33,8 +34,10 @@ from .settings import (
     DEFAULT_ENDPOINT,
     DEFAULT_IAM_ENDPOINT,
     DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_MAX_NEW_FIELDS,
     DEFAULT_PROJECT_TIMEOUT,
     ORDER_PARAMS,
+    PACKAGE_RUNS_KEY,
     PROJECT_ID_PATTERN,
     ROW_HASH_COLUMN,
 )
@@ -122,6 +125,7 @@ def workspace_images(
     accounts: Optional[Dict[str, Any]] = dlt.config.value,
     project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+    max_new_fields: int = DEFAULT_MAX_NEW_FIELDS,
     as_of: Optional[datetime] = None,
     run_id: Optional[str] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
@@ -158,6 +162,9 @@ def workspace_images(
         project_timeout: Seconds one project may take; then it fails with `WI.TIMEOUT`.
         max_answer_bytes: Bytes one answer may hold once decoded (gzip undone); a larger
             one is read no further and fails its project with `WI.ANSWER_TOO_LARGE`.
+        max_new_fields: Columns `images` may get for API fields the source does not know,
+            in all; a field first seen past them gets none, and its values are kept in
+            `raw_values` (with a warning).
         as_of: Validity timestamp of this load (`_dlt_valid_from` of new versions and
             `_dlt_valid_to` of retired ones); now when not given.
         run_id: Identifies this run in `project_runs`; a new UUID when not given.
@@ -174,6 +181,7 @@ def workspace_images(
     workers = check_concurrency(concurrency)
     budget = check_project_timeout(project_timeout)
     answer_limit = check_max_answer_bytes(max_answer_bytes)
+    column_limit = check_max_new_fields(max_new_fields)
     moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     run = run_id or uuid.uuid4().hex
     connect_accounts(account_list, iam_endpoint)
@@ -205,7 +213,9 @@ def workspace_images(
             pyarrow.Table: the images of one project, with project_id, region and fetched_at.
         """
         state = dlt.current.resource_state()
-        plan = ColumnPlan.from_schema(dlt.current.source_schema(), state.get(PLAN_STATE_KEY))
+        plan = ColumnPlan.from_schema(
+            dlt.current.source_schema(), state.get(PLAN_STATE_KEY), max_columns=column_limit
+        )
         loaded: List[str] = []
         fetcher.plan = plan
         streaming.set()
@@ -251,7 +261,12 @@ def workspace_images(
         # without `images` running (this resource alone) wait a little between asks instead
         while not fetcher.finished(wait=0.0 if streaming.is_set() else 0.05):
             yield None
-        for outcome in fetcher.outcomes():
-            yield outcome.run_row(run, moment)
+        rows = [outcome.run_row(run, moment) for outcome in fetcher.outcomes()]
+        # the package carries its run log: should the database refuse the package, the runner
+        # sets it aside and records these projects as failed from it (`pipelines/set_aside.py`)
+        dlt.current.load_package_state()["state"][PACKAGE_RUNS_KEY] = [
+            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
+        ]
+        yield from rows
 
     return images, project_runs

@@ -73,6 +73,7 @@ class ColumnPlan:
         naming: Optional[NamingConvention] = None,
         types: Optional[Mapping[str, str]] = None,
         names: Optional[Mapping[str, str]] = None,
+        max_columns: Optional[int] = None,
     ) -> None:
         """
         Args:
@@ -80,7 +81,10 @@ class ColumnPlan:
                 a dlt resource, else dlt's default snake_case.
             types: dlt data type of each column already in the table.
             names: Column of each API key, as an earlier run decided (`held_names()`).
+            max_columns: Columns new keys may have in all, those already held included; a
+                new key past them gets none (`columns_for` leaves it out). None: no bound.
         """
+        self.max_columns = max_columns
         self.naming = naming or _current_naming()
         self._lock = threading.Lock()
         self._reserved = {self.naming.normalize_identifier(n) for n in (*KNOWN_FIELDS, *ADDED_COLUMNS)}
@@ -97,7 +101,11 @@ class ColumnPlan:
 
     @classmethod
     def from_schema(
-        cls, schema: Schema, names: Optional[Mapping[str, str]] = None, table_name: str = "images"
+        cls,
+        schema: Schema,
+        names: Optional[Mapping[str, str]] = None,
+        table_name: str = "images",
+        max_columns: Optional[int] = None,
     ) -> "ColumnPlan":
         """A plan holding the types of the columns `table_name` has in `schema` (none on a first run)."""
         table = schema.tables.get(schema.naming.normalize_table_identifier(table_name)) or {}
@@ -106,7 +114,7 @@ class ColumnPlan:
             for name, column in (table.get("columns") or {}).items()
             if column.get("data_type")
         }
-        return cls(schema.naming, types, names)
+        return cls(schema.naming, types, names, max_columns)
 
     def held_names(self) -> Dict[str, str]:
         """Column of every new key seen so far, for the next run; keys with lone surrogates are
@@ -120,12 +128,21 @@ class ColumnPlan:
             return dict(self._types)
 
     def columns_for(self, keys: Iterable[str]) -> Dict[str, str]:
-        """The column of each API key that is not a known field, deciding those not seen yet."""
+        """The column of each API key that is not a known field, deciding those not seen yet.
+
+        Keys seen for the first time get columns while fewer than `max_columns` are held, in
+        the order given (first come, first served); a key past them gets none and is left out
+        of the result: its values go to `raw_values` only.
+        """
         wanted = list(dict.fromkeys(keys))
         with self._lock:
-            for key in sorted((k for k in wanted if k not in self._names), key=self._precedence):
+            new = [k for k in wanted if k not in self._names]
+            if self.max_columns is not None:
+                room = self.max_columns - len(self._owners.keys() | self._types.keys())
+                new = new[: max(room, 0)]  # only these are named: the rest cost nothing more
+            for key in sorted(new, key=self._precedence):
                 self._hold(key, self._free_name(key))
-            return {key: self._names[key] for key in wanted}
+            return {key: self._names[key] for key in wanted if key in self._names}
 
     def column_type(self, column: str, values: Sequence[Any]) -> Optional[str]:
         """The held type of `column`, or the one `values` (its first non-null values) decide.

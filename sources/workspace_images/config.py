@@ -15,7 +15,7 @@ from dlt.common.configuration.providers import SECRETS_TOML, SettingsTomlProvide
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from .settings import FILTER_PARAMS, MAX_ANSWER_BYTES_RANGE, PROJECT_ID_PATTERN, REGION_PATTERN, SOURCE_SECTION
+from .settings import FILTER_PARAMS, MAX_ANSWER_BYTES_RANGE, MAX_NEW_FIELDS_RANGE, PROJECT_ID_PATTERN, REGION_PATTERN, SOURCE_SECTION
 
 
 class ConfigError(ValueError):
@@ -249,6 +249,15 @@ def check_project_timeout(value: Any) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigError(f"project_timeout must be more than 0 seconds, got {value!r}")
     return seconds
+
+
+def check_max_new_fields(value: Any) -> int:
+    """Columns `images` may get for new API fields: a whole number in MAX_NEW_FIELDS_RANGE."""
+    low, high = MAX_NEW_FIELDS_RANGE
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"max_new_fields must be a whole number of columns from {low} to {high}, got {value!r}")
+    return number
 
 
 def check_max_answer_bytes(value: Any) -> int:

@@ -24,6 +24,7 @@ from .outcomes import ProjectOutcome, Progress
 from .pages import check_response
 from .rows import BadRecord, images_table
 from .sessions import ThreadSessions
+from .values import fit_value, json_text
 from .settings import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_PROJECT_TIMEOUT,
@@ -31,6 +32,7 @@ from .settings import (
     ERR_CONNECTION,
     ERR_COUNT_MISMATCH,
     ERR_CREDENTIALS,
+    ERR_DUPLICATE_ID,
     ERR_PAGING_UNSTABLE,
     ERR_TIMEOUT,
     ERR_TOKEN_EXPIRED,
@@ -62,7 +64,9 @@ def fetch_project(
     The project is paged again (at most MAX_PAGING_PASSES times) when `total_count`
     moved while it was paged or the ids read do not add up to it; the rows kept are
     those of the last pass, deduplicated by id. A count that disagrees with the
-    pages the same way twice in a row fails the project (`WI.COUNT_MISMATCH`).
+    pages the same way twice in a row fails the project (`WI.COUNT_MISMATCH`). Two images whose
+    ids differ as sent but are one id as text (12345 and "12345") fail it (`WI.DUPLICATE_ID`):
+    loaded, they would be two current versions of one image.
     With IAM password tokens, a 401 that says the token must be updated renews the
     token and goes on from the refused page, as often as paging makes progress in
     between. No request is sent once `project_timeout` seconds have passed, and
@@ -92,7 +96,15 @@ def fetch_project(
                     if pages_since_renewal is not None:
                         pages_since_renewal += 1
                     for image in page:
-                        by_id[image["id"]] = image
+                        key = image_key(image["id"])
+                        held = by_id.get(key)
+                        if held is not None and json_text(held["id"]) != json_text(image["id"]):
+                            raise FetchError(
+                                f"images {_short(held['id'])} and {_short(image['id'])} have one id once loaded "
+                                f"as text ({_short(key)}): the project's rows would collide",
+                                200, ERR_DUPLICATE_ID,
+                            )
+                        by_id[key] = image
                 return paginator, by_id
             except ApiError as exc:
                 if not (renewable and is_expired_token(exc)):
@@ -165,6 +177,18 @@ def fetch_project(
         outcome.table = None
         logger.warning("project %s failed: %s", project, outcome.failure)
     return outcome
+
+
+def image_key(image_id: Any) -> str:
+    """An image's id as its row holds it (text, as `images_table` types it): two ids the API
+    sends apart, such as 12345 and "12345", are one key here."""
+    return fit_value(image_id, "text")[0]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters with `…`."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -128,7 +128,8 @@ def _build_table(
     first = images[0].keys() if images else {}.keys()
     uniform = all(i.keys() == first for i in images)  # every image has the same fields, as they almost always do
     keys = [k for k in (first if uniform else dict.fromkeys(k for i in images for k in i)) if k not in KNOWN_FIELDS]
-    for key, name in plan.columns_for(keys).items():
+    planned = plan.columns_for(keys)
+    for key, name in planned.items():
         sent = [i.get(key) for i in images]
         data_type = plan.column_type(name, sent)
         if data_type is None:
@@ -139,6 +140,10 @@ def _build_table(
             continue
         fitted = (fit_value(v, data_type) for v in sent)
         columns[name] = pa.array(column(key, fitted, f"not a {data_type} (its column's type)"), type=arrow_type)
+
+    unplanned = [key for key in keys if key not in planned]
+    if unplanned:
+        _keep_unplanned(images, unplanned, raw, plan.max_columns, project_id, region)
 
     count = len(images)
     columns["account"] = pa.array([account] * count, type=pa.string())
@@ -222,6 +227,30 @@ class _Unloadable:
         self.count += 1
         if self.count == 1:
             self.example = value
+
+
+def _keep_unplanned(
+    images: List[Dict[str, Any]],
+    keys: List[str],
+    raw: List[Optional[Dict[str, Any]]],
+    limit: Optional[int],
+    project_id: str,
+    region: str,
+) -> None:
+    """Keep the values of `keys` (new fields past `max_new_fields`, with no column) in `raw_values`."""
+    wanted = set(keys)
+    for row, image in enumerate(images):
+        sent = {key: value for key, value in image.items() if key in wanted and value is not None}
+        if sent:
+            raw[row] = {**(raw[row] or {}), **sent}
+    example = repr(keys[0])
+    if len(example) > MAX_EXAMPLE:
+        example = example[: MAX_EXAMPLE - 1] + "…"
+    logger.warning(
+        "project %s:%s: %d new field(s) past max_new_fields (%s columns for new fields) got no column, e.g. %s; "
+        "their values are kept in %s",
+        region, project_id, len(keys), limit, example, RAW_VALUES_COLUMN,
+    )
 
 
 def _warn(problem: _Unloadable, project_id: str, region: str) -> None:

@@ -80,21 +80,37 @@ ERR_INVALID_PROJECT = "WI.INVALID_PROJECT"
 ERR_UNEXPECTED = "WI.UNEXPECTED"
 ERR_BAD_RECORD = "WI.BAD_RECORD"
 ERR_ANSWER_TOO_LARGE = "WI.ANSWER_TOO_LARGE"
+ERR_DUPLICATE_ID = "WI.DUPLICATE_ID"
+ERR_LOAD_REFUSED = "WI.LOAD_REFUSED"
 
 DEFAULT_PROJECT_TIMEOUT = 900.0
 """Seconds one project may take, all its pages, retries and token renewals included."""
 
-DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
-"""Bytes one answer may hold once decoded (gzip and deflate undone); a larger one fails its project."""
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+"""Bytes one answer may hold once decoded (gzip and deflate undone); a larger one fails its project.
+A real page (at most 100 images of a few KB) is well under 1 MB. The run's peak memory grows with
+the largest answer it keeps: a 60 MB page of long names took it to 1.25 GB, a 16 MB one to 530 MB."""
 
 MAX_ANSWER_BYTES_RANGE = (1024, 1024 * 1024 * 1024)
 """The smallest and largest `max_answer_bytes` a user may set."""
+
+DEFAULT_MAX_NEW_FIELDS = 200
+"""Columns the `images` table may get for API fields the source does not know; a field past them
+is kept in `raw_values` only. Each column costs the load memory (DuckDB's ALTER TABLE keeps a copy
+of the table's definition per column added): 500 such columns took a run to about 570 MB, 1,000 to
+1.3 GB, 2,000 to 3.9 GB."""
+
+MAX_NEW_FIELDS_RANGE = (0, 1000)
+"""The smallest and largest `max_new_fields` a user may set."""
 
 READ_CHUNK = 64 * 1024
 """Decoded bytes read from an answer at a time, so that a compressed body is counted as it inflates."""
 
 TOKEN_EXPIRED_CODES = ("APIG.0307", "APIGW.0307")
 """Gateway codes of a 401 that asks for a new IAM token."""
+
+PACKAGE_RUNS_KEY = "workspace_images_runs"
+"""Key of a load package's state holding the `project_runs` rows of its run (times as ISO text)."""
 
 SOURCE_SECTION = "sources.workspace_images"
 """Where the source's settings live in dlt's configuration (`SOURCES__WORKSPACE_IMAGES__...`)."""
