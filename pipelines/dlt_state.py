@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional
 
@@ -11,8 +10,6 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from .errors import RunFailed
-
-logger = logging.getLogger("workspace_images")
 
 
 def stored_state_hash(pipeline: dlt.Pipeline) -> Optional[str]:

@@ -263,8 +263,11 @@ def take_database_state(target: Target, pipeline: dlt.Pipeline, workdir: Path, w
     program holding it open costs this run its load, not its fetch. Pending packages are loaded
     before (`finish_pending_loads`): their state is the one to compare.
     """
-    stored = _step(lambda: in_file(target, pipeline, lambda: stored_state_hash(pipeline), read_only=True)
-                   if not target.is_file or target.db_path.exists() else None, where, wait, "reading dlt's state")
+    if target.is_file and not target.db_path.exists():
+        stored = None  # a new file: it holds nothing, and an opening to read would not create it
+    else:
+        stored = _step(lambda: in_file(target, pipeline, lambda: stored_state_hash(pipeline), read_only=True),
+                       where, wait, "reading dlt's state")
     why = mismatch(local_state_hash(pipeline), stored, workdir, where)
     if why is None:
         return pipeline

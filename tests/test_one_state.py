@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 import psycopg2
 import pytest
@@ -53,6 +53,12 @@ def load_days(sim: Simulator, change: Day, folders: Sequence[Path], load: Callab
         load(folder, day)
 
 
+def into(sim: Simulator, db: Path) -> Callable[[Path, int], Any]:
+    """A load of one day of `sim` into the DuckDB file `db` from a working folder."""
+    return lambda folder, day: run(db, projects=targets(sim), endpoint=sim.url, token=TOKEN,
+                                   as_of=sim.as_of(day), pipelines_dir=folder, models=False)
+
+
 def file_history(db: Path) -> Tuple[List[Tuple[str, str]], List[tuple]]:
     """The `images` table of a DuckDB file: its columns with their types, and every version's
     values (all but NOT_COMPARED), sorted."""
@@ -89,16 +95,12 @@ def test_two_working_folders_on_one_file_give_the_history_of_one(
     for db in (split, alone):
         db.parent.mkdir()
 
-    def into(db: Path) -> Callable[[Path, int], Any]:
-        return lambda folder, day: run(db, projects=targets(sim), endpoint=sim.url, token=TOKEN,
-                                       as_of=sim.as_of(day), pipelines_dir=folder, models=False)
-
     a, b = split.parent / "A", split.parent / "B"
     (a / "set_aside").mkdir(parents=True)
     (a / "set_aside" / "kept.txt").write_text("not dlt's")
     with caplog.at_level(logging.INFO, logger="workspace_images"):
-        load_days(sim, change, [a, b, a], into(split))
-    load_days(sim, change, [alone.parent / "one"] * 3, into(alone))
+        load_days(sim, change, [a, b, a], into(sim, split))
+    load_days(sim, change, [alone.parent / "one"] * 3, into(sim, alone))
 
     assert file_history(split) == file_history(alone)
     assert [c for c, _ in file_history(alone)[0] if c.startswith("new_field")] == ["new_field", "new_field_h36df77f5"]
@@ -117,12 +119,8 @@ def test_a_type_clash_between_folders_loads_as_one_folder_would(
     for db in (split, alone):
         db.parent.mkdir()
 
-    def into(db: Path) -> Callable[[Path, int], Any]:
-        return lambda folder, day: run(db, projects=targets(sim), endpoint=sim.url, token=TOKEN,
-                                       as_of=sim.as_of(day), pipelines_dir=folder, models=False)
-
-    load_days(sim, change, [split.parent / "A", split.parent / "B", split.parent / "A"], into(split))
-    load_days(sim, change, [alone.parent / "one"] * 3, into(alone))
+    load_days(sim, change, [split.parent / "A", split.parent / "B", split.parent / "A"], into(sim, split))
+    load_days(sim, change, [alone.parent / "one"] * 3, into(sim, alone))
 
     assert file_history(split) == file_history(alone)
     assert ("new_field", "BIGINT") in file_history(split)[0]
@@ -154,6 +152,22 @@ def test_an_ordinary_run_keeps_its_working_folder(
             completed.append(len(os.listdir(folder / "workspace_images" / "load" / "loaded")))
     assert restores(caplog) == []
     assert completed == [1, 2, 3, 4, 5, 6]  # every load's record kept: the folder was never replaced
+
+
+def test_a_new_database_does_not_take_an_old_working_folders_state(
+        sim: Simulator, tmp_path: Path, two: Tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    change = new_field_then_new_field(*two)
+    old, new, alone = tmp_path / "old.duckdb", tmp_path / "new.duckdb", tmp_path / "alone.duckdb"
+    folder = tmp_path / "pipelines"
+    load_days(sim, change, [folder, folder], into(sim, old))  # newField: column new_field in `folder`'s plan
+    sim.set_day(2)
+    change(sim, 2)  # new_field
+    with caplog.at_level(logging.INFO, logger="workspace_images"):
+        into(sim, new)(folder, 2)
+        assert restores(caplog) == [f"dropped dlt's state in {folder}: {new} holds none (a new or emptied database)"]
+    into(sim, alone)(tmp_path / "fresh", 2)
+    assert file_history(new) == file_history(alone)
+    assert [c for c, _ in file_history(new)[0] if c.startswith("new_field")] == ["new_field"]
 
 
 def test_a_symlinked_db_has_one_working_folder_and_one_lock(
