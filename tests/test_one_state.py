@@ -164,10 +164,10 @@ def test_a_new_database_does_not_take_an_old_working_folders_state(
     change(sim, 2)  # new_field
     with caplog.at_level(logging.INFO, logger="workspace_images"):
         into(sim, new)(folder, 2)
-        assert restores(caplog) == [f"dropped dlt's state in {folder}: {new} holds none (a new or emptied database)"]
     into(sim, alone)(tmp_path / "fresh", 2)
     assert file_history(new) == file_history(alone)
     assert [c for c, _ in file_history(new)[0] if c.startswith("new_field")] == ["new_field"]
+    assert restores(caplog) == [f"dropped dlt's state in {folder}: {new} holds none (a new or emptied database)"]
 
 
 def test_a_symlinked_db_has_one_working_folder_and_one_lock(
