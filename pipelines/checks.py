@@ -95,6 +95,11 @@ def check_paths(db_path: Optional[Path], pipelines_dir: Path) -> None:
             raise UsageError(f"--db {db_path}: folder {folder} does not exist")
         if db_path.exists() and not db_path.is_file():
             raise UsageError(f"--db {db_path} is not a file")
+        real = db_path.resolve().parent  # a link's file: its lock, WAL and working folder lie beside it
+        if real != folder.resolve():
+            if not real.is_dir():
+                raise UsageError(f"--db {db_path} leads to {db_path.resolve()}, whose folder does not exist")
+            folder = real
         _check_writable(folder, f"--db {db_path}")
     odd = next((char for char in ("'", "%") if char in str(pipelines_dir.resolve())), None)
     if odd is not None:
@@ -115,7 +120,8 @@ def database_paths(db_path: Optional[Path], pipelines_dir: Optional[Path]) -> Li
     the current folder, where another destination's goes)."""
     paths = [Path.cwd() / WORKDIR]
     if db_path is not None:
-        paths += [db_path, *(db_path.with_name(db_path.name + suffix) for suffix in (".lock", ".wal", ".tmp"))]
+        for name in dict.fromkeys([db_path, db_path.resolve()]):  # the file a link leads to has them
+            paths += [name, *(name.with_name(name.name + suffix) for suffix in (".lock", ".wal", ".tmp"))]
         paths.append(db_path.resolve().parent / WORKDIR)
     if pipelines_dir is not None:
         paths.append(pipelines_dir)

@@ -28,6 +28,7 @@ from .checks import (
     storage_version_setting,
 )
 from .errors import EXIT_OK, EXIT_PARTIAL, RunFailed, UsageError, first_line, is_database_error, reason_of
+from .dlt_state import drop_working_state, local_state_hash, mismatch, stored_state_hash
 from .history import drop_unfinished_run_log, read_history
 from .set_aside import SetAside, refused_for_content, set_aside
 from .locking import wait_for_database
@@ -193,12 +194,8 @@ def run(
             wait_for_database(lambda: create_with_storage_version(target.db_path, storage), where, wait,
                               "checking its storage version")
         pipeline = target.pipeline(workdir)
-        if not pipeline.default_schema_name:
-            # no local state (a new working folder): take dlt's state and schema from the database.
-            # Otherwise the working folder is the truth, and the database is not opened for writing
-            # before the load: a program holding it open then costs this run its load, not its fetch.
-            _step(lambda: in_file(target, pipeline, pipeline.sync_destination), where, wait, "reading dlt's state")
         finish_pending_loads(target, pipeline, where, wait)
+        pipeline = take_database_state(target, pipeline, workdir, where, wait)
         before = wait_for_database(lambda: read_history(target, pipeline=pipeline), where, wait,
                                    "reading the history")
         if before.unfinished:
@@ -244,13 +241,43 @@ def _step(action: Callable[[], Any], where: str, wait: Optional[float], what: st
         raise RunFailed(f"{exc.step} step failed: {reason_of(exc)}") from None
 
 
-def in_file(target: Target, pipeline: dlt.Pipeline, step: Callable[[], Any]) -> Any:
+def in_file(target: Target, pipeline: dlt.Pipeline, step: Callable[[], Any], read_only: bool = False) -> Any:
     """A dlt step that reaches the database, with a DuckDB file opened once for all of it
-    (`dlt_opens_file`): under a catalog name that no schema clashes with, and for a load, one
-    opening for all its jobs (each opening and closing writes the file out, the staging copy of
-    the rows and then the history; opened once, it is written out once, at the end)."""
-    with dlt_opens_file(target, pipeline):
+    (`dlt_opens_file`, `read_only` for a step that only reads): under a catalog name that no
+    schema clashes with, and for a load, one opening for all its jobs (each opening and closing
+    writes the file out, the staging copy of the rows and then the history; opened once, it is
+    written out once, at the end)."""
+    with dlt_opens_file(target, pipeline, read_only=read_only):
         return step()
+
+
+def take_database_state(target: Target, pipeline: dlt.Pipeline, workdir: Path, where: str,
+                        wait: float) -> dlt.Pipeline:
+    """The pipeline with the dlt state the database holds: the working folder's own when it is the
+    latest the database stored (an ordinary run: one small read-only query), else the database's.
+
+    Another working folder, a link to the file or another machine may have loaded the database
+    since this folder did; going on from this folder's state would give a new API field another
+    column, or another type, than the database's history has. The database is read only: a
+    program holding it open costs this run its load, not its fetch. Pending packages are loaded
+    before (`finish_pending_loads`): their state is the one to compare.
+    """
+    if target.is_file and not target.db_path.exists():
+        stored = None  # a new file: it holds nothing, and an opening to read would not create it
+    else:
+        stored = _step(lambda: in_file(target, pipeline, lambda: stored_state_hash(pipeline), read_only=True),
+                       where, wait, "reading dlt's state")
+    why = mismatch(local_state_hash(pipeline), stored, workdir, where)
+    if why is None:
+        return pipeline
+    pipeline = drop_working_state(pipeline)
+    if stored is None:
+        logger.info("dropped dlt's state in %s: %s", workdir, why)
+        return pipeline
+    _step(lambda: in_file(target, pipeline, pipeline.sync_destination, read_only=True), where, wait,
+          "restoring dlt's state")
+    logger.info("restored dlt's state from %s: %s", where, why)
+    return pipeline
 
 
 def finish_pending_loads(target: Target, pipeline: dlt.Pipeline, where: str, wait: float) -> None:

@@ -93,7 +93,7 @@ class Target:
         name = (destination or DUCKDB).strip()
         if name == DUCKDB:
             path = Path(db_path) if db_path is not None else Path(DEFAULT_DB)
-            if "\\" in os.path.abspath(path):
+            if "\\" in os.path.abspath(path) or "\\" in os.path.realpath(path):
                 raise ValueError(f"--db {path}: DuckDB reads a \\ in a file's path as a folder separator, so it "
                                  "would open another file; use a path without one")
             return cls(DUCKDB, path, dataset, DUCKDB)
@@ -147,14 +147,17 @@ class Target:
 
     def default_pipelines_dir(self) -> Path:
         """dlt's working folder: `.workspace_images/<file name>` beside a DuckDB file, else
-        `.workspace_images/<destination>-<dataset>` in the current folder. dlt formats its files'
-        paths with `%`, so a file name with a `%` gets a folder without: `_` for each, and a hash of
-        the name to keep it apart from its neighbours."""
+        `.workspace_images/<destination>-<dataset>` in the current folder. A file reached through
+        a symbolic link has the folder of the file it leads to, as it has its lock: one database,
+        one working folder, whichever path names it. dlt formats its files' paths with `%`, so a
+        file name with a `%` gets a folder without: `_` for each, and a hash of the name to keep it
+        apart from its neighbours."""
         if self.is_file:
-            name = self.db_path.name
+            real = self.db_path.resolve()
+            name = real.name
             if "%" in name:
                 name = f"{name.replace('%', '_')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-            return self.db_path.resolve().parent / WORKDIR / name
+            return real.parent / WORKDIR / name
         return Path.cwd() / WORKDIR / f"{self.destination}-{self.dataset}"
 
     def lock_anchor(self, pipelines_dir: Path) -> Path:
@@ -273,14 +276,16 @@ def open_file(db_path: Path, read_only: bool = False,
     means the same in a file of any name.
 
     `config` is DuckDB's connection configuration (e.g. `storage_compatibility_version`, which
-    sets the storage version of a file this creates). DuckDB spills to `<db>.tmp/` beside the
-    file, as it does for a file opened by name. Another process holding the file raises DuckDB's
-    lock error from the attach, as from a connect.
+    sets the storage version of a file this creates). A symbolic link is followed here, so that
+    the file's WAL (`<db>.wal`) lies beside the file whichever path names it, as dlt's own opening
+    does. DuckDB spills to `<db>.tmp/` beside the file, as it does for a file opened by name.
+    Another process holding the file raises DuckDB's lock error from the attach, as from a connect.
     """
+    real = Path(db_path).resolve()
     con = duckdb.connect(":memory:", config=config or {})
     try:
-        con.execute(f"set temp_directory = {literal(str(Path(db_path).resolve()) + '.tmp')}")
-        con.execute(f"attach {literal(str(db_path))} as {CATALOG}{' (read_only)' if read_only else ''}")
+        con.execute(f"set temp_directory = {literal(str(real) + '.tmp')}")
+        con.execute(f"attach {literal(str(real))} as {CATALOG}{' (read_only)' if read_only else ''}")
         con.execute(f"use {CATALOG}")
     except BaseException:
         con.close()
@@ -294,8 +299,9 @@ connects; the others are set on the connection by dlt."""
 
 
 @contextmanager
-def dlt_opens_file(target: Target, pipeline: dlt.Pipeline) -> Iterator[None]:
-    """dlt's steps inside this block reach the DuckDB file through one connection of ours.
+def dlt_opens_file(target: Target, pipeline: dlt.Pipeline, read_only: bool = False) -> Iterator[None]:
+    """dlt's steps inside this block reach the DuckDB file through one connection of ours
+    (`read_only` for steps that only read, such as restoring dlt's state from it).
 
     The file is opened once (`open_file`, so its catalog never clashes with a schema) and
     handed to dlt as the destination's credentials, as `Pipeline.load(credentials=...)` does;
@@ -311,7 +317,8 @@ def dlt_opens_file(target: Target, pipeline: dlt.Pipeline) -> Iterator[None]:
     credentials = pipeline.destination_client().config.credentials
     settings = dict(getattr(credentials, "global_config", None) or {})
     try:
-        con = open_file(target.db_path, config={k: v for k, v in settings.items() if k in DUCKDB_CONNECT_SETTINGS})
+        con = open_file(target.db_path, read_only=read_only,
+                        config={k: v for k, v in settings.items() if k in DUCKDB_CONNECT_SETTINGS})
     except duckdb.Error as exc:
         if is_lock_conflict(exc):
             raise  # another program holds it: waited for by the caller
