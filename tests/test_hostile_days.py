@@ -81,6 +81,18 @@ def test_ids_that_are_one_once_typed_fail_their_project_alone(sim: Simulator, tm
         ("cn-east-3", "failed", "WI.DUPLICATE_ID", message), ("cn-north-4", "ok", None, None)]
 
 
+@pytest.mark.parametrize("kind, size, code", [
+    ("gzip_bomb", GIB, "WI.ANSWER_TOO_LARGE"),
+    ("oversized_page", 5000, "WI.MALFORMED_RESPONSE"),
+])
+def test_a_bomb_or_an_oversized_page_leaves_the_history_a_plain_failure_would(
+    sim: Simulator, tmp_path: Path, kind: str, size: int, code: str
+) -> None:
+    day0 = hostile_day_against_a_reference(sim, tmp_path, lambda project_id: sim.fail_project(project_id, kind, size=size))
+    assert day0.returncode == 1, day0.stderr
+    assert [line.split(": ")[2].split(" ")[2] for line in failed_lines(day0.stderr)] == [code]
+
+
 def test_5000_new_fields_load_200_columns_and_keep_the_rest_in_raw_values(sim: Simulator, tmp_path: Path) -> None:
     good, bad = two_projects(sim)
     wide = sim.publish(bad.project_id, {"id": "wide", **{f"field_{i:04d}": i for i in range(5000)}})
