@@ -61,9 +61,10 @@ def into(sim: Simulator, db: Path) -> Callable[[Path, int], Any]:
 
 def file_history(db: Path) -> Tuple[List[Tuple[str, str]], List[tuple]]:
     """The `images` table of a DuckDB file: its columns with their types, and every version's
-    values (all but NOT_COMPARED), sorted."""
+    values (all but NOT_COMPARED), sorted. Columns are compared by name, not position: a new
+    field's position follows which project of a run finished first."""
     columns = query(db, "select column_name, data_type from information_schema.columns where table_schema = "
-                        "'workspace_images' and table_name = 'images' order by ordinal_position")
+                        "'workspace_images' and table_name = 'images' order by column_name")
     kept = [name for name, _ in columns if name not in NOT_COMPARED]
     rows = query(db, f"select {', '.join(kept)} from workspace_images.images")
     return columns, sorted(rows, key=repr)
