@@ -1,6 +1,6 @@
 """Set aside a load package the database refuses for its content, and record its projects as failed.
 
-A package that fails to load for what it holds (an error dlt classes as terminal, or DuckDB
+A package that fails to load for what it holds (a load job dlt fails as terminal, or DuckDB
 running out of its memory on it) fails the same way on every later try: left pending, it
 would stop every later run. It is aborted the way dlt aborts a package (the local state and
 schema go back to before it), moved to `<working folder>/set_aside/<load_id>/` with a
@@ -22,8 +22,7 @@ from typing import Any, Callable, Dict, List
 
 import dlt
 import duckdb
-from dlt.common.destination.exceptions import DestinationTerminalException
-from dlt.load.exceptions import LoadClientJobRetry
+from dlt.load.exceptions import LoadClientJobException, LoadClientJobFailed, LoadClientJobTerminalRetry
 
 from workspace_images.source import PROJECT_RUNS_COLUMNS
 from workspace_images.source.failures import MAX_ERROR_MSG
@@ -40,18 +39,22 @@ REASON_FILE = "reason.txt"
 
 
 def refused_for_content(exc: BaseException) -> bool:
-    """Whether a failed load failed for what its package holds, so that no retry can load it:
-    an error dlt classes as terminal, or DuckDB out of memory (its memory cap is fixed, and so
-    is the package)."""
+    """Whether a failed load failed for what its package holds, so that no retry can load it: a
+    load job that dlt failed as terminal (the database refused its rows), or DuckDB out of memory
+    on a job (its memory cap is fixed, and so is the package). Failures outside the jobs (the
+    database unreachable, credentials refused) are not the package's: it stays pending."""
     for cause in causes(exc, limit=20):
-        if isinstance(cause, DestinationTerminalException):
-            return True
         if isinstance(cause, duckdb.OutOfMemoryException):
             return True
+        if not isinstance(cause, LoadClientJobException):
+            continue
+        if isinstance(cause, (LoadClientJobFailed, LoadClientJobTerminalRetry)):
+            return True
         inner = getattr(cause, "client_exception", None)
-        if isinstance(cause, LoadClientJobRetry) and isinstance(inner, BaseException):
-            if any(isinstance(c, duckdb.OutOfMemoryException) for c in causes(inner)):
-                return True
+        if isinstance(inner, BaseException) and any(
+            isinstance(c, duckdb.OutOfMemoryException) for c in causes(inner)
+        ):
+            return True
     return False
 
 

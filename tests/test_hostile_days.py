@@ -219,3 +219,38 @@ def test_an_earlier_run_s_package_the_database_refuses_is_set_aside_and_the_run_
         assert current_ids(db, project.project_id) == sorted(i["id"] for i in sim.images(project.project_id))
     assert [row for row in history(db) if row[3] == sim.as_of(1)] == []
     assert [row[:4] for row in history(db) if row[3] == sim.as_of(0)] == [row[:4] for row in before]
+
+
+def test_a_load_job_the_database_refuses_for_good_is_set_aside(sim: Simulator, tmp_path: Path) -> None:
+    """A terminal refusal (dlt fails the job): a column someone added by hand as BIGINT, which the
+    API then sends as text. Each such run is set aside and says why; once the column is dropped,
+    the next run loads."""
+    import duckdb
+
+    good, bad = two_projects(sim, images=40)
+    db = tmp_path / "x.duckdb"
+    assert cli(run_args(sim, "x.duckdb", 0), tmp_path).returncode == 0
+    with duckdb.connect(str(db)) as con:
+        con.execute("alter table x.workspace_images.images add column colour bigint")
+    before = history(db)
+    sim.set_day(1)
+    sim.publish(bad.project_id, {"id": "blue", "colour": "blue"})
+    proc = cli(run_args(sim, "x.duckdb", 1), tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    (folder,) = set_aside_folders(tmp_path)
+    rows = runs(db, sim.as_of(1))
+    assert [row[:3] for row in rows] == [("cn-east-3", "failed", "WI.LOAD_REFUSED"),
+                                        ("cn-north-4", "failed", "WI.LOAD_REFUSED")]
+    prefix = ("the database refused this run's data, so the project's images are as they were; "
+              f"set aside in {folder}: Conversion Error: Could not convert string 'blue' to INT64")
+    assert all(row[3].startswith(prefix) for row in rows), rows
+    assert history(db) == before and pending_packages(tmp_path) == []
+    with duckdb.connect(str(db)) as con:
+        con.execute("alter table x.workspace_images.images drop column colour")
+    sim.set_day(2)
+    sim.publish(bad.project_id, {"id": "blue", "colour": "blue"})
+    again = cli(run_args(sim, "x.duckdb", 2), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert query(db, "select colour from workspace_images.images where id = 'blue'") == [("blue",)]
+    for project in (good, bad):
+        assert current_ids(db, project.project_id) == sorted(i["id"] for i in sim.images(project.project_id))
