@@ -190,4 +190,6 @@ def setting(name: str) -> Any:
     """A setting of `[sources.workspace_images]` as dlt resolves it (environment, secrets, config)."""
     import dlt
 
-    return dlt.config.get(f"sources.workspace_images.{name}")
+    from workspace_images.source.settings import SOURCE_SECTION
+
+    return dlt.config.get(f"{SOURCE_SECTION}.{name}")

@@ -85,20 +85,21 @@ def configured_regions() -> List[str]:
             `regions` nor `projects` names a region (discovery alone cannot be split
             before it runs).
     """
-    from workspace_images.source.config import parse_projects, parse_regions
+    from workspace_images.source.config import env_name, parse_projects, parse_regions
+    from workspace_images.source.settings import SOURCE_SECTION
 
     if _account_settings():
         raise SettingsError(
             "fanout region splits the default account's projects, and more accounts are set "
-            "(sources.workspace_images.accounts): use fanout account"
+            f"({SOURCE_SECTION}.accounts): use fanout account"
         )
     regions = parse_regions(setting("regions"))
     if not regions:
         regions = [p.region for p in parse_projects(setting("projects"))]
     if not regions:
         raise SettingsError(
-            "fanout region needs the regions to load: set sources.workspace_images.regions "
-            "(SOURCES__WORKSPACE_IMAGES__REGIONS) or projects"
+            f"fanout region needs the regions to load: set {SOURCE_SECTION}.regions "
+            f"({env_name(SOURCE_SECTION + '.regions')}) or projects"
         )
     return sorted(set(regions))
 
@@ -107,29 +108,24 @@ def configured_accounts() -> List[str]:
     """The accounts to load, one task each: `default` when it has projects (or discovers them,
     or is the only account), then every name under `accounts`."""
     from workspace_images.source.config import parse_projects
+    from workspace_images.source.settings import DEFAULT_ACCOUNT
 
     accounts = _account_settings()
     names = sorted(str(name) for name in accounts)
     if not accounts or parse_projects(setting("projects")) or _truthy(setting("discover_projects")):
-        names.insert(0, "default")
+        names.insert(0, DEFAULT_ACCOUNT)
     return names
 
 
 def _account_settings() -> Dict[str, Any]:
-    """The `accounts` table as the source resolves it (a JSON object in an environment variable)."""
-    import json
+    """The `accounts` table as the source reads it (`accounts.accounts_table`)."""
+    from workspace_images.source.accounts import accounts_table
+    from workspace_images.source.config import ConfigError
 
-    value = setting("accounts")
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"accounts is not a JSON object: {exc.msg}") from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SettingsError("accounts must be a table of account names, e.g. [sources.workspace_images.accounts.prod]")
-    return value
+    try:
+        return accounts_table(setting("accounts"))
+    except ConfigError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _truthy(value: Any) -> bool:
@@ -204,12 +200,15 @@ def _one_account(name: str, stack: ExitStack) -> Dict[str, Any]:
     of `accounts` (read at run time, never carried in an XCom), and the default account's
     projects and discovery switched off for this run.
     """
+    from workspace_images.source.config import env_name
+    from workspace_images.source.settings import DEFAULT_ACCOUNT, SOURCE_SECTION
+
     accounts = _account_settings()
-    if name == "default":
+    if name == DEFAULT_ACCOUNT:
         return {"accounts": {}}
     if name not in accounts:
-        raise SettingsError(f"account {name} is not under sources.workspace_images.accounts any more")
-    stack.enter_context(environ(SOURCES__WORKSPACE_IMAGES__PROJECTS="[]"))
+        raise SettingsError(f"account {name} is not under {SOURCE_SECTION}.accounts any more")
+    stack.enter_context(environ(**{env_name(SOURCE_SECTION + ".projects"): "[]"}))
     return {"accounts": {name: accounts[name]}, "discover": False}
 
 

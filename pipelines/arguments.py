@@ -6,8 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Dict, NoReturn, Optional, Sequence
 
+from workspace_images.source.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_ENDPOINT,
+    DEFAULT_IAM_ENDPOINT,
+    SOURCE_SECTION,
+)
+
 from .errors import EXIT_USAGE, UsageError
-from .warehouse import DEFAULT_DB
+from .warehouse import DATASET_NAME, DEFAULT_DB, WORKDIR
 
 MAX_REPORT_DAYS = 36500
 """Most days of trend `report --days` prints: a hundred years, well inside what dates can count back."""
@@ -47,14 +54,14 @@ def add_target_arguments(parser: argparse.ArgumentParser, verb: str = "load into
         "--destination", metavar="NAME",
         help=f"{verb} this dlt destination instead of a DuckDB file: postgres, motherduck, bigquery, "
         "snowflake, ... or a named [destination.NAME]; credentials the dlt way, e.g. "
-        "DESTINATION__POSTGRES__CREDENTIALS (default: destination of [sources.workspace_images], else duckdb)",
+        f"DESTINATION__POSTGRES__CREDENTIALS (default: destination of [{SOURCE_SECTION}], else duckdb)",
     )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project", dest="projects", action="append", metavar="REGION:PROJECT_ID",
-        help="a project to load (repeatable); default: sources.workspace_images.projects from config",
+        help=f"a project to load (repeatable); default: {SOURCE_SECTION}.projects from config",
     )
     parser.add_argument("--discover", action="store_true", default=None, help="list the account's projects through IAM")
     parser.add_argument(
@@ -63,9 +70,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--endpoint", metavar="URL",
-        help="Workspace URL template, {region} optional (default https://workspace.{region}.myhuaweicloud.com)",
+        help=f"Workspace URL template, {{region}} optional (default {DEFAULT_ENDPOINT})",
     )
-    parser.add_argument("--iam-endpoint", metavar="URL", help="IAM URL (default https://iam.myhuaweicloud.com)")
+    parser.add_argument("--iam-endpoint", metavar="URL", help=f"IAM URL (default {DEFAULT_IAM_ENDPOINT})")
     add_target_arguments(parser)
     parser.add_argument(
         "--as-of", metavar="TIMESTAMP",
@@ -77,7 +84,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="API query parameter for every page, e.g. os_type=Windows (repeatable); a filtered run retires only "
         "earlier versions of the images it read",
     )
-    parser.add_argument("--concurrency", type=int, metavar="N", help="projects fetched at once (default 8)")
+    parser.add_argument("--concurrency", type=int, metavar="N", help=f"projects fetched at once (default {DEFAULT_CONCURRENCY})")
     parser.add_argument(
         "--duckdb-storage-version", metavar="VERSION",
         help="write a new DuckDB file in this storage version (e.g. v1.0.0), so older DuckDB readers "
@@ -89,8 +96,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="append the log to this file too (with dates and the process id)")
     parser.add_argument(
         "--pipelines-dir", type=Path, metavar="DIR",
-        help="dlt's working folder (default .workspace_images/<db file name> beside the DuckDB file; "
-        "for another destination .workspace_images/<destination>-workspace_images in the current folder)",
+        help=f"dlt's working folder (default {WORKDIR}/<db file name> beside the DuckDB file; "
+        f"for another destination {WORKDIR}/<destination>-{DATASET_NAME} in the current folder)",
     )
 
 
@@ -159,9 +166,9 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     add_target_arguments(report_parser, "read")
     report_parser.add_argument("--pipelines-dir", type=Path, metavar="DIR", help="dlt's working folder, as for run")
     report_parser.add_argument("--days", type=int, default=7, metavar="N",
-                               help=f"days of OS-version trend to print (default 7, at most {MAX_REPORT_DAYS})")
+                               help=f"days of OS-version trend to print (default %(default)s, at most {MAX_REPORT_DAYS})")
     report_parser.add_argument("--changes", type=int, default=15, metavar="N",
-                               help=f"latest changes to print (default 15, at most {MAX_REPORT_CHANGES:,})")
+                               help=f"latest changes to print (default %(default)s, at most {MAX_REPORT_CHANGES:,})")
     report_parser.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML page with charts")
     report_parser.add_argument("--csv", type=Path, metavar="DIR", help="export every model as CSV into DIR")
     report_parser.add_argument("--parquet", type=Path, metavar="DIR", help="export every model as Parquet into DIR")
@@ -171,11 +178,11 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
         description="Start the simulator on a free loopback port and load N simulated days into a DuckDB file.",
     )
     add_db_argument(demo, "demo.duckdb")
-    demo.add_argument("--days", type=int, default=7, metavar="N", help="simulated days to load (default 7)")
-    demo.add_argument("--projects", type=int, default=6, metavar="N", help="simulated projects (default 6)")
-    demo.add_argument("--images", type=int, default=250, metavar="N", help="images per project on day 0 (default 250)")
-    demo.add_argument("--seed", type=int, default=1, metavar="S", help="simulator seed (default 1)")
-    demo.add_argument("--fault-rate", type=float, default=0.02, metavar="F", help="share of requests that fail and are retried (default 0.02)")
+    demo.add_argument("--days", type=int, default=7, metavar="N", help="simulated days to load (default %(default)s)")
+    demo.add_argument("--projects", type=int, default=6, metavar="N", help="simulated projects (default %(default)s)")
+    demo.add_argument("--images", type=int, default=250, metavar="N", help="images per project on day 0 (default %(default)s)")
+    demo.add_argument("--seed", type=int, default=1, metavar="S", help="simulator seed (default %(default)s)")
+    demo.add_argument("--fault-rate", type=float, default=0.02, metavar="F", help="share of requests that fail and are retried (default %(default)s)")
     demo.add_argument("--replace", action="store_true", help="replace the DuckDB file if it exists")
 
     sim = commands.add_parser(

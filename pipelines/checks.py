@@ -16,10 +16,11 @@ from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedExcept
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.time import to_seconds
 
+from workspace_images.source.settings import SOURCE_SECTION
 from workspace_images.source.values import parse_timestamp
 
 from .errors import UsageError
-from .warehouse import PIPELINE_NAME, WORKDIR, Target, open_file
+from .warehouse import WORKDIR, Target, open_file
 
 logger = logging.getLogger("workspace_images")
 
@@ -72,7 +73,7 @@ def resolve_target(db_path: Optional[Path | str], destination: Optional[str]) ->
     """Where a run loads: `destination` (else `destination` of `[sources.workspace_images]`,
     else DuckDB) and, for DuckDB, the file `db_path` (else DEFAULT_DB); its settings checked."""
     if destination is None:
-        destination = dlt.config.get(f"sources.{PIPELINE_NAME}.destination")
+        destination = dlt.config.get(f"{SOURCE_SECTION}.destination")
     try:
         target = Target.of(destination, Path(db_path) if db_path is not None else None)
         target.check_configuration()
@@ -185,7 +186,7 @@ def storage_version_setting(value: Optional[str]) -> Optional[str]:
         UsageError: DuckDB knows no such version.
     """
     if value is None:
-        value = dlt.config.get(f"sources.{PIPELINE_NAME}.duckdb_storage_version")
+        value = dlt.config.get(f"{SOURCE_SECTION}.duckdb_storage_version")
     if value in (None, ""):
         return None
     version = str(value).strip()
@@ -223,7 +224,7 @@ def lock_timeout_setting(value: Optional[float]) -> float:
     """Seconds to wait for a program that holds the DuckDB file: the argument, else
     `lock_timeout` of `[sources.workspace_images]`, else DEFAULT_LOCK_TIMEOUT."""
     if value is None:
-        value = dlt.config.get(f"sources.{PIPELINE_NAME}.lock_timeout")
+        value = dlt.config.get(f"{SOURCE_SECTION}.lock_timeout")
     if value is None:
         return DEFAULT_LOCK_TIMEOUT
     try:

@@ -16,7 +16,7 @@ from workspace_images.source.safe_text import safe_text
 
 from .arguments import MAX_REPORT_CHANGES, MAX_REPORT_DAYS, PROG, build_parser, parse_filters
 from .checks import check_outputs, database_paths, parse_as_of, resolve_target
-from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError
+from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, RunFailed, UsageError, first_line
 from .locking import DatabaseBusy, LockHeld
 from .output import print_failures, print_result, progress_printer, setup_logging, summary_json, to_log_file
 from .program import module_command
@@ -143,8 +143,7 @@ def main(argv: Optional[List[str]] = None, prog: str = PROG) -> int:
         return _fail(130, "interrupted", as_json)
     except Exception as exc:  # the last line of defence: one line, never a traceback
         logger.debug("unexpected failure", exc_info=True)
-        text = str(exc).strip().splitlines()
-        return _fail(EXIT_FAILED, f"run failed: {exc.__class__.__name__}: {text[0] if text else 'no message'} "
+        return _fail(EXIT_FAILED, f"run failed: {exc.__class__.__name__}: {first_line(exc, 'no message')} "
                      "(run with -v for details)", as_json)
 
 

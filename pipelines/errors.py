@@ -5,7 +5,10 @@ from __future__ import annotations
 import duckdb
 from dlt.destinations.exceptions import DatabaseException
 
+from workspace_images.source.failures import first_line
+
 from .locking import causes
+
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED, EXIT_LOCKED = 0, 1, 2, 3, 4
 
@@ -21,14 +24,6 @@ class RunFailed(Exception):
 def is_database_error(exc: BaseException) -> bool:
     """Whether `exc` is the database's (DuckDB's, or one dlt's SQL client raised)."""
     return any(isinstance(cause, (duckdb.Error, DatabaseException)) for cause in causes(exc))
-
-
-def first_line(exc: BaseException) -> str:
-    """One line that says what `exc` is; the last line of a traceback that dlt put in a message."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [exc.__class__.__name__]
-    if lines[0].startswith("Traceback") or lines[0].endswith("Traceback (most recent call last):"):
-        return lines[-1].strip()
-    return lines[0]
 
 
 def reason_of(exc: BaseException) -> str:

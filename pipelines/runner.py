@@ -15,7 +15,9 @@ from dlt.common.configuration.exceptions import ConfigurationException, ConfigVa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
+from workspace_images.source.config import env_name
 from workspace_images.source.failures import failure_text
+from workspace_images.source.settings import SOURCE_SECTION
 
 from .checks import (
     check_as_of,
@@ -184,7 +186,7 @@ def run(
         kind = getattr(exc.hint, "__name__", str(exc.hint))
         raise UsageError(
             f"setting {exc.field_name} must be a {kind}; in an environment variable write it as JSON, "
-            f"e.g. SOURCES__WORKSPACE_IMAGES__{exc.field_name.upper()}='[\"cn-north-4\"]' for a list"
+            f"e.g. {env_name(SOURCE_SECTION + '.' + exc.field_name)}='[\"cn-north-4\"]' for a list"
         ) from None
     except ConfigurationException as exc:
         raise UsageError(f"configuration: {first_line(exc)}") from None

@@ -18,7 +18,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import MissingDependencyException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from .errors import RunFailed, UsageError
+from .errors import RunFailed, UsageError, first_line
 from .locking import LockHeld, LockUnsafe, RunLock, is_lock_conflict
 from .transpile import dialect_of
 
@@ -109,7 +109,7 @@ class Target:
             ) from None
         except MissingDependencyException as exc:
             raise ValueError(f"destination {name} needs a package this installation lacks: "
-                             f"{_first(exc)}") from None
+                             f"{first_line(exc)}") from None
         if kind == "filesystem" or kind not in SQL_DESTINATIONS:
             raise ValueError(f"destination {name} ({kind}) is not a SQL database: the history needs one "
                              f"({', '.join(sorted(SQL_DESTINATIONS))})")
@@ -322,7 +322,7 @@ def dlt_opens_file(target: Target, pipeline: dlt.Pipeline, read_only: bool = Fal
     except duckdb.Error as exc:
         if is_lock_conflict(exc):
             raise  # another program holds it: waited for by the caller
-        raise RunFailed(f"cannot open {target.label}: {_first(exc)}") from None
+        raise RunFailed(f"cannot open {target.label}: {first_line(exc)}") from None
     params = pipeline.destination.config_params
     own = params.get("credentials")
     params["credentials"] = DuckDbCredentials(con, global_config=settings, local_config={"schema": CATALOG})
@@ -331,10 +331,6 @@ def dlt_opens_file(target: Target, pipeline: dlt.Pipeline, read_only: bool = Fal
     finally:
         params["credentials"] = own
         con.close()
-
-
-def _first(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
 
 
 def literal(text: str) -> str:
@@ -352,7 +348,7 @@ def unreachable(target: Target, exc: BaseException) -> Unreachable:
     cause = exc
     while cause.__cause__ is not None or getattr(cause, "dbapi_exception", None) is not None:
         cause = getattr(cause, "dbapi_exception", None) or cause.__cause__
-    return Unreachable(f"cannot connect to {target.label}: {_first(cause)}")
+    return Unreachable(f"cannot connect to {target.label}: {first_line(cause)}")
 
 
 @contextmanager

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
+from workspace_images.source.failures import first_line
+
 logger = logging.getLogger("workspace_images")
 
 
@@ -102,6 +104,6 @@ def _capture(binary: str, url: str, width: int) -> bytes:
 def _reason(exc: Exception) -> str:
     """One line of a Playwright error: its first line, with the browser's last words on stderr if any."""
     text = str(exc)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    first = first_line(exc)
     said = re.findall(r"^\[pid=\d+\]\[err\] (.+)$", text, flags=re.MULTILINE)
     return f"{first} ({said[-1].strip()})" if said else first

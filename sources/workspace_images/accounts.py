@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -277,6 +278,25 @@ def _account_settings(name: str, given: Any) -> Dict[str, Any]:
     return settings
 
 
+def accounts_table(value: Any) -> Dict[str, Any]:
+    """The `accounts` setting as a table of account names: a mapping, JSON text of one (as an
+    environment variable holds it), or nothing (no more accounts).
+
+    Raises:
+        ConfigError: it is neither.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"accounts is not a JSON object: {exc.msg}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"accounts must be a table of account names, e.g. [{SOURCE_SECTION}.accounts.prod]")
+    return dict(value)
+
+
 def resolve_accounts(
     projects: Any,
     credentials: Optional[WorkspaceCredentials],
@@ -301,9 +321,7 @@ def resolve_accounts(
         mode = credentials_mode(credentials)
         assert credentials is not None
         result.append(Account(DEFAULT_ACCOUNT, credentials, mode, top_projects, bool(discover_projects), region_filter))
-    if accounts is not None and not isinstance(accounts, Mapping):
-        raise ConfigError("accounts must be a table of account names, e.g. [sources.workspace_images.accounts.prod]")
-    for name, settings in (accounts or {}).items():
+    for name, settings in accounts_table(accounts).items():
         if not re.fullmatch(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
             raise ConfigError(f"invalid account name {name!r}: use letters, digits and '_' (not 'default')")
         settings = _account_settings(name, settings)

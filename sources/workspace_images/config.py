@@ -15,7 +15,15 @@ from dlt.common.configuration.providers import SECRETS_TOML, SettingsTomlProvide
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from .settings import FILTER_PARAMS, MAX_ANSWER_BYTES_RANGE, MAX_NEW_FIELDS_RANGE, PROJECT_ID_PATTERN, REGION_PATTERN, SOURCE_SECTION
+from .settings import (
+    DEFAULT_ACCOUNT,
+    FILTER_PARAMS,
+    MAX_ANSWER_BYTES_RANGE,
+    MAX_NEW_FIELDS_RANGE,
+    PROJECT_ID_PATTERN,
+    REGION_PATTERN,
+    SOURCE_SECTION,
+)
 
 
 class ConfigError(ValueError):
@@ -120,7 +128,7 @@ class Project:
 
     region: str
     project_id: str
-    account: str = "default"
+    account: str = DEFAULT_ACCOUNT
     name: Optional[str] = None
     discovered: bool = False
 
@@ -155,7 +163,7 @@ def check_region(region: str) -> str:
     return region
 
 
-def parse_project(value: Any, account: str = "default") -> Project:
+def parse_project(value: Any, account: str = DEFAULT_ACCOUNT) -> Project:
     """Parse `REGION:PROJECT_ID` or a `{region, project_id}` mapping into a Project."""
     if isinstance(value, Mapping):
         region, project_id = value.get("region"), value.get("project_id") or value.get("id")
@@ -172,7 +180,7 @@ def parse_project(value: Any, account: str = "default") -> Project:
 
 
 def parse_projects(
-    values: Union[None, str, Sequence[Any]], regions: Iterable[str] = (), account: str = "default"
+    values: Union[None, str, Sequence[Any]], regions: Iterable[str] = (), account: str = DEFAULT_ACCOUNT
 ) -> List[Project]:
     """Parse the configured projects, drop duplicates, keep those in `regions` (all when empty).
 

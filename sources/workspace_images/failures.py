@@ -52,6 +52,18 @@ def failure_text(http_status: Optional[int], error_code: Optional[str], error_ms
     return f"{head}: {message}" if message else head
 
 
+def first_line(exc: BaseException, default: Optional[str] = None) -> str:
+    """One line that says what `exc` is: the first non-blank line of its message, stripped (the
+    last one when the message is a traceback, as dlt puts some in its messages); `default`, else
+    the exception's class name, when the message is empty."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return exc.__class__.__name__ if default is None else default
+    if lines[0].startswith("Traceback") or lines[0].endswith("Traceback (most recent call last):"):
+        return lines[-1]
+    return lines[0]
+
+
 def _code(value: Any) -> Optional[str]:
     return redact(str(value)) if value is not None else None
 

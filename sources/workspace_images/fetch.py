@@ -18,7 +18,7 @@ from .auth import CredentialsRejected, IamError, IamTokenAuth
 from .client import ImagesPaginator, make_rest_client, page_params
 from .columns import ColumnPlan
 from .config import Project
-from .failures import ApiError, FetchError, ProjectTimedOut
+from .failures import MAX_ERROR_MSG, ApiError, FetchError, ProjectTimedOut, first_line
 from .gate import CpuGate
 from .outcomes import ProjectOutcome, Progress
 from .pages import check_response
@@ -162,14 +162,14 @@ def fetch_project(
         outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, str(exc)
     except RequestException as exc:
         outcome.error_code = ERR_CONNECTION
-        outcome.error_msg = f"{exc.__class__.__name__} after {counter.attempts} attempt(s): {exc}"[:500]
+        outcome.error_msg = f"{exc.__class__.__name__} after {counter.attempts} attempt(s): {exc}"[:MAX_ERROR_MSG]
     except BadRecord as exc:  # its rows could not be built: this project fails, the others load
         logger.debug("project %s: cannot build its rows", project, exc_info=True)
-        outcome.error_code, outcome.error_msg = ERR_BAD_RECORD, str(exc)[:500]
+        outcome.error_code, outcome.error_msg = ERR_BAD_RECORD, str(exc)[:MAX_ERROR_MSG]
     except Exception as exc:  # a bug or a record nothing foresaw: this project fails, the others load
         logger.debug("project %s failed unexpectedly", project, exc_info=True)
         outcome.error_code = ERR_UNEXPECTED
-        outcome.error_msg = f"{exc.__class__.__name__}: {_first_line(exc)}"[:500]
+        outcome.error_msg = f"{exc.__class__.__name__}: {first_line(exc, 'no message')}"[:MAX_ERROR_MSG]
     finally:
         outcome.requests, outcome.retries = counter.attempts, counter.retries
         outcome.finished_at = datetime.now(timezone.utc)
@@ -189,11 +189,6 @@ def _short(value: Any, limit: int = 80) -> str:
     """`repr(value)`, cut to `limit` characters with `…`."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no message"
 
 
 def is_expired_token(error: ApiError) -> bool:

@@ -15,9 +15,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .failures import first_line
 from .columns import KNOWN_FIELDS, RAW_VALUES_COLUMN, ColumnPlan
 from .hashing import plain_row_hashes, row_hash
-from .settings import KNOWN_INT_FIELDS, KNOWN_STRING_FIELDS, KNOWN_TIMESTAMP_FIELDS, ROW_HASH_COLUMN
+from .settings import DEFAULT_ACCOUNT, KNOWN_INT_FIELDS, KNOWN_STRING_FIELDS, KNOWN_TIMESTAMP_FIELDS, ROW_HASH_COLUMN
 from .values import fit_value, json_text, parse_timestamp, replace_surrogates, to_int
 
 logger = logging.getLogger("workspace_images")
@@ -46,7 +47,7 @@ def images_table(
     project_id: str,
     region: str,
     fetched_at: datetime,
-    account: str = "default",
+    account: str = DEFAULT_ACCOUNT,
     plan: Optional[ColumnPlan] = None,
 ) -> pa.Table:
     """Build the `images` rows of one project.
@@ -73,7 +74,7 @@ def images_table(
     try:
         return _build_table(images, project_id, region, fetched_at, account, plan or ColumnPlan())
     except Exception as exc:
-        cause = (str(exc).strip().splitlines() or [""])[0]
+        cause = first_line(exc, "")
         message = f"cannot build the rows of project {region}:{project_id}: {exc.__class__.__name__}"
         raise BadRecord(replace_surrogates(message + (f": {cause}" if cause else ""))) from exc
 
