@@ -387,9 +387,26 @@ ODD_RECORDS = {
 
 
 @pytest.mark.parametrize("fields, loaded, raw", ODD_RECORDS.values(), ids=list(ODD_RECORDS))
-def test_an_odd_record_loads_with_its_project(
-    sim: Simulator, db: Path, fields: Dict[str, Any], loaded: Dict[str, Any], raw: Optional[Dict[str, Any]]
+def test_an_odd_record_builds_its_row(
+    fields: Dict[str, Any], loaded: Dict[str, Any], raw: Optional[Dict[str, Any]]
 ) -> None:
+    """Each odd record, by the row builder: its values as loaded and `raw_values`; an ordinary
+    record beside it keeps none."""
+    images = [{"id": "plain", "name": "plain"}, {"id": "odd-image", "name": "odd", **fields}]
+    plain, row = images_table(images, "p", "r", FETCHED).to_pylist()
+    assert {k: row[k] for k in loaded} == loaded
+    assert (None if row["raw_values"] is None else json.loads(row["raw_values"])) == raw
+    assert plain["raw_values"] is None
+
+
+END_TO_END = ["min_ram 1e30", "new field colliding with a known one", "lone surrogate"]
+"""One odd record of each kind through the real pipeline: a known field kept raw, a new field's
+column, text that loads with U+FFFD."""
+
+
+@pytest.mark.parametrize("case", END_TO_END)
+def test_an_odd_record_loads_with_its_project(sim: Simulator, db: Path, case: str) -> None:
+    fields, loaded, raw = ODD_RECORDS[case]
     healthy = sim.add_project("cn-north-4", images=40)
     odd = sim.add_project("cn-east-3", images=30)
     sim.publish(odd.project_id, {"id": "odd-image", "name": "odd", **fields})
