@@ -82,6 +82,32 @@ def test_no_simulator_module_touches_a_private_name_of_another_object_or_module(
     assert sorted(reaches) == []
 
 
+IDENTITY_MIXINS = {
+    "gateway": ["_accounts", "_by_access_key", "_lock", "_projects", "_temporary", "_tokens"],
+    "iam": ["_temporary"],
+    "tokens": ["_accounts", "_lock", "_projects"],
+}
+"""The private state the identity side's classes share through inheritance (``IdentityStore(Tokens, Gateway)``),
+still to be composed like the Workspace side; this list may only shrink."""
+
+
+def _inherited(tree: ast.Module) -> list[str]:
+    """The ``self._name`` a module reads but never sets or defines: private state another module's class keeps."""
+    read, kept = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls") \
+                and _private(node.attr):
+            (kept if isinstance(node.ctx, ast.Store) else read).add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            kept.add(node.name)
+    return sorted(read - kept)
+
+
+def test_only_the_identity_side_reads_private_state_its_module_does_not_keep() -> None:
+    found = {module: names for module, tree in MODULES.items() if (names := _inherited(tree))}
+    assert found == IDENTITY_MIXINS
+
+
 def test_the_layout_checks_see_a_cycle_and_a_reach() -> None:
     """The checks themselves: a made-up cycle and a made-up reach are found, so an empty answer means none."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
