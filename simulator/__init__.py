@@ -18,9 +18,9 @@ from .identity import (
     MOS_PROJECT,
     SimAccount,
 )
+from .projects import SimProject
 from .server import Simulator
 from .tokens import DEFAULT_TOKEN_TTL
-from .workspace import SimProject
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",

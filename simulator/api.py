@@ -1,6 +1,8 @@
 """How the simulator answers a request: redirects, IAM's calls and ``GET /v2/{project_id}/images``.
 
-A redirect armed for the path answers first; else IAM's three calls or the
+An answer is a function of the workspace (:mod:`simulator.workspace`), the
+identity side (:mod:`simulator.iam`), the armed redirects and the request: a
+redirect armed for the path answers first; else IAM's three calls or the
 images API answer, each with its bodies and error shapes.
 """
 
@@ -10,21 +12,21 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from .data import Image, sort_images
-from .faults import DRIP_KINDS, RANDOM_FAULTS, STATUS_ERRORS, Fault
+from .faults import STATUS_ERRORS, Fault, Redirects
+from .httpd import Request, Response
+from .iam import IdentityStore
 from .identity import AuthError
-from .workspace import _ProjectState, serialise
-
-if TYPE_CHECKING:
-    from .server import Simulator
+from .projects import ProjectState, serialise
+from .signing import Headers
+from .workspace import Workspace
 
 LOGGER = logging.getLogger("workspace_images.simulator")
-
 IMAGES_PATH = re.compile(r"^/v2/(?P<project_id>[^/]+)/images$")
 TOKENS_PATH = "/v3/auth/tokens"
 AUTH_PROJECTS_PATH = "/v3/auth/projects"
@@ -56,121 +58,106 @@ SORT_TYPES = ("asc", "desc")
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 
 
-@dataclass
-class _Response:
-    status: int | None
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delivery: str | None = None
-    """None sends the answer at once; ``drip``, ``drip_headers``, ``silent`` or ``gzip_bomb`` (see ``fail_project``)."""
-    interval: float = 0.0
-    inflated: int = 0
-    """Bytes a ``gzip_bomb`` body inflates to; the handler compresses them as it sends."""
+@dataclass(frozen=True)
+class Answer:
+    """The answer to one request, with what the simulator records of it.
+
+    Attributes:
+        response: What to send (status None: no answer).
+        project_id: The project of an images request; None for other paths.
+        query: The query parameters (first value of each).
+    """
+
+    response: Response
+    project_id: str | None
+    query: dict[str, str]
 
 
 class _BadRequest(Exception):
     pass
 
 
-def handle(
-    sim: Simulator, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
-) -> tuple[_Response, str | None, dict[str, str]]:
+def answer(
+    request: Request,
+    workspace: Workspace,
+    iam: IdentityStore,
+    redirects: Redirects,
+    pause: Callable[[float], bool],
+) -> Answer:
     """Answer one request.
 
     Args:
-        sim: The simulator.
-        method: The HTTP method.
-        target: The request target as sent: path and query.
-        headers: The received headers.
-        body: The received body.
+        request: The request as received.
+        workspace: The projects and their faults; its lock is held while a
+            project is read, authorised and hooked.
+        iam: The identity side, sharing the workspace's lock.
+        redirects: The redirects armed; one that matches answers first.
+        pause: Waits a number of seconds (a ``slow`` fault); returns False when
+            the simulator stopped meanwhile, and then nothing is answered.
 
     Returns:
-        The answer (status None: no answer), the project of an images
-        request (else None), and the query parameters (first value of each).
+        The answer.
     """
-    if sim.latency_ms:
-        sim._pause(sim.latency_ms / 1000)
+    method, target, headers, body = request.method, request.target, request.headers, request.body
     parts = urlsplit(target)
     query = {name: values[0] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
     match = IMAGES_PATH.match(parts.path)
     project_id = unquote(match["project_id"]) if match is not None else None
-    redirect = _take_redirect(sim, parts.path)
+    redirect = redirects.take(parts.path)
     if redirect is not None:
-        return redirect, project_id, query
+        response = Response(redirect.status, b"{}", _headers())
+        response.headers["Location"] = redirect.location
+        return Answer(response, project_id, query)
     if parts.path in IAM_METHODS:
-        response = _answer_iam(sim, method, parts.path, parts.query, query, headers, body)
+        response = _answer_iam(request, parts.path, parts.query, query, workspace, iam)
         response.headers["X-IAM-Trace-Id"] = response.headers["X-Request-Id"]
-        return response, None, query
+        return Answer(response, None, query)
     if project_id is None:
-        return _error(404, *STATUS_ERRORS[404]), None, query
+        return Answer(_error(404, *STATUS_ERRORS[404]), None, query)
     if method != "GET":
         response = _error(405, "WKS.0405", f"The method {method} is not allowed for {parts.path}.")
         response.headers["Allow"] = "GET"
-        return response, project_id, query
-    if not sim._pause(_slow_delay(sim, project_id)):
-        return _Response(None), project_id, query
-    with sim._lock:
+        return Answer(response, project_id, query)
+    if not pause(_slow_delay(workspace, project_id)):
+        return Answer(Response(None), project_id, query)
+    with workspace.lock:
         try:
-            sim.iam.authorize_workspace(method, parts.path, parts.query, headers, body, project_id)
+            iam.authorize_workspace(method, parts.path, parts.query, headers, body, project_id)
         except AuthError as refusal:
             LOGGER.debug("refused an images request for %s: %s", project_id, refusal.message)
-            return _refusal(refusal, WORKSPACE_GATEWAY), project_id, query
-        state = sim._states.get(project_id)
+            return Answer(_refusal(refusal, WORKSPACE_GATEWAY), project_id, query)
+        state = workspace.project_state(project_id)
         if state is None:
-            return _error(404, *STATUS_ERRORS[404]), project_id, query
+            return Answer(_error(404, *STATUS_ERRORS[404]), project_id, query)
         state.requests += 1
-        response = _answer_images(sim, state, query, _echo_text(method, target, headers, body))
-        if response.status is not None:
-            _set_delivery(state, response)
+        response = _answer_images(workspace, state, query, _echo_text(method, target, headers, body))
+        if response.status is not None and response.delivery is None:
+            drip = state.take_drip()
+            if drip is not None:
+                response.delivery = drip.kind
+                response.interval = drip.interval
         if state.hook is not None:
             try:
-                state.hook(sim, project_id, state.requests)
+                state.hook(project_id, state.requests)
             except Exception:
                 LOGGER.exception("on_request hook of project %s failed", project_id)
-    return response, project_id, query
+    return Answer(response, project_id, query)
 
 
-def _take_redirect(sim: Simulator, path: str) -> _Response | None:
-    with sim._lock:
-        redirect = next((r for r in sim._redirects if r.active() and path.startswith(r.path_prefix)), None)
-        if redirect is None:
-            return None
-        redirect.consume()
-    response = _Response(redirect.status, b"{}", _headers())
-    response.headers["Location"] = redirect.location
-    return response
-
-
-def _slow_delay(sim: Simulator, project_id: str) -> float:
-    with sim._lock:
-        state = sim._states.get(project_id)
+def _slow_delay(workspace: Workspace, project_id: str) -> float:
+    with workspace.lock:
+        state = workspace.project_state(project_id)
         slow = state.take("slow") if state is not None else None
         return slow.interval if slow is not None else 0.0
-
-
-def _set_delivery(state: _ProjectState, response: _Response) -> None:
-    if response.delivery is not None:
-        return
-    for fault in state.faults:
-        if fault.kind in DRIP_KINDS and fault.active():
-            fault.consume()
-            response.delivery = fault.kind
-            response.interval = fault.interval
-            return
 
 
 # IAM
 
 
 def _answer_iam(
-    sim: Simulator,
-    method: str,
-    path: str,
-    raw_query: str,
-    query: dict[str, str],
-    headers: Mapping[str, str],
-    body: bytes,
-) -> _Response:
+    request: Request, path: str, raw_query: str, query: dict[str, str], workspace: Workspace, iam: IdentityStore
+) -> Response:
+    method, headers, body, base_url = request.method, request.headers, request.body, request.base_url
     allowed = IAM_METHODS[path]
     if method != allowed:
         response = _keystone_error(405, f"The method {method} is not allowed for {path}.")
@@ -178,36 +165,34 @@ def _answer_iam(
         return response
     try:
         if path == TOKENS_PATH:
-            echoing = _echo_iam(sim, body)
+            echoing = _echo_iam(workspace, body)
             if echoing:
                 return _keystone_error(400, _echo_text(method, path + (f"?{raw_query}" if raw_query else ""),
                                                        headers, body))
             catalog = query.get("nocatalog", "").lower() not in ("true", "1")
-            token, answer = sim.iam.issue_token(body, catalog=catalog)
-            response = _json(201, answer)
+            token, issued = iam.issue_token(body, catalog=catalog)
+            response = _json(201, issued)
             response.headers["X-Subject-Token"] = token
             return response
-        caller = sim.iam.authorize_iam(method, path, raw_query, headers, body,
-                                       allow_signature=path == PROJECTS_PATH)
+        caller = iam.authorize_iam(method, path, raw_query, headers, body, allow_signature=path == PROJECTS_PATH)
         filters = query if path == PROJECTS_PATH else {}
-        per_page, first_next = sim.iam.listing_paging
+        per_page, first_next = iam.listing_paging
         if per_page is None:
-            projects = sim.iam.listing(caller.account.domain, sim.url, filters)
+            projects = iam.listing(caller.account.domain, base_url, filters)
         else:
             paging = {k: v for k, v in query.items() if k in ("page", "per_page")}
-            projects, page, size, more = sim.iam.listing_page(caller.account.domain, sim.url,
-                                                              {**filters, **paging})
+            projects, page, size, more = iam.listing_page(caller.account.domain, base_url, {**filters, **paging})
     except AuthError as refusal:
         LOGGER.debug("IAM refused %s %s: %s", method, path, refusal.message)
         return _refusal(refusal, IAM_GATEWAY)
     if per_page is None:
-        self_link = f"{sim.url}{path}" + (f"?{raw_query}" if raw_query and path == PROJECTS_PATH else "")
+        self_link = f"{base_url}{path}" + (f"?{raw_query}" if raw_query and path == PROJECTS_PATH else "")
         return _json(200, {"projects": projects, "links": {"self": self_link, "previous": None, "next": None}})
     kept = [(k, v) for k, v in parse_qsl(raw_query, keep_blank_values=True)
             if k not in ("page", "per_page")] if path == PROJECTS_PATH else []
 
     def link(number: int) -> str:
-        return f"{sim.url}{path}?" + urlencode([("page", number), ("per_page", size), *kept])
+        return f"{base_url}{path}?" + urlencode([("page", number), ("per_page", size), *kept])
 
     next_link = link(page + 1) if more else None
     if page == 1 and first_next is not None:
@@ -216,19 +201,19 @@ def _answer_iam(
     return _json(200, {"projects": projects, "links": links})
 
 
-def _echo_iam(sim: Simulator, body: bytes) -> bool:
+def _echo_iam(workspace: Workspace, body: bytes) -> bool:
     """Whether a token request is scoped to a project armed with the ``echo_iam`` fault (consumed)."""
     try:
         scope = json.loads(body)["auth"]["scope"]["project"]
         project_id = scope["id"]
     except (ValueError, KeyError, TypeError):
         return False
-    with sim._lock:
-        state = sim._states.get(project_id) if isinstance(project_id, str) else None
+    with workspace.lock:
+        state = workspace.project_state(project_id) if isinstance(project_id, str) else None
         return state is not None and state.take("echo_iam") is not None
 
 
-def _echo_text(method: str, target: str, headers: Mapping[str, str], body: bytes) -> str:
+def _echo_text(method: str, target: str, headers: Headers, body: bytes) -> str:
     """A request as received, for the ``echo`` faults: request line, headers, blank line, body."""
     lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers.items()), ""]
     return "\r\n".join(lines) + "\r\n" + body.decode("utf-8", errors="replace")
@@ -237,18 +222,17 @@ def _echo_text(method: str, target: str, headers: Mapping[str, str], body: bytes
 # Workspace images
 
 
-def _answer_images(sim: Simulator, state: _ProjectState, query: dict[str, str], request: str) -> _Response:
-    failing = next((f for f in state.faults if (f.fault is not None or f.kind == "silent") and f.active()),
-                   None)
+def _answer_images(workspace: Workspace, state: ProjectState, query: dict[str, str], request: str) -> Response:
+    failing = state.take_failing()
     if failing is not None:
-        failing.consume()
         if failing.fault is None:
-            return _Response(None, delivery="silent")
+            return Response(None, delivery="silent")
         if failing.fault.echo:
             return _error(failing.fault.status, failing.fault.error_code, request)
         return _fault(failing.fault)
-    if sim.fault_rate and sim.fault_kinds and sim._fault_rng.random() < sim.fault_rate:
-        return _fault(RANDOM_FAULTS[sim._fault_rng.choice(sim.fault_kinds)])
+    drawn = workspace.random_fault()
+    if drawn is not None:
+        return _fault(drawn)
     try:
         limit = _int_param(query, "limit", MAX_LIMIT, MAX_LIMIT)
         offset = _int_param(query, "offset", 0, MAX_OFFSET)
@@ -258,7 +242,7 @@ def _answer_images(sim: Simulator, state: _ProjectState, query: dict[str, str], 
         return _error(400, "WKS.0001", str(exc))
     bomb = state.take("gzip_bomb")
     if bomb is not None:
-        response = _Response(200, headers=_headers(), delivery="gzip_bomb", inflated=bomb.size)
+        response = Response(200, headers=_headers(), delivery="gzip_bomb", inflated=bomb.size)
         response.headers["Content-Encoding"] = "gzip"
         return response
     if state.take("stuck") is not None:
@@ -266,16 +250,16 @@ def _answer_images(sim: Simulator, state: _ProjectState, query: dict[str, str], 
     oversized = state.take("oversized_page")
     if oversized is not None:
         limit = oversized.size
-    matching = [image for image in state.live if _matches(image, query, sim.extra_fields)]
+    matching = [image for image in state.live if _matches(image, query, workspace.extra_fields)]
     ordered = sort_images(matching, sort_field, descending=sort_type == "desc")
-    page = [serialise(image, sim.extra_fields) for image in ordered[offset:offset + limit]]
+    page = [serialise(image, workspace.extra_fields) for image in ordered[offset:offset + limit]]
     if oversized is not None:
         page = _padded(page, limit)
     lying = state.take("total_count")
     total = lying.total if lying is not None else len(matching)
     body = _json_bytes({"total_count": total, "images": page}, compact=True,
                        truncate=state.take("malformed") is not None)
-    return _Response(200, body, _headers())
+    return Response(200, body, _headers())
 
 
 def _padded(page: list[Image], size: int) -> list[Image]:
@@ -303,30 +287,30 @@ def _headers() -> dict[str, str]:
     return {"Content-Type": JSON_CONTENT_TYPE, "X-Request-Id": uuid.uuid4().hex}
 
 
-def _json(status: int, body: dict[str, Any]) -> _Response:
-    return _Response(status, _json_bytes(body), _headers())
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status, _json_bytes(body), _headers())
 
 
-def _keystone_error(status: int, message: str) -> _Response:
+def _keystone_error(status: int, message: str) -> Response:
     title = KEYSTONE_TITLES.get(status, "Error")
     return _json(status, {"error": {"code": status, "message": message, "title": title}})
 
 
-def _refusal(refusal: AuthError, prefix: str) -> _Response:
+def _refusal(refusal: AuthError, prefix: str) -> Response:
     if refusal.code is None:
         return _keystone_error(refusal.status, refusal.message)
     return _error(refusal.status, f"{prefix}{refusal.code}", refusal.message)
 
 
-def _error(status: int, error_code: str, error_msg: str) -> _Response:
+def _error(status: int, error_code: str, error_msg: str) -> Response:
     headers = _headers()
     body = {"error_code": error_code, "error_msg": error_msg, "request_id": headers["X-Request-Id"]}
-    return _Response(status, _json_bytes(body), headers)
+    return Response(status, _json_bytes(body), headers)
 
 
-def _fault(fault: Fault) -> _Response:
+def _fault(fault: Fault) -> Response:
     if fault.drop:
-        return _Response(None)
+        return Response(None)
     response = _error(fault.status, fault.error_code, fault.error_msg)
     if fault.retry_after is not None:
         response.headers["Retry-After"] = str(fault.retry_after)

@@ -7,6 +7,7 @@ Failed answers, and the per-project and per-path faults a test arms (see
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -98,7 +99,9 @@ class _Countdown:
 
 
 @dataclass
-class _ProjectFault(_Countdown):
+class ProjectFault(_Countdown):
+    """A fault armed on one project (see :meth:`Simulator.fail_project`): its kind and what it answers."""
+
     kind: str
     fault: Fault | None
     times: int | None
@@ -118,8 +121,48 @@ def project_fault(
     total: int | None,
     interval: float | None,
     size: int | None = None,
-) -> _ProjectFault:
+) -> ProjectFault:
     """Check and build a fault of a project, with the arguments of :meth:`Simulator.fail_project`.
+
+    The kinds:
+
+    - ``status``: an error response (default 403 ``APIG.0302``), persistent.
+    - ``flaky``: an error (default 503) for the first ``times`` (default 1)
+      requests, then normal answers.
+    - ``retry_after``: 429 ``APIG.0308`` with ``Retry-After`` for the first
+      ``times`` (default 1) requests.
+    - ``drop``: close the connection without a response.
+    - ``malformed``: 200 with a truncated, non-JSON body.
+    - ``stuck``: every offset answers with the first page; total_count is true.
+    - ``total_count``: the true page of images, but ``"total_count": total``.
+    - ``drip``: the status line and headers (with the true
+      ``Content-Length``) at once, then the body one byte every
+      ``interval`` seconds.
+    - ``drip_headers``: the status line and headers one byte every
+      ``interval`` seconds, then the body at once.
+    - ``silent``: the request is read and never answered; the connection
+      stays open until the client closes it or the simulator stops.
+    - ``slow``: each request of the project (refused ones included) waits
+      ``interval`` seconds before it is handled, on top of ``latency_ms``.
+    - ``gzip_bomb``: 200 with ``Content-Encoding: gzip``, sent chunked as it
+      is compressed, whose body inflates to ``size`` bytes of JSON (one image
+      whose name is ``0`` repeated); about a thousandth of that goes on the wire.
+    - ``oversized_page``: 200 with ``size`` images on the page whatever
+      ``limit`` asked for: the project's own from ``offset``, then copies of
+      the first under new ids.
+    - ``echo``: an error (default 400 ``WKS.0001``) whose ``error_msg`` is
+      the request as received: request line, headers (``X-Auth-Token``,
+      ``Authorization``, ``X-Security-Token`` included) and body, CRLF
+      between lines.
+    - ``echo_iam``: IAM answers a token request scoped to the project with
+      400 and the request as received (the password included) as its
+      ``message``, in IAM's error shape.
+    - any name in :data:`RANDOM_FAULTS`: that fault.
+
+    ``drip`` and ``drip_headers`` deliver whatever the answer is, error
+    faults included. Every kind but ``flaky`` and ``retry_after`` lasts
+    until cleared unless ``times`` is given. Requests held by ``silent``,
+    ``drip`` or ``slow`` end when :meth:`Simulator.stop` is called.
 
     Raises:
         ValueError: An unknown kind, or ``total``, ``interval`` or ``size``
@@ -170,11 +213,13 @@ def project_fault(
                           fault.retry_after)
     else:
         fault = None
-    return _ProjectFault(kind, fault, times, total=total, interval=float(interval or 0.0), size=size or 0)
+    return ProjectFault(kind, fault, times, total=total, interval=float(interval or 0.0), size=size or 0)
 
 
 @dataclass
-class _Redirect(_Countdown):
+class Redirect(_Countdown):
+    """A redirect armed for the paths starting with a prefix (see :meth:`Simulator.redirect`)."""
+
     path_prefix: str
     location: str
     status: int
@@ -189,3 +234,33 @@ class _Redirect(_Countdown):
             raise ValueError("location must not contain a line break")
         if self.times is not None and self.times < 1:
             raise ValueError(f"times must be None or >= 1, got {self.times}")
+
+
+class Redirects:
+    """The redirects armed on a simulator, in the order added.
+
+    Args:
+        lock: The lock shared with the simulator's other parts.
+    """
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
+        self._armed: list[Redirect] = []
+
+    def add(self, redirect: Redirect) -> None:
+        """Arm a redirect after the ones already armed."""
+        with self._lock:
+            self._armed.append(redirect)
+
+    def clear(self) -> None:
+        """Remove every redirect."""
+        with self._lock:
+            self._armed.clear()
+
+    def take(self, path: str) -> Redirect | None:
+        """Consume and return the first active redirect whose prefix starts ``path``, or None."""
+        with self._lock:
+            redirect = next((r for r in self._armed if r.active() and path.startswith(r.path_prefix)), None)
+            if redirect is not None:
+                redirect.consume()
+            return redirect

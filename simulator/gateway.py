@@ -15,7 +15,7 @@ from collections.abc import Callable
 from . import signing
 from .identity import AuthError, Caller, IamProject, SimAccount
 from .signing import Headers
-from .tokens import _TemporaryKey, _Token
+from .tokens import IssuedToken, TemporaryKey
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 
@@ -45,8 +45,8 @@ class Gateway:
     _accounts: dict[str, SimAccount]
     _by_access_key: dict[str, SimAccount]
     _projects: dict[str, IamProject]
-    _tokens: dict[str, _Token]
-    _temporary: dict[str, _TemporaryKey]
+    _tokens: dict[str, IssuedToken]
+    _temporary: dict[str, TemporaryKey]
     fixed_token: str
     clock: Callable[[], float]
     account: Callable[[str | None], SimAccount]

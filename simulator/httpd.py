@@ -1,8 +1,8 @@
-"""The simulator's HTTP layer: a server that tracks its connections, and a handler that sends answers.
+"""The simulator's HTTP layer: a server that tracks its connections and has a handler answer each request.
 
-The handler reads a request, has :func:`simulator.api.handle` answer it and
-sends the answer: at once, slowly (one byte at a time), never, or by dropping
-the connection.
+The server reads a :class:`Request`, passes it to the handler it was given (a
+function, :class:`Request` -> :class:`Response`) and sends the answer: at
+once, slowly (one byte at a time), never, or by dropping the connection.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import socket
 import socketserver
 import threading
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from .api import _Response, handle
 from .faults import BOMB_HEAD, BOMB_TAIL, DRIP_KINDS
-
-if TYPE_CHECKING:
-    from .server import Simulator
+from .signing import Headers
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 
@@ -55,13 +52,75 @@ class RequestRecord:
     project_id: str | None
 
 
-class _Server(ThreadingHTTPServer):
+@dataclass(frozen=True)
+class Request:
+    """A request as received.
+
+    Attributes:
+        method: HTTP method.
+        target: The request target as sent: path and query.
+        headers: The received headers.
+        body: The received body.
+        base_url: The server's own URL, ``http://HOST:PORT``.
+    """
+
+    method: str
+    target: str
+    headers: Headers
+    body: bytes
+    base_url: str
+
+
+@dataclass
+class Response:
+    """An answer to send.
+
+    Attributes:
+        status: HTTP status; None sends nothing (see ``delivery``).
+        body: The body.
+        headers: Headers besides ``Content-Length``, ``Server`` and ``Date``.
+        delivery: None sends the answer at once; ``drip``, ``drip_headers``,
+            ``silent`` or ``gzip_bomb`` (see ``Simulator.fail_project``). A
+            None status without ``silent`` drops the connection.
+        interval: Seconds between two slow bytes (``drip``, ``drip_headers``).
+        inflated: Bytes a ``gzip_bomb`` body inflates to; compressed as it is sent.
+    """
+
+    status: int | None
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delivery: str | None = None
+    interval: float = 0.0
+    inflated: int = 0
+
+
+Handler = Callable[[Request], Response]
+"""What answers each request."""
+
+
+def pause(stopping: threading.Event, seconds: float) -> bool:
+    """Wait ``seconds`` unless ``stopping`` is set first; return False when it is set."""
+    if seconds <= 0:
+        return not stopping.is_set()
+    return not stopping.wait(seconds)
+
+
+class HttpServer(ThreadingHTTPServer):
+    """A threading HTTP server that has ``handler`` answer every request and tracks its connections.
+
+    Args:
+        address: Host and port to listen on.
+        handler: Answers each request.
+        stopping: Set when the server stops: answers being held or sent slowly end then.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
-        self.simulator = simulator
+    def __init__(self, address: tuple[str, int], handler: Handler, stopping: threading.Event) -> None:
+        self.handler = handler
+        self.stopping = stopping
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -71,6 +130,11 @@ class _Server(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT``."""
+        return f"http://{self.server_name}:{self.server_port}"
 
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -102,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "api-gateway"
     timeout = IDLE_TIMEOUT
     disable_nagle_algorithm = True
-    server: _Server
+    server: HttpServer
 
     def version_string(self) -> str:
         return self.server_version
@@ -156,11 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         body = self._read_body()
-        simulator = self.server.simulator
-        response, project_id, query = handle(simulator, self.command, self.path, self.headers, body)
-        simulator._record(
-            RequestRecord(self.command, urlsplit(self.path).path, query, response.status, project_id)
-        )
+        response = self.server.handler(Request(self.command, self.path, self.headers, body, self.server.url))
         if response.status is None:
             self.close_connection = True
             if response.delivery == "silent":
@@ -192,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         Whatever the client sends meanwhile is read and ignored.
         """
-        stopping = self.server.simulator._stopping
+        stopping = self.server.stopping
         try:
             self.connection.settimeout(POLL_INTERVAL)
         except OSError:
@@ -207,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not data:
                 return
 
-    def _drip(self, response: _Response) -> None:
+    def _drip(self, response: Response) -> None:
         """Send an answer slowly: the body (``drip``) or the head (``drip_headers``) one byte at a time.
 
         Each slow byte goes ``response.interval`` seconds after the one before
@@ -237,14 +297,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _trickle(self, data: bytes, interval: float) -> bool:
-        pause = self.server.simulator._pause
         for index in range(len(data)):
-            if not pause(interval):
+            if not pause(self.server.stopping, interval):
                 return False
             self.wfile.write(data[index:index + 1])
         return True
 
-    def _send_bomb(self, response: _Response) -> None:
+    def _send_bomb(self, response: Response) -> None:
         """Send a ``gzip_bomb``: its head, then its body gzip-compressed as it goes, in chunks
         (``Transfer-Encoding: chunked``, the compressed size being known only at the end).
 
@@ -259,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        stopping = self.server.simulator._stopping
+        stopping = self.server.stopping
         compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # a gzip wrapper
         zeros = response.inflated - len(BOMB_HEAD) - len(BOMB_TAIL)
         try:

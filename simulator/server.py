@@ -10,13 +10,14 @@ changes while a project is being paged. The same port serves the IAM calls a
 client makes before it reads images: ``POST /v3/auth/tokens``,
 ``GET /v3/auth/projects`` and ``GET /v3/projects``.
 
-This module builds it and holds its lifecycle, its record of requests and its
-redirects. The projects and the knobs that change them are its base class's
-(:mod:`simulator.workspace`); the answers are :mod:`simulator.api`'s, the HTTP
-layer :mod:`simulator.httpd`, the fault kinds :mod:`simulator.faults`, the
-identity side :mod:`simulator.iam` (with :mod:`simulator.tokens` and
-:mod:`simulator.gateway`), AK/SK :mod:`simulator.signing`, the image
-catalogues :mod:`simulator.data`.
+This module composes the parts and holds the lifecycle, the record of requests
+and the redirects: the identity side (:mod:`simulator.iam`, with
+:mod:`simulator.tokens` and :mod:`simulator.gateway`), the projects and the
+knobs that change them (:mod:`simulator.workspace`, whose methods the
+simulator passes on), the answers (:func:`simulator.api.answer`, a function of
+those two and the request) and the HTTP layer (:mod:`simulator.httpd`, given
+that function to call). The fault kinds are :mod:`simulator.faults`', AK/SK
+:mod:`simulator.signing`'s, the image catalogues :mod:`simulator.data`'s.
 """
 
 from __future__ import annotations
@@ -24,20 +25,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
-from .api import TOKENS_PATH
-from .data import DEFAULT_REGIONS, project_id_for
-from .faults import _Redirect
-from .httpd import POLL_INTERVAL, RequestRecord, _Server
+from . import api
+from .data import DEFAULT_REGIONS, Image
+from .faults import Redirect, Redirects
+from .httpd import POLL_INTERVAL, HttpServer, Request, RequestRecord, Response, pause
 from .iam import IdentityStore
 from .identity import DEFAULT_ACCESS_KEY, DEFAULT_DOMAIN, DEFAULT_PASSWORD, DEFAULT_SECRET_KEY, DEFAULT_USER
+from .projects import SimProject
 from .tokens import DEFAULT_TOKEN_TTL
 from .workspace import Workspace
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 
 
-class Simulator(Workspace):
+class Simulator:
     """A Workspace images API on ``127.0.0.1``, serving seeded projects.
 
     Args:
@@ -64,7 +69,8 @@ class Simulator(Workspace):
             constructor's projects belong to it.
         token_ttl: Lifetime in seconds of tokens issued by ``POST /v3/auth/tokens``.
 
-    Its projects, their data, faults and hooks come from :class:`~simulator.workspace.Workspace`.
+    Its projects, their data, faults and hooks are a :class:`~simulator.workspace.Workspace`'s
+    (``workspace``), whose methods it passes on.
 
     Attributes:
         extra_fields: Keys added to every served image that lacks them, to
@@ -75,6 +81,8 @@ class Simulator(Workspace):
         iam: The identity side (:class:`~simulator.iam.IdentityStore`):
             accounts, IAM's view of the projects, tokens, keys, the fixed
             token and the clock; tests call it directly.
+        workspace: The Workspace side (:class:`~simulator.workspace.Workspace`):
+            projects, their data, faults and hooks.
         access_key: The default account's AK; ``secret_key``, ``user``,
             ``password`` and ``domain`` likewise.
     """
@@ -107,14 +115,14 @@ class Simulator(Workspace):
         self.regions = list(regions) if regions is not None else list(DEFAULT_REGIONS)
         if not self.regions:
             raise ValueError("regions must not be empty")
-        lock = threading.RLock()
-        super().__init__(IdentityStore(seed, lock, token_ttl, token), lock, seed, day, fault_rate, start_date)
+        self._lock = threading.RLock()
+        self.iam = IdentityStore(seed, self._lock, token_ttl, token)
         self.latency_ms = latency_ms
         self.host = host
         self.port = port
         self.requests: list[RequestRecord] = []
-        self._redirects: list[_Redirect] = []
-        self._server: _Server | None = None
+        self._redirects = Redirects(self._lock)
+        self._server: HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         default = self.iam.add_account(
@@ -129,8 +137,8 @@ class Simulator(Workspace):
         self.password = default.password
         self.access_key = default.access_key
         self.secret_key = default.secret_key
-        for index in range(projects):
-            self._add(self.regions[index % len(self.regions)], images, project_id_for(seed, index), added_day=0)
+        self.workspace = Workspace(self.iam, self._lock, seed=seed, day=day, fault_rate=fault_rate,
+                                   start_date=start_date, regions=self.regions, projects=projects, images=images)
         self._built = True
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -150,7 +158,7 @@ class Simulator(Workspace):
 
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "not started"
-        return f"Simulator({where}, projects={len(self._states)}, seed={self.seed}, day={self._day})"
+        return f"Simulator({where}, projects={len(self.projects)}, seed={self.seed}, day={self.day})"
 
     # lifecycle
 
@@ -163,7 +171,7 @@ class Simulator(Workspace):
         if self._server is not None:
             raise RuntimeError("the simulator is already started")
         self._stopping.clear()
-        self._server = _Server((self.host, self.port), self)
+        self._server = HttpServer((self.host, self.port), self._answer, self._stopping)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": POLL_INTERVAL},
@@ -172,7 +180,7 @@ class Simulator(Workspace):
         )
         self._thread.start()
         LOGGER.info("simulator serving %d projects on %s (seed %s, day %d)",
-                    len(self._states), self.url, self.seed, self._day)
+                    len(self.projects), self.url, self.seed, self.day)
         return self
 
     def stop(self) -> None:
@@ -199,7 +207,7 @@ class Simulator(Workspace):
         """The base URL, ``http://127.0.0.1:PORT``."""
         if self._server is None:
             raise RuntimeError("the simulator is not started")
-        return f"http://{self._server.server_name}:{self._server.server_port}"
+        return self._server.url
 
     @property
     def open_connections(self) -> int:
@@ -212,17 +220,133 @@ class Simulator(Workspace):
 
     def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` unless the simulator stops first; return False when it stopped."""
-        if seconds <= 0:
-            return not self._stopping.is_set()
-        return not self._stopping.wait(seconds)
+        return pause(self._stopping, seconds)
+
+    # the Workspace side, passed on to `workspace` (the arguments are documented there)
+
+    @property
+    def projects(self) -> list[SimProject]:
+        """The projects, in the order they were created."""
+        return self.workspace.projects
+
+    @property
+    def day(self) -> int:
+        """The current simulated day."""
+        return self.workspace.day
+
+    @property
+    def seed(self) -> int:
+        """Seed of every random choice: project IDs, data, faults."""
+        return self.workspace.seed
+
+    @property
+    def start_date(self) -> dt.date:
+        """The date of day 0."""
+        return self.workspace.start_date
+
+    @property
+    def fault_rate(self) -> float:
+        """Probability (0..1) that an images request fails with one of ``fault_kinds``."""
+        return self.workspace.fault_rate
+
+    @fault_rate.setter
+    def fault_rate(self, rate: float) -> None:
+        self.workspace.fault_rate = rate
+
+    @property
+    def extra_fields(self) -> dict[str, Any]:
+        """Keys added to every served image that lacks them, to simulate fields the API adds later."""
+        return self.workspace.extra_fields
+
+    @extra_fields.setter
+    def extra_fields(self, fields: dict[str, Any]) -> None:
+        self.workspace.extra_fields = fields
+
+    @property
+    def fault_kinds(self) -> tuple[str, ...]:
+        """Names in :data:`RANDOM_FAULTS` that ``fault_rate`` picks from."""
+        return self.workspace.fault_kinds
+
+    @fault_kinds.setter
+    def fault_kinds(self, kinds: tuple[str, ...]) -> None:
+        self.workspace.fault_kinds = kinds
+
+    def as_of(self, d: int | None = None) -> dt.datetime:
+        """Noon UTC of a simulated day (the current one when None): :meth:`Workspace.as_of`."""
+        return self.workspace.as_of(d)
+
+    def add_project(self, region: str = "cn-north-4", images: int = 101, project_id: str | None = None,
+                    account: str | None = None, name: str | None = None, enabled: bool = True) -> SimProject:
+        """Add a project with exactly ``images`` images on the current day: :meth:`Workspace.add_project`."""
+        return self.workspace.add_project(region, images, project_id, account, name, enabled)
+
+    def projects_of(self, domain: str | None = None) -> list[SimProject]:
+        """The Workspace projects of one account (the default one when None): :meth:`Workspace.projects_of`."""
+        return self.workspace.projects_of(domain)
+
+    def set_day(self, d: int) -> None:
+        """Switch every project to simulated day ``d``; live mutations are lost: :meth:`Workspace.set_day`."""
+        self.workspace.set_day(d)
+
+    def images(self, project_id: str) -> list[Image]:
+        """A project's live images as the API serialises them: :meth:`Workspace.images`."""
+        return self.workspace.images(project_id)
+
+    def withdraw(self, project_id: str, image_id: str) -> None:
+        """Remove an image from a project's live data: :meth:`Workspace.withdraw`."""
+        self.workspace.withdraw(project_id, image_id)
+
+    def publish(self, project_id: str, image: dict[str, Any] | None = None) -> Image:
+        """Add an image to a project's live data, returning a copy: :meth:`Workspace.publish`."""
+        return self.workspace.publish(project_id, image)
+
+    def modify(self, project_id: str, image_id: str, **fields: Any) -> Image:
+        """Change fields of a live image, returning a copy: :meth:`Workspace.modify`."""
+        return self.workspace.modify(project_id, image_id, **fields)
+
+    def fail_project(self, project_id: str, kind: str, *, status: int | None = None,
+                     error_code: str | None = None, error_msg: str | None = None, times: int | None = None,
+                     retry_after: int | None = 1, total: int | None = None, interval: float | None = None,
+                     size: int | None = None) -> None:
+        """Make a project's images requests fail, until :meth:`clear_faults`: :meth:`Workspace.fail_project`.
+
+        The kinds, and what each answers, are listed at :func:`~simulator.faults.project_fault`.
+        """
+        self.workspace.fail_project(project_id, kind, status=status, error_code=error_code, error_msg=error_msg,
+                                    times=times, retry_after=retry_after, total=total, interval=interval,
+                                    size=size)
+
+    def clear_faults(self, project_id: str | None = None) -> None:
+        """Remove the faults of one project, or of all when None: :meth:`Workspace.clear_faults`."""
+        self.workspace.clear_faults(project_id)
+
+    def on_request(self, project_id: str, fn: Callable[[Simulator, str, int], Any] | None) -> None:
+        """Call ``fn(sim, project_id, request_number)`` after each images request of a project; None removes it.
+
+        It runs under the simulator's lock once the answer is built and before
+        it is sent, for every request that passed authentication (faults
+        included); ``request_number`` counts them from 1.
+        """
+        if fn is None:
+            self.workspace.on_request(project_id, None)
+            return
+        call = fn
+        self.workspace.on_request(project_id, lambda project, number: call(self, project, number))
 
     # requests
 
-    def _record(self, record: RequestRecord) -> None:
+    def _answer(self, request: Request) -> Response:
+        """The HTTP layer's handler: wait ``latency_ms``, answer, record."""
+        if self.latency_ms:
+            self._pause(self.latency_ms / 1000)
+        answer = api.answer(request, self.workspace, self.iam, self._redirects, self._pause)
+        record = RequestRecord(request.method, urlsplit(request.target).path, answer.query,
+                               answer.response.status, answer.project_id)
         with self._lock:
             self.requests.append(record)
+        return answer.response
 
-    def iam_calls(self, path_prefix: str = TOKENS_PATH, status: int | None = None) -> int:
+    def iam_calls(self, path_prefix: str = api.TOKENS_PATH, status: int | None = None) -> int:
         """Count the recorded requests whose path starts with a prefix.
 
         Args:
@@ -258,11 +382,8 @@ class Simulator(Workspace):
             ValueError: ``path_prefix`` does not start with ``/``, ``status``
                 is not 3xx, ``location`` holds a line break, or ``times`` < 1.
         """
-        redirect = _Redirect(path_prefix, location, status, times)
-        with self._lock:
-            self._redirects.append(redirect)
+        self._redirects.add(Redirect(path_prefix, location, status, times))
 
     def clear_redirects(self) -> None:
         """Remove every redirect added with :meth:`redirect`."""
-        with self._lock:
-            self._redirects.clear()
+        self._redirects.clear()

@@ -39,14 +39,18 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 @dataclass
-class _Token:
+class IssuedToken:
+    """A token ``POST /v3/auth/tokens`` issued (or a test granted): its account, scope and expiry."""
+
     domain: str
     project_id: str | None
     expires_at: float
 
 
 @dataclass
-class _TemporaryKey:
+class TemporaryKey:
+    """A temporary AK's secret key, security token, account and expiry."""
+
     secret_key: str
     security_token: str
     domain: str
@@ -86,8 +90,8 @@ class Tokens:
     def __init__(self, token_ttl: float, fixed_token: str) -> None:
         self.token_ttl = token_ttl
         self.fixed_token = fixed_token
-        self._tokens: dict[str, _Token] = {}
-        self._temporary: dict[str, _TemporaryKey] = {}
+        self._tokens: dict[str, IssuedToken] = {}
+        self._temporary: dict[str, TemporaryKey] = {}
         self._password_failures: dict[tuple[str, str], int] = {}
         self._users_locked_until: dict[tuple[str, str], float] = {}
 
@@ -229,7 +233,7 @@ class Tokens:
 
     def _remember(self, domain: str, project_id: str | None, expires_at: float) -> str:
         token = _new_token()
-        self._tokens[token] = _Token(domain, project_id, expires_at)
+        self._tokens[token] = IssuedToken(domain, project_id, expires_at)
         return token
 
     def _account_named(self, domain: dict[str, str]) -> SimAccount | None:
@@ -282,7 +286,7 @@ class Tokens:
             access_key = "SIMTMP" + "".join(secrets.choice(alphabet) for _ in range(14))
             secret_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
             security_token = "gQpzaW0tc3RzLXRva2Vu" + base64.b64encode(secrets.token_bytes(600)).decode("ascii")
-            self._temporary[access_key] = _TemporaryKey(secret_key, security_token, account.domain,
+            self._temporary[access_key] = TemporaryKey(secret_key, security_token, account.domain,
                                                         self.clock() + ttl)
             return access_key, secret_key, security_token
 

@@ -11,63 +11,15 @@ import datetime as dt
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from .data import Image, ProjectHistory, new_image, project_id_for, sort_images
-from .faults import RANDOM_FAULTS, _ProjectFault, project_fault
+from .faults import RANDOM_FAULTS, Fault, project_fault
 from .iam import IdentityStore
-
-if TYPE_CHECKING:
-    from .server import Simulator
+from .projects import Hook, ProjectState, SimProject, serialise
 
 LOGGER = logging.getLogger("workspace_images.simulator")
-
-
-@dataclass(frozen=True)
-class SimProject:
-    """A project the simulator serves.
-
-    Attributes:
-        region: Region id, e.g. ``cn-north-4``.
-        project_id: 32 lowercase hex digits.
-        name: The IAM project name: the region id, or ``{region}_{suffix}``
-            for further projects in the same region.
-    """
-
-    region: str
-    project_id: str
-    name: str
-
-
-@dataclass
-class _ProjectState:
-    project: SimProject
-    history: ProjectHistory
-    added_day: int
-    live: list[Image]
-    faults: list[_ProjectFault] = field(default_factory=list)
-    hook: Callable[[Simulator, str, int], Any] | None = None
-    requests: int = 0
-
-    def take(self, kind: str) -> _ProjectFault | None:
-        """Consume and return the first active fault of a kind, or None."""
-        for fault in self.faults:
-            if fault.kind == kind and fault.active():
-                fault.consume()
-                return fault
-        return None
-
-
-def serialise(image: Image, extra_fields: Mapping[str, Any]) -> Image:
-    """Return an image as the API serves it: with the extra fields it lacks."""
-    if not extra_fields:
-        return image
-    served = dict(image)
-    for name, value in extra_fields.items():
-        served.setdefault(name, value)
-    return served
 
 
 class Workspace:
@@ -75,41 +27,58 @@ class Workspace:
 
     Args:
         iam: The identity store each project is registered in.
-        lock: The lock shared with the simulator; every public method takes it.
+        lock: The lock shared with the simulator's other parts; every public method takes it.
         seed: Seed of project IDs, data and faults.
         day: The simulated day to start on.
         fault_rate: Probability (0..1) that an images request fails with one
             of ``fault_kinds``.
         start_date: The date of day 0.
+        regions: Regions to spread the first ``projects`` over (round robin).
+        projects: How many projects of the default account to create, as of day 0.
+        images: How many images each of those has on day 0.
 
     Attributes:
         extra_fields: Keys added to every served image that lacks them, to
             simulate fields the API adds later.
         fault_kinds: Names in :data:`~simulator.faults.RANDOM_FAULTS` that
             ``fault_rate`` picks from.
+        fault_rate: As given.
         iam: The identity store.
+        lock: The shared lock; hold it while using a :meth:`project_state`.
     """
 
-    def __init__(self, iam: IdentityStore, lock: threading.RLock, seed: int, day: int, fault_rate: float,
-                 start_date: dt.date) -> None:
+    def __init__(self, iam: IdentityStore, lock: threading.RLock, *, seed: int, day: int, fault_rate: float,
+                 start_date: dt.date, regions: Sequence[str] = (), projects: int = 0, images: int = 0) -> None:
         self.iam = iam
-        self.seed = seed
+        self.lock = lock
         self.fault_rate = fault_rate
-        self.start_date = start_date
         self.extra_fields: dict[str, Any] = {}
         self.fault_kinds: tuple[str, ...] = tuple(RANDOM_FAULTS)
+        self._seed = seed
+        self._start_date = start_date
         self._day = day
-        self._lock = lock
         self._fault_rng = random.Random(f"{seed}:faults")
         self._mutation_rng = random.Random(f"{seed}:mutations")
-        self._states: dict[str, _ProjectState] = {}
+        self._states: dict[str, ProjectState] = {}
+        for index in range(projects):
+            self._add(regions[index % len(regions)], images, project_id_for(seed, index), added_day=0)
+
+    @property
+    def seed(self) -> int:
+        """Seed of project IDs, data and faults."""
+        return self._seed
+
+    @property
+    def start_date(self) -> dt.date:
+        """The date of day 0."""
+        return self._start_date
 
     # projects
 
     @property
     def projects(self) -> list[SimProject]:
         """The projects, in the order they were created."""
-        with self._lock:
+        with self.lock:
             return [state.project for state in self._states.values()]
 
     @property
@@ -162,7 +131,7 @@ class Workspace:
         Returns:
             The new project.
         """
-        with self._lock:
+        with self.lock:
             index = len(self._states)
             project_id = project_id or project_id_for(self.seed, index)
             if project_id in self._states or self.iam.project(project_id) is not None:
@@ -185,7 +154,7 @@ class Workspace:
         name = self.iam.project_name(region, domain, name)
         project = SimProject(region=region, project_id=project_id, name=name)
         history = ProjectHistory(self.seed, index, images, self.start_date + dt.timedelta(days=added_day))
-        state = _ProjectState(project, history, added_day, live=[])
+        state = ProjectState(project, history, added_day, live=[])
         state.live = self._day_images(state, self._day)
         self.iam.register_project(project_id, name, domain, region, enabled)
         self._states[project_id] = state
@@ -200,7 +169,7 @@ class Workspace:
         Returns:
             Its projects, in the order they were created.
         """
-        with self._lock:
+        with self.lock:
             wanted = self.iam.account(domain).domain
             return [state.project for state in self._states.values()
                     if self.iam.project(state.project.project_id).domain == wanted]
@@ -208,7 +177,7 @@ class Workspace:
     # data
 
     @staticmethod
-    def _day_images(state: _ProjectState, day: int) -> list[Image]:
+    def _day_images(state: ProjectState, day: int) -> list[Image]:
         return state.history.day(max(0, day - state.added_day))
 
     def set_day(self, d: int) -> None:
@@ -219,7 +188,7 @@ class Workspace:
         """
         if d < 0:
             raise ValueError(f"day must be >= 0, got {d}")
-        with self._lock:
+        with self.lock:
             for state in self._states.values():
                 state.live = self._day_images(state, d)
             self._day = d
@@ -234,17 +203,27 @@ class Workspace:
         Returns:
             Deep copies, sorted by name then id.
         """
-        with self._lock:
+        with self.lock:
             live = sort_images(self._state(project_id).live)
             return [copy.deepcopy(serialise(image, self.extra_fields)) for image in live]
 
-    def _state(self, project_id: str) -> _ProjectState:
+    def project_state(self, project_id: str) -> ProjectState | None:
+        """The state of a project, None when unknown; hold :attr:`lock` while using it."""
+        return self._states.get(project_id)
+
+    def random_fault(self) -> Fault | None:
+        """Draw the fault an images request fails with under ``fault_rate``, or None (hold :attr:`lock`)."""
+        if self.fault_rate and self.fault_kinds and self._fault_rng.random() < self.fault_rate:
+            return RANDOM_FAULTS[self._fault_rng.choice(self.fault_kinds)]
+        return None
+
+    def _state(self, project_id: str) -> ProjectState:
         try:
             return self._states[project_id]
         except KeyError:
             raise KeyError(f"unknown project {project_id}") from None
 
-    def _find(self, state: _ProjectState, image_id: str) -> int:
+    def _find(self, state: ProjectState, image_id: str) -> int:
         for i, image in enumerate(state.live):
             if image["id"] == image_id:
                 return i
@@ -257,7 +236,7 @@ class Workspace:
             project_id: The project.
             image_id: The image.
         """
-        with self._lock:
+        with self.lock:
             state = self._state(project_id)
             del state.live[self._find(state, image_id)]
 
@@ -277,7 +256,7 @@ class Workspace:
         Returns:
             A copy of the stored image.
         """
-        with self._lock:
+        with self.lock:
             state = self._state(project_id)
             taken = {existing["name"] for existing in state.live if isinstance(existing.get("name"), str)}
             created_on = self.start_date + dt.timedelta(days=self._day)
@@ -302,7 +281,7 @@ class Workspace:
         Returns:
             A copy of the changed image.
         """
-        with self._lock:
+        with self.lock:
             state = self._state(project_id)
             image = state.live[self._find(state, image_id)]
             image.update(copy.deepcopy(fields))
@@ -327,45 +306,8 @@ class Workspace:
         """Make a project's images requests fail, until :meth:`clear_faults`.
 
         Faults apply in the order added; the first active one that answers
-        with an error (or, for ``silent``, does not answer) wins. Kinds:
-
-        - ``status``: an error response (default 403 ``APIG.0302``), persistent.
-        - ``flaky``: an error (default 503) for the first ``times`` (default 1)
-          requests, then normal answers.
-        - ``retry_after``: 429 ``APIG.0308`` with ``Retry-After`` for the first
-          ``times`` (default 1) requests.
-        - ``drop``: close the connection without a response.
-        - ``malformed``: 200 with a truncated, non-JSON body.
-        - ``stuck``: every offset answers with the first page; total_count is true.
-        - ``total_count``: the true page of images, but ``"total_count": total``.
-        - ``drip``: the status line and headers (with the true
-          ``Content-Length``) at once, then the body one byte every
-          ``interval`` seconds.
-        - ``drip_headers``: the status line and headers one byte every
-          ``interval`` seconds, then the body at once.
-        - ``silent``: the request is read and never answered; the connection
-          stays open until the client closes it or the simulator stops.
-        - ``slow``: each request of the project (refused ones included) waits
-          ``interval`` seconds before it is handled, on top of ``latency_ms``.
-        - ``gzip_bomb``: 200 with ``Content-Encoding: gzip``, sent chunked as it
-          is compressed, whose body inflates to ``size`` bytes of JSON (one image
-          whose name is ``0`` repeated); about a thousandth of that goes on the wire.
-        - ``oversized_page``: 200 with ``size`` images on the page whatever
-          ``limit`` asked for: the project's own from ``offset``, then copies of
-          the first under new ids.
-        - ``echo``: an error (default 400 ``WKS.0001``) whose ``error_msg`` is
-          the request as received: request line, headers (``X-Auth-Token``,
-          ``Authorization``, ``X-Security-Token`` included) and body, CRLF
-          between lines.
-        - ``echo_iam``: IAM answers a token request scoped to the project with
-          400 and the request as received (the password included) as its
-          ``message``, in IAM's error shape.
-        - any name in :data:`RANDOM_FAULTS`: that fault.
-
-        ``drip`` and ``drip_headers`` deliver whatever the answer is, error
-        faults included. Every kind but ``flaky`` and ``retry_after`` lasts
-        until cleared unless ``times`` is given. Requests held by ``silent``,
-        ``drip`` or ``slow`` end when :meth:`Simulator.stop` is called.
+        with an error (or, for ``silent``, does not answer) wins. The kinds,
+        and what each answers, are listed at :func:`~simulator.faults.project_fault`.
 
         Args:
             project_id: The project.
@@ -393,7 +335,7 @@ class Workspace:
         """
         fault = project_fault(kind, status=status, error_code=error_code, error_msg=error_msg, times=times,
                               retry_after=retry_after, total=total, interval=interval, size=size)
-        with self._lock:
+        with self.lock:
             self._state(project_id).faults.append(fault)
 
     def clear_faults(self, project_id: str | None = None) -> None:
@@ -402,15 +344,15 @@ class Workspace:
         Args:
             project_id: The project, or None for all.
         """
-        with self._lock:
+        with self.lock:
             states = [self._state(project_id)] if project_id else list(self._states.values())
             for state in states:
                 state.faults.clear()
 
-    def on_request(self, project_id: str, fn: Callable[[Simulator, str, int], Any] | None) -> None:
-        """Call ``fn(sim, project_id, request_number)`` after each images request of a project.
+    def on_request(self, project_id: str, fn: Hook | None) -> None:
+        """Call ``fn(project_id, request_number)`` after each images request of a project.
 
-        It runs under the simulator's lock once the answer is built and before
+        It runs under the shared lock once the answer is built and before
         it is sent, for every request that passed authentication (faults
         included); ``request_number`` counts them from 1. None removes it.
 
@@ -418,5 +360,5 @@ class Workspace:
             project_id: The project.
             fn: The hook, or None.
         """
-        with self._lock:
+        with self.lock:
             self._state(project_id).hook = fn
