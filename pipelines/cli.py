@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import atexit
-import gc
 import logging
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional
 
@@ -160,26 +157,9 @@ def _fail(code: int, message: str, as_json: bool) -> int:
 
 
 def console_main(prog: str = PROG) -> NoReturn:
-    """The `workspace-images` command (`prog` names it in usage lines): `main()`, then the exit.
-
-    Everything imported by then (dlt, pyarrow, DuckDB) lives as long as the process, so it is
-    moved out of the garbage collector's way first (`gc.freeze`). Once `main()` is done, every
-    file is closed; the exit handlers run (log files, dlt's own) and the output is flushed, but
-    the interpreter's teardown, which frees all of it object by object (0.2-0.3 s that a cron
-    job would wait for), is skipped, unless a thread is still at work.
-    """
-    gc.freeze()
-    code = main(prog=prog)
-    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if any(t.is_alive() for t in others):
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    """The `workspace-images` command (`prog` names it in usage lines): `main()`, then the
+    interpreter's ordinary exit with its code."""
+    sys.exit(main(prog=prog))
 
 
 if __name__ == "__main__":

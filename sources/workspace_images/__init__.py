@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import threading
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import dlt
 import pyarrow as pa
-from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.sources import DltResource
 
 from .accounts import MODE_AKSK, Account, DiscoveryFailed, connect_accounts, resolve_accounts
@@ -29,6 +26,8 @@ from .fetch import ProjectFetcher, Target
 from .outcomes import ProjectOutcome, Progress
 from .columns import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan
 from .rows import images_table
+from .runs import PROJECT_RUNS_COLUMNS, PROJECT_RUNS_WRITE_DISPOSITION, carry_run_log
+from .scope import images_write_disposition
 from .settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,
@@ -37,9 +36,6 @@ from .settings import (
     DEFAULT_MAX_NEW_FIELDS,
     DEFAULT_PROJECT_TIMEOUT,
     ORDER_PARAMS,
-    PACKAGE_RUNS_KEY,
-    PROJECT_ID_PATTERN,
-    ROW_HASH_COLUMN,
 )
 
 __all__ = [
@@ -51,65 +47,13 @@ __all__ = [
     "ProjectOutcome",
     "Progress",
     "WorkspaceCredentials",
+    "PROJECT_RUNS_COLUMNS",
+    "images_write_disposition",
 ]
-
-PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
-    "run_id": {"data_type": "text", "nullable": False},
-    "account": {"data_type": "text"},
-    "project_id": {"data_type": "text", "nullable": False},
-    "project_name": {"data_type": "text"},
-    "region": {"data_type": "text", "nullable": False},
-    "discovered": {"data_type": "bool"},
-    "as_of": {"data_type": "timestamp", "timezone": True, "nullable": False},
-    "started_at": {"data_type": "timestamp", "timezone": True},
-    "finished_at": {"data_type": "timestamp", "timezone": True},
-    "status": {"data_type": "text", "nullable": False},
-    "images": {"data_type": "bigint"},
-    "total_count": {"data_type": "bigint"},
-    "pages": {"data_type": "bigint"},
-    "requests": {"data_type": "bigint"},
-    "retries": {"data_type": "bigint"},
-    "http_status": {"data_type": "bigint"},
-    "error_code": {"data_type": "text"},
-    "error_msg": {"data_type": "text"},
-}
-
 
 BATCH_ROWS = 10_000
 """Projects' rows go to dlt together once they add up to this many: dlt's work per table is
 the same for 500 rows as for 10,000, and 10,000 rows are a few MB."""
-
-
-def images_write_disposition(
-    as_of: datetime, ok_project_ids: Sequence[str], filtered: bool = False
-) -> Dict[str, Any]:
-    """SCD2 merge whose retirements are confined to what this run read.
-
-    A project that failed is outside the scope, so none of its images is retired;
-    a project fetched whole with no image left retires all of its images. A filtered
-    run (`filtered`) read only some images of each project, so it retires only the
-    earlier versions of the images it read (a changed image is replaced) and leaves
-    every other image as it was: an image that is not in a filtered answer may be
-    withdrawn or may just not match the filter, which one the answer does not say.
-    The scope is SQL that dlt pastes into its merge, so every id in it must match
-    PROJECT_ID_PATTERN (letters, digits, `-`, `_`): anything else raises ValueError.
-    """
-    bad = [pid for pid in ok_project_ids if not re.fullmatch(PROJECT_ID_PATTERN, pid)]
-    if bad:
-        raise ValueError(f"project ids not fit for SQL: {bad[:3]!r}")
-    if ok_project_ids:
-        scope = "project_id IN (" + ", ".join(f"'{pid}'" for pid in sorted(ok_project_ids)) + ")"
-        if filtered:
-            scope += " AND (project_id, id) IN (SELECT project_id, id FROM {staging_table})"
-    else:
-        scope = "1 = 0"
-    return {
-        "disposition": "merge",
-        "strategy": "scd2",
-        "boundary_timestamp": as_of,
-        "row_version_column_name": ROW_HASH_COLUMN,
-        "destination_scope": scope,
-    }
 
 
 @dlt.source(name="workspace_images", max_table_nesting=0)
@@ -195,7 +139,7 @@ def workspace_images(
         raise ConfigError("no projects to load: discovery found none"
                           + (" in the selected regions" if any(a.regions for a in account_list) else ""))
     fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected, answer_limit)
-    streaming = threading.Event()  # set while `images` hands projects over as they finish
+    logged = False  # whether `project_runs` wrote the run log
 
     @dlt.resource(
         name="images",
@@ -203,25 +147,24 @@ def workspace_images(
         columns=IMAGES_COLUMNS,
     )
     def images() -> Iterator[Any]:
-        """One Arrow table per project fetched whole; then the retirement scope of this run.
+        """One Arrow table per project fetched whole (several together up to BATCH_ROWS rows);
+        then the retirement scope of this run. The fetch starts here and ends before the last item.
 
         New API fields are named and typed by one ColumnPlan for every project of the
         run, seeded from the `images` columns of the schema and the names held in this
         resource's state since earlier runs.
 
         Yields:
-            pyarrow.Table: the images of one project, with project_id, region and fetched_at.
+            pyarrow.Table: the images of projects, with project_id, region and fetched_at.
         """
         state = dlt.current.resource_state()
         plan = ColumnPlan.from_schema(
             dlt.current.source_schema(), state.get(PLAN_STATE_KEY), max_columns=column_limit
         )
         loaded: List[str] = []
-        fetcher.plan = plan
-        streaming.set()
         batch: List[Any] = []
         batched = 0
-        for outcome in fetcher.completed():
+        for outcome in fetcher.completed(plan):
             if outcome.ok:
                 loaded.append(outcome.project.project_id)
                 if outcome.table is not None and outcome.table.num_rows:
@@ -233,7 +176,6 @@ def workspace_images(
                 batch, batched = [], 0
         if batch:
             yield pa.concat_tables(batch, promote_options="default")
-        streaming.clear()
         state[PLAN_STATE_KEY] = plan.held_names()
         # an empty table of the known columns carries the retirement scope even when no
         # project brought a row (a project emptied whole must retire its images)
@@ -242,31 +184,31 @@ def workspace_images(
             dlt.mark.make_hints(write_disposition=images_write_disposition(moment, loaded, filtered)),
         )
 
-    # merged on its key, not appended: a load that is redone after a kill (its rows were
-    # written, the package not yet marked done) must not log a run twice
-    @dlt.resource(
+    @dlt.transformer(
+        data_from=images,
         name="project_runs",
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        write_disposition=PROJECT_RUNS_WRITE_DISPOSITION,
         primary_key=("run_id", "project_id"),
         columns=PROJECT_RUNS_COLUMNS,
     )
-    def project_runs() -> Iterator[Dict[str, Any]]:
+    def project_runs(_: Any) -> Iterator[Any]:
         """One row per project of this run: ok or failed, counts, the API's error.
 
+        A transformer of `images`: dlt hands it each item `images` yields, in turn, so `images`
+        loads each project's rows as they come and this resource writes the run log once with
+        the first item that comes after every project is done (at the latest `images`' last
+        item, which follows the end of the fetch). It never waits for the fetch.
+
         Yields:
-            dict: a `project_runs` row.
+            dict: `project_runs` rows (named for their table: the item they follow may carry
+            the hints of `images`).
         """
-        # never block `images`: while projects are being fetched, say "nothing yet" (None), so
-        # that dlt takes each project's rows as soon as they are read and they leave memory;
-        # without `images` running (this resource alone) wait a little between asks instead
-        while not fetcher.finished(wait=0.0 if streaming.is_set() else 0.05):
-            yield None
+        nonlocal logged
+        if logged or not fetcher.finished():
+            return
+        logged = True
         rows = [outcome.run_row(run, moment) for outcome in fetcher.outcomes()]
-        # the package carries its run log: should the database refuse the package, the runner
-        # sets it aside and records these projects as failed from it (`pipelines/set_aside.py`)
-        dlt.current.load_package_state()["state"][PACKAGE_RUNS_KEY] = [
-            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
-        ]
-        yield from rows
+        carry_run_log(rows)
+        yield dlt.mark.with_table_name(rows, "project_runs")
 
     return images, project_runs

@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -217,10 +216,10 @@ class _Probe:
 class ProjectFetcher:
     """Fetches every project once, `concurrency` at a time, starting on first use.
 
-    `completed()` hands each outcome over as soon as its project is done (the
-    `images` resource loads from it); `outcomes()` waits for all of them (the
-    `project_runs` resource reads it once `finished()` says so, never blocking
-    `images`). `rejected` are outcomes of
+    `completed(plan)` starts the fetch with the run's ColumnPlan and hands each outcome over
+    as soon as its project is done (the `images` resource loads from it); `outcomes()` waits
+    for all of them (the `project_runs` transformer reads it once `finished()` says so, never
+    blocking `images`). `rejected` are outcomes of
     projects that were never fetched (a discovered id unfit to use), failed from the start.
     """
 
@@ -239,7 +238,7 @@ class ProjectFetcher:
         self.project_timeout = project_timeout
         self.rejected = list(rejected or [])
         self.plan: Optional[ColumnPlan] = None
-        """Names and types of new API fields for every project; set before the fetch starts."""
+        """Names and types of new API fields for every project: the one `start` is given."""
         self.endpoint = endpoint
         self.filters = filters
         self.concurrency = concurrency
@@ -262,11 +261,13 @@ class ProjectFetcher:
                 self._probes[target.probe_group] = _Probe()
                 self._probe_targets[target.probe_group] = index
 
-    def start(self) -> None:
-        """Submit every project (once)."""
+    def start(self, plan: Optional[ColumnPlan] = None) -> None:
+        """Submit every project (once), their new API fields named and typed by `plan` (a plan of
+        their own for each when None)."""
         with self._lock:
             if self._executor is not None:
                 return
+            self.plan = plan
             self._executor = ThreadPoolExecutor(
                 max_workers=max(1, min(self.concurrency, len(self.targets))),
                 thread_name_prefix="workspace_images",
@@ -324,16 +325,16 @@ class ProjectFetcher:
                 self._on_progress(progress)
         return outcome
 
-    def completed(self) -> Iterator[ProjectOutcome]:
-        """Yield outcomes as their projects finish."""
-        self.start()
+    def completed(self, plan: Optional[ColumnPlan] = None) -> Iterator[ProjectOutcome]:
+        """Start the fetch (`start(plan)`) and yield outcomes as their projects finish."""
+        self.start(plan)
         for future in as_completed(self._futures):
             yield future.result()
 
-    def finished(self, wait: float = 0.0) -> bool:
-        """Whether every project is done, waiting up to `wait` seconds for it."""
-        self.start()
-        return not futures_wait(self._futures, timeout=wait).not_done
+    def finished(self) -> bool:
+        """Whether the fetch started and every project is done (it does not wait)."""
+        with self._lock:
+            return self._executor is not None and all(future.done() for future in self._futures)
 
     def outcomes(self) -> List[ProjectOutcome]:
         """Every outcome: the rejected projects, then the targets in the order given (waits for all)."""

@@ -22,17 +22,11 @@ def _encode(text: str) -> bytes:
 _HASH_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
 """`json.dumps(..., ensure_ascii=False, sort_keys=True, default=str)` made once: the text a row's
 hash is taken of. It must never change: a new text would make a new version of every image."""
-if json.encoder.c_make_encoder is not None:  # the C encoder that `encode` builds at every call, built once
-    _C_ENCODE = json.encoder.c_make_encoder(
-        None, _HASH_ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", True, False, True
-    )
-else:
-    _C_ENCODE = None
 
 
 def _hash_text(value: Any) -> str:
-    """`_HASH_ENCODER.encode(value)` (decoded JSON holds no cycle for the encoder to check for)."""
-    return "".join(_C_ENCODE(value, 0)) if _C_ENCODE is not None else _HASH_ENCODER.encode(value)
+    """The text the hash of `value` is taken of."""
+    return _HASH_ENCODER.encode(value)
 
 
 def row_hash(image: Dict[str, Any], project_id: str, region: str) -> str:

@@ -10,19 +10,25 @@ import socket
 import threading
 import time
 from email.utils import mktime_tz, parsedate_tz
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
-from requests import PreparedRequest, RequestException, Response, Session
+from requests import PreparedRequest, RequestException, Response
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ReadTimeout
+from tenacity import RetryCallState, Retrying, retry_any, retry_if_exception_type, stop_after_attempt
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from tenacity import RetryCallState
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager, ProxyManager
 
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
-from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.requests import Session
+from dlt.sources.helpers.requests.retry import (
+    DEFAULT_RETRY_EXCEPTIONS,
+    DEFAULT_RETRY_STATUS,
+    retry_if_status,
+    wait_exponential_retry_after,
+)
 
 from .failures import AnswerTooLarge, ProjectTimedOut, failure_text, parse_error_body
 from .settings import DEFAULT_MAX_ANSWER_BYTES, READ_CHUNK
@@ -145,6 +151,24 @@ class _TrackedHTTPSPool(HTTPSConnectionPool):
 
 _TRACKED_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
 
+
+class _TrackedPoolManager(PoolManager):
+    """A PoolManager whose connections hand their sockets to the request's watch (the way
+    urllib3's own SOCKSProxyManager names its pool classes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool_classes_by_scheme = _TRACKED_POOLS
+
+
+class _TrackedProxyManager(ProxyManager):
+    """A ProxyManager (an HTTP or HTTPS proxy) whose connections hand their sockets to the request's watch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool_classes_by_scheme = _TRACKED_POOLS
+
+
 TimeoutArg = Union[None, float, Tuple[Optional[float], Optional[float]]]
 
 
@@ -158,18 +182,29 @@ def _whole_limit(timeout: TimeoutArg) -> Optional[float]:
     return float(timeout)
 
 
-def read_bounded(response: Response, limit: int) -> None:
-    """Read the body of `response` (sent with `stream=True`), decoded, as `response.content`,
-    counting the decoded bytes as they come: past `limit`, the connection is closed and
-    AnswerTooLarge raised, so a compressed body that inflates to gigabytes is never held whole
-    (urllib3 inflates at most what each read asks for)."""
-    body = bytearray()
-    for chunk in response.iter_content(READ_CHUNK):
-        if len(body) + len(chunk) > limit:
-            response.close()
-            raise AnswerTooLarge(limit, response.status_code)
-        body += chunk
-    response._content = bytes(body)  # what `response.content` hands out from now on
+class _BoundedBody:
+    """An answer's body as requests reads it (`Response.raw`), read no further than `limit` bytes
+    decoded: past them the connection is closed and AnswerTooLarge raised, so a compressed body
+    that inflates to gigabytes is never held whole (urllib3 inflates at most what each read asks
+    for). Everything else is the urllib3 response's."""
+
+    def __init__(self, raw: Any, limit: int, http_status: int) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._http_status = http_status
+
+    def stream(self, amt: int = READ_CHUNK, decode_content: Optional[bool] = None) -> Iterator[bytes]:
+        read = 0
+        for chunk in self._raw.stream(amt, decode_content=decode_content):
+            read += len(chunk)
+            if read > self._limit:
+                self._raw.close()
+                self._raw.release_conn()
+                raise AnswerTooLarge(self._limit, self._http_status)
+            yield chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 class BoundedAdapter(HTTPAdapter):
@@ -191,15 +226,20 @@ class BoundedAdapter(HTTPAdapter):
         self.asked = 0
         self.deadline: Optional[float] = None
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _TRACKED_POOLS
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        self.pool_args = {"num_pools": connections, "maxsize": maxsize, "block": block}
+        self.poolmanager = _TrackedPoolManager(**self.pool_args, **pool_kwargs)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = _TRACKED_POOLS
-        return manager
+        if proxy not in self.proxy_manager and not proxy.lower().startswith("socks"):  # a SOCKS proxy is not tracked
+            self.proxy_manager[proxy] = _TrackedProxyManager(
+                proxy, proxy_headers=self.proxy_headers(proxy), **self.pool_args, **proxy_kwargs)
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+    def build_response(self, req: PreparedRequest, resp: Any) -> Response:
+        response = super().build_response(req, resp)
+        response.raw = _BoundedBody(response.raw, self.max_answer_bytes, response.status_code)
+        return response
 
     def send(  # type: ignore[override]
         self, request: PreparedRequest, stream: bool = False, timeout: TimeoutArg = None, **kwargs: Any
@@ -222,7 +262,7 @@ class BoundedAdapter(HTTPAdapter):
         try:
             response = super().send(request, stream=True, timeout=timeout, **kwargs)
             if not stream:
-                read_bounded(response, self.max_answer_bytes)  # while the watch is on
+                response.content  # read (`_BoundedBody`) while the watch is on
         except RequestException:
             if by_deadline and ((watch is not None and watch.fired) or time.monotonic() >= (self.deadline or 0)):
                 raise ProjectTimedOut() from None  # cut by the project's deadline: no retry can follow
@@ -238,50 +278,56 @@ class BoundedAdapter(HTTPAdapter):
         return response
 
 
-def make_session(
-    retrying: Optional[Client] = None, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
-) -> Tuple[Session, BoundedAdapter]:
-    """A session with dlt's retries (`[runtime]` settings), never waiting past the adapter's
-    deadline for one (`_within_deadline`), whole-request time limits, answers of at most
-    `max_answer_bytes` decoded, and no redirects: a redirected request would carry its credentials (token, signature,
-    password) to whatever address the redirect names. The adapter counts what is asked
-    (`asked`) and what goes on the wire (`sent`).
+class BoundedSession(Session):
+    """A dlt session (its `[runtime]` timeout) with dlt's retries, never waiting past the adapter's
+    deadline for one (`before_sleep`), whole-request time limits, answers of at most
+    `max_answer_bytes` decoded, and no redirects: a redirected request would carry its
+    credentials (token, signature, password) to whatever address the redirect names.
 
-    `retrying` is a dlt `Client` whose settings the session takes; one made here when not
-    given (dlt resolves its `[runtime]` settings anew for every `Client`).
-    Call it in the thread that uses the session: dlt's sessions are per thread.
+    Its `adapter` counts what is asked (`asked`, one per `send`) and what goes on the wire
+    (`sent`, one per attempt). Use it from one thread at a time.
     """
-    session = (retrying or Client(raise_for_status=False)).session
-    adapter = BoundedAdapter(pool_maxsize=4, max_answer_bytes=max_answer_bytes)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    retrying_send: Callable[..., Response] = session.send.retry_with(  # type: ignore[attr-defined]
-        before_sleep=_within_deadline(adapter))
 
-    def send(request: PreparedRequest, **kwargs: Any) -> Response:
-        adapter.asked += 1
+    def __init__(self, config: RuntimeConfiguration, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
+        super().__init__(timeout=config.request_timeout, raise_for_status=False)
+        self.adapter = BoundedAdapter(pool_maxsize=4, max_answer_bytes=max_answer_bytes)
+        self.mount("http://", self.adapter)
+        self.mount("https://", self.adapter)
+        # the retry policy of dlt's `Client` (its status codes, exceptions, Retry-After and
+        # back-off), with the deadline check before each wait
+        self.retrying = Retrying(
+            wait=wait_exponential_retry_after(
+                multiplier=config.request_backoff_factor, max=config.request_max_retry_delay),
+            retry=retry_any(retry_if_status(DEFAULT_RETRY_STATUS), retry_if_exception_type(DEFAULT_RETRY_EXCEPTIONS)),
+            stop=stop_after_attempt(config.request_max_attempts),
+            reraise=True,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            before_sleep=self.before_sleep,
+        )
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        """Send `request`, retried as dlt would, never following a redirect."""
+        self.adapter.asked += 1
         kwargs["allow_redirects"] = False
-        return retrying_send(request, **kwargs)
+        response: Response = self.retrying.copy()(super().send, request, **kwargs)
+        return response
 
-    session.send = send  # type: ignore[method-assign]
-    _remember_environment(session)
-    return session, adapter
-
-
-def _within_deadline(adapter: BoundedAdapter) -> Callable[[RetryCallState], None]:
-    """A `before_sleep` hook for dlt's retries (tenacity's): a wait before the next attempt,
-    `Retry-After` or back-off, that would end past `adapter.deadline` raises ProjectTimedOut at
-    once, instead of sleeping and then finding the time spent."""
-
-    def before_sleep(state: RetryCallState) -> None:
-        if adapter.deadline is None:
+    def before_sleep(self, state: RetryCallState) -> None:
+        """Before a wait for the next attempt (`Retry-After` or back-off): one that would end
+        past the adapter's deadline raises ProjectTimedOut at once, instead of sleeping and then
+        finding the time spent."""
+        if self.adapter.deadline is None:
             return
-        left = adapter.deadline - time.monotonic()
+        left = self.adapter.deadline - time.monotonic()
         if state.upcoming_sleep < left:
             return
         raise _timed_out(state, left)
 
-    return before_sleep
+
+def make_session(max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> Tuple[BoundedSession, BoundedAdapter]:
+    """A BoundedSession on dlt's `[runtime]` settings (retries, timeout), and its adapter."""
+    session = BoundedSession(resolve_configuration(RuntimeConfiguration()), max_answer_bytes)
+    return session, session.adapter
 
 
 def _timed_out(state: RetryCallState, left: float) -> ProjectTimedOut:
@@ -317,25 +363,6 @@ def _retry_after(header: Optional[str]) -> Optional[float]:
     return seconds if seconds > 0 else None
 
 
-def _remember_environment(session: Session) -> None:
-    """Read the proxy and CA-bundle variables (`HTTPS_PROXY`, `NO_PROXY`, `REQUESTS_CA_BUNDLE`...)
-    once per host for this session, not at every request, which scans the whole environment twice."""
-    merge = session.merge_environment_settings
-    known: Dict[Tuple[str, str], Dict[str, Any]] = {}
-
-    def merge_environment_settings(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> Dict[str, Any]:
-        if proxies or stream is not None or verify is not None or cert is not None:
-            return merge(url, proxies, stream, verify, cert)
-        parts = urlsplit(url)
-        host = (parts.scheme, parts.netloc)
-        if host not in known:
-            known[host] = merge(url, {}, None, None, None)
-        settings = known[host]
-        return {**settings, "proxies": dict(settings["proxies"])}
-
-    session.merge_environment_settings = merge_environment_settings  # type: ignore[method-assign]
-
-
 class RequestCounter:
     """Logical requests (what the client asked for) and attempts (what went on the wire) of one project."""
 
@@ -365,18 +392,11 @@ class ThreadSessions:
     def __init__(self, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
         self.max_answer_bytes = max_answer_bytes
         self.config = resolve_configuration(RuntimeConfiguration())
-        self._retrying = Client(
-            raise_for_status=False,
-            request_timeout=self.config.request_timeout,
-            request_max_attempts=self.config.request_max_attempts,
-            request_backoff_factor=self.config.request_backoff_factor,
-            request_max_retry_delay=self.config.request_max_retry_delay,
-        )
         self._local = threading.local()
 
-    def for_project(self, deadline: Optional[float]) -> Tuple[Session, BoundedAdapter]:
-        held: Optional[Tuple[Session, BoundedAdapter]] = getattr(self._local, "held", None)
-        if held is None:
-            held = self._local.held = make_session(self._retrying, self.max_answer_bytes)
-        held[1].deadline = deadline
-        return held
+    def for_project(self, deadline: Optional[float]) -> Tuple[BoundedSession, BoundedAdapter]:
+        session: Optional[BoundedSession] = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = BoundedSession(self.config, self.max_answer_bytes)
+        session.adapter.deadline = deadline
+        return session, session.adapter
