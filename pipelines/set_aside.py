@@ -24,7 +24,7 @@ import dlt
 import duckdb
 from dlt.load.exceptions import LoadClientJobException, LoadClientJobFailed, LoadClientJobTerminalRetry
 
-from workspace_images.source import PROJECT_RUNS_COLUMNS
+from workspace_images.source.runs import PROJECT_RUNS_COLUMNS, PROJECT_RUNS_KEY, PROJECT_RUNS_WRITE_DISPOSITION
 from workspace_images.source.failures import MAX_ERROR_MSG
 from workspace_images.source.safe_text import safe_text
 from workspace_images.source.settings import ERR_LOAD_REFUSED, PACKAGE_RUNS_KEY
@@ -113,8 +113,8 @@ def record_runs(pipeline: dlt.Pipeline, rows: List[Dict[str, Any]], in_database:
     resource = dlt.resource(
         rows,
         name="project_runs",
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=("run_id", "project_id"),
+        write_disposition=PROJECT_RUNS_WRITE_DISPOSITION,
+        primary_key=PROJECT_RUNS_KEY,
         columns=PROJECT_RUNS_COLUMNS,
     )
     pipeline.extract(resource)

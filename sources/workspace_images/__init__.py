@@ -26,7 +26,7 @@ from .fetch import ProjectFetcher, Target
 from .outcomes import ProjectOutcome, Progress
 from .columns import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan
 from .rows import images_table
-from .runs import PROJECT_RUNS_COLUMNS, PROJECT_RUNS_WRITE_DISPOSITION, carry_run_log
+from .runs import PROJECT_RUNS_COLUMNS, PROJECT_RUNS_KEY, PROJECT_RUNS_WRITE_DISPOSITION, carry_run_log
 from .scope import images_write_disposition
 from .settings import (
     DEFAULT_CONCURRENCY,
@@ -188,7 +188,7 @@ def workspace_images(
         data_from=images,
         name="project_runs",
         write_disposition=PROJECT_RUNS_WRITE_DISPOSITION,
-        primary_key=("run_id", "project_id"),
+        primary_key=PROJECT_RUNS_KEY,
         columns=PROJECT_RUNS_COLUMNS,
     )
     def project_runs(_: Any) -> Iterator[Any]:

@@ -32,6 +32,7 @@ PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
 }
 
 PROJECT_RUNS_WRITE_DISPOSITION: Dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
+PROJECT_RUNS_KEY = ("run_id", "project_id")
 """Merged on (run_id, project_id), not appended: a load that is redone after a kill (its rows were
 written, the package not yet marked done) must not log a run twice."""
 
