@@ -230,7 +230,7 @@ def caught_in_a_broken_model(db: Path, tmp_path: Path, model: str, old: str, new
     build_models(db)
     copy = tmp_path / "sql"
     shutil.copytree(SQL_DIR, copy)
-    path = copy / f"{model}.sql"
+    path = next(copy.rglob(f"{model}.sql"))
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new), encoding="utf-8")
