@@ -136,7 +136,8 @@ def descriptions(sql_dir: Path = SQL_DIR) -> Dict[str, Dict[str, str]]:
     """What every described table and column means: `{"schema.table": {"table": its description,
     column: its description}}`, the raw tables under RAW_DATASET, and `common`: the descriptions
     of columns.toml, `api_field` among them (for a column no file names)."""
-    entries: Dict[str, Dict[str, str]] = {"common": dict(_toml(sql_dir / COLUMNS))}
+    shared = sql_dir / COLUMNS
+    entries: Dict[str, Dict[str, str]] = {"common": dict(_toml(shared)) if shared.exists() else {}}
     for table, own in load_source(sql_dir).tables.items():
         if "description" in own:
             entries[f"{RAW_DATASET}.{table}"] = {"table": own["description"], **own.get("columns", {})}

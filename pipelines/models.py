@@ -231,11 +231,14 @@ def describe(session: Session, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_D
         if not columns:
             continue
         session.execute(f"comment on table {schema}.{table} is {literal(own['table'])}")
+        written += 1
         for column in columns:
-            description = own.get(column) or common.get(column) or common["api_field"]
+            description = own.get(column) or common.get(column) or common.get("api_field")
+            if description is None:
+                continue
             session.execute(f'comment on column {schema}.{table}."{column.replace(chr(34), chr(34) * 2)}" '
                             f"is {literal(description)}")
-        written += 1 + len(columns)
+            written += 1
     return written
 
 
