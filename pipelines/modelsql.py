@@ -12,8 +12,8 @@ sqlglot's tree and changed there, never as text:
   other columns whose value differs from the row before in window `w`, by name,
   comma-separated, NULL when none does:
   `nullif(concat_ws(', ', case when c is distinct from lag(c) over w then 'c' end, ...), '')`;
-- the tree is written in the target's dialect by sqlglot (`::` casts, `interval 1 day`,
-  `date_diff`, `generate_series`, NULL ordering).
+- the tree is written in the target's dialect by sqlglot's own mapping (`::` casts,
+  `generate_series`, NULL ordering in windows).
 
 What no dialect mapping can carry (the OS macros' regular expressions) is written per dialect
 in sql/macros/.
@@ -22,9 +22,7 @@ in sql/macros/.
 from __future__ import annotations
 
 import functools
-import logging
-from contextlib import contextmanager
-from typing import FrozenSet, Iterator, List, Mapping, Tuple
+from typing import FrozenSet, List, Mapping, Tuple
 
 import sqlglot
 from sqlglot import exp
@@ -89,8 +87,7 @@ def render(sql: str, dialect: str, columns: Columns, source: str, source_tables:
             if table.name.lower() not in source_tables:
                 raise ModelSQLError(f"{source}.{table.name} is not a table of the source (sql/sources.toml)")
             table.set("db", exp.to_identifier(dataset))
-    with _quiet():
-        return tree.sql(dialect=dialect, pretty=True)
+    return tree.sql(dialect=dialect, pretty=True)
 
 
 MACROS = ("star", "changed_columns")
@@ -155,14 +152,3 @@ def _changed_columns(names: List[str], call: exp.Anonymous, quoted: bool) -> exp
     joined = exp.Anonymous(this="concat_ws", expressions=[exp.Literal.string(", "), *cases])
     return exp.Nullif(this=joined, expression=exp.Literal.string(""))
 
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """sqlglot logs at INFO each array index it shifts between dialects: not news to our users."""
-    log = logging.getLogger("sqlglot")
-    level = log.level
-    log.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        log.setLevel(level)

@@ -29,7 +29,7 @@ load_days as (
 days as (
 
     select cast(series.day as date) as day
-    from load_days, generate_series(first_day, last_day, interval 1 day) as series(day)
+    from load_days, generate_series(first_day, last_day, interval '1 day') as series(day)
 
 ),
 
