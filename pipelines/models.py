@@ -20,7 +20,7 @@ from .model_files import (
     load_source,
     macro_scripts,
 )
-from .modelsql import Columns, render
+from .modelsql import Columns, ModelSQLError, render
 from .warehouse import Session, Target, connect, literal
 
 
@@ -126,8 +126,11 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
     dialect = session.dialect
     source = load_source(sql_dir)
 
-    def rendered(sql: str, columns: Columns) -> str:
-        return render(sql, dialect, columns, source.name, source.table_names, raw_dataset)
+    def rendered(sql: str, columns: Columns, where: str) -> str:
+        try:
+            return render(sql, dialect, columns, source.name, source.table_names, raw_dataset)
+        except ModelSQLError as exc:
+            raise ModelSQLError(f"{where}: {exc}") from None
 
     with session.transaction():
         session.execute(f"create schema if not exists {ANALYTICS}")
@@ -136,7 +139,8 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
         for model in models:
             began = time.monotonic()
             columns = _columns(session, source, raw_dataset)
-            _materialise(session, model.name, rendered(model.sql, columns), columns.get((ANALYTICS, model.name)))
+            sql = rendered(model.sql, columns, f"model {model.name}")
+            _materialise(session, model.name, sql, columns.get((ANALYTICS, model.name)))
             result.rows[model.name] = session.value(f"select count(*) from {ANALYTICS}.{model.name}")
             result.seconds[model.name] = time.monotonic() - began
             logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
@@ -146,7 +150,8 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
             columns = _columns(session, source, raw_dataset)
             for model in models:
                 for test, query in model.tests:
-                    _run_test(session, model.name, test, rendered(query, columns))
+                    sql = rendered(query, columns, f"model {model.name}, data test {test}")
+                    _run_test(session, model.name, test, sql)
                     result.tests += 1
     result.total_seconds = time.monotonic() - started
     return result

@@ -333,9 +333,10 @@ def test_a_table_the_source_does_not_declare_or_a_column_a_macro_cannot_find_is_
 
     sim.add_project("cn-north-4", images=2)
     load(db, sim, day=0, models=False)
-    with pytest.raises(ModelSQLError, match=r"^raw\.secrets is not a table of the source \(sql/sources\.toml\)$"):
+    undeclared = r"^model mine: raw\.secrets is not a table of the source \(sql/sources\.toml\)$"
+    with pytest.raises(ModelSQLError, match=undeclared):
         build_models(db, sql_dir=model_folder(tmp_path / "undeclared", "select * from raw.secrets"))
-    with pytest.raises(ModelSQLError, match=r"^star: raw\.images has no column nmae$"):
+    with pytest.raises(ModelSQLError, match=r"^model mine: star: raw\.images has no column nmae$"):
         build_models(db, sql_dir=model_folder(tmp_path / "typo", "select star(raw.images, except => [nmae]) "
                                                                    "from raw.images"))
     assert query(db, "select count(*) from information_schema.tables where table_schema = 'analytics'") == [(0,)]
