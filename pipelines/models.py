@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
-from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import sqlglot
-from sqlglot import exp
-
-from .transpile import SOURCE_DIALECT, Schema, transpile_macros, transpile_model
+from .model_files import (
+    ANALYTICS,
+    RAW_DATASET,
+    SQL_DIR,
+    Model,
+    Source,
+    descriptions,
+    load_models,
+    load_source,
+    macro_scripts,
+)
+from .modelsql import Columns, ModelSQLError, render
 from .warehouse import Session, Target, connect, literal
 
 
 logger = logging.getLogger("workspace_images")
 
-SQL_DIR = next(
-    (p for p in (Path(__file__).resolve().parent / "sql", Path(__file__).resolve().parent.parent / "sql") if p.is_dir()),
-    Path(__file__).resolve().parent / "sql",
-)
-"""The models: `workspace_images/sql/` where the package is installed, `sql/` in the repository."""
-ANALYTICS = "analytics"
-RAW_DATASET = "workspace_images"
-"""The dataset (schema) the models read, as the SQL names it; another is substituted when given."""
 RAW_TABLES = ("images", "project_runs")
 SAMPLE_ROWS = 5
+__all__ = [  # what callers import from here, sql/'s reading (model_files) included
+    "ANALYTICS", "RAW_DATASET", "SQL_DIR", "DataTestFailed", "Model", "ModelsMissing", "ModelsOfAnotherDataset",
+    "ModelsResult", "ModelsUnavailable", "build_models", "built_from_another_dataset", "check_dataset", "describe",
+    "descriptions", "load_models", "macro_scripts",
+]
 
 
 class ModelsUnavailable(Exception):
@@ -55,38 +57,6 @@ class DataTestFailed(Exception):
 
 
 @dataclass
-class Model:
-    """One model: a `select` in sql/<name>.sql, materialised as analytics.<name>."""
-
-    name: str
-    sql: str
-    tests: List[Tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def depends_on(self) -> List[str]:
-        """The tables of schema `analytics` that the model's SQL reads, itself left out.
-
-        Read from sqlglot's tree of the SQL, so a name in a comment or a string literal is no
-        dependency, nor is a macro (`analytics.os_family(...)` is a function).
-        """
-        try:
-            tables = _analytics_tables(self.sql)
-        except sqlglot.errors.ParseError as exc:
-            where = exc.errors[0] if exc.errors else {}
-            raise ValueError(f"model {self.name}: its SQL cannot be read: {where.get('description', exc)} "
-                             f"(line {where.get('line')}, column {where.get('col')})") from None
-        return sorted(tables - {self.name})
-
-
-@functools.lru_cache(maxsize=64)
-def _analytics_tables(sql: str) -> FrozenSet[str]:
-    """The tables of schema `analytics` in sqlglot's tree of `sql`; parsed once per text, as every
-    run of a process (the tests, a DAG worker) reads the same models."""
-    tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
-    return frozenset(table.name.lower() for table in tree.find_all(exp.Table) if table.db.lower() == ANALYTICS)
-
-
-@dataclass
 class ModelsResult:
     """What a build did: seconds per model, tests run."""
 
@@ -102,50 +72,11 @@ class ModelsResult:
         )
 
 
-def _split_tests(text: str) -> List[Tuple[str, str]]:
-    """Split a tests file on `-- test: NAME` lines into (name, query) pairs."""
-    tests: List[Tuple[str, str]] = []
-    for chunk in re.split(r"^--\s*test:\s*", text, flags=re.MULTILINE)[1:]:
-        name, _, body = chunk.partition("\n")
-        query = body.strip().rstrip(";").strip()
-        if query:
-            tests.append((name.strip(), query))
-    return tests
-
-
 def check_dataset(name: str) -> str:
     """A dataset name fit to stand in SQL: lower-case letters, digits and `_`."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name or ""):
         raise ValueError(f"dataset {name!r}: expected lower-case letters, digits and '_'")
     return name
-
-
-def _reading(text: str, raw_dataset: str) -> str:
-    """The SQL with its raw tables read from `raw_dataset` instead of RAW_DATASET."""
-    if raw_dataset == RAW_DATASET:
-        return text
-    return re.sub(rf"\b{RAW_DATASET}\.", f"{check_dataset(raw_dataset)}.", text)
-
-
-def load_models(sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_DATASET) -> List[Model]:
-    """Every model of `sql_dir` with its tests, in dependency order, reading `raw_dataset`."""
-    models: Dict[str, Model] = {}
-    for path in sorted(sql_dir.glob("*.sql")):
-        tests_path = sql_dir / "tests" / path.name
-        tests = _split_tests(_reading(tests_path.read_text(encoding="utf-8"), raw_dataset)) if tests_path.exists() else []
-        sql = _reading(path.read_text(encoding="utf-8"), raw_dataset)
-        models[path.stem] = Model(path.stem, sql.strip().rstrip(";"), tests)
-    graph = {name: [d for d in model.depends_on if d in models] for name, model in models.items()}
-    try:
-        order = list(TopologicalSorter(graph).static_order())
-    except CycleError as exc:
-        raise ValueError(f"models depend on each other in a cycle: {exc.args[1]}") from None
-    return [models[name] for name in order]
-
-
-def macro_scripts(sql_dir: Path = SQL_DIR) -> List[str]:
-    """The scripts of sql/macros/ (`create or replace macro ...;` statements), in file order."""
-    return [path.read_text(encoding="utf-8") for path in sorted((sql_dir / "macros").glob("*.sql"))]
 
 
 def build_models(
@@ -154,8 +85,8 @@ def build_models(
 ) -> ModelsResult:
     """Rebuild every model in one transaction, then run the data tests before committing.
 
-    `target` is a DuckDB file or a Target (any dlt destination); the models are written in
-    DuckDB's dialect and carried into the target's by `transpile`. A dashboard reading the
+    `target` is a DuckDB file or a Target (any dlt destination); the models are portable SQL,
+    written in the target's dialect by `modelsql.render`. A dashboard reading the
     database sees either the previous tables or the new ones, never a mix; when a data
     test fails, the previous tables stay. A database has one `analytics` schema: models
     built from another dataset than `raw_dataset` are replaced only with `replace`.
@@ -167,15 +98,15 @@ def build_models(
     """
     if not isinstance(target, Target):
         target = Target(db_path=Path(target))
-    models = load_models(sql_dir, raw_dataset)
+    models = load_models(sql_dir)
     if not models:
         raise ModelsMissing(f"no SQL models in {sql_dir}: this installation of workspace-images is incomplete")
     if target.is_file and not target.db_path.exists():
         raise ModelsUnavailable(f"{target.db_path} does not exist: load it first with `workspace-images run`")
     if session is not None:
-        return _build(session, target, models, sql_dir, run_tests, raw_dataset, replace)
+        return _build(session, target, models, sql_dir, run_tests, check_dataset(raw_dataset), replace)
     with connect(target) as opened:
-        return _build(opened, target, models, sql_dir, run_tests, raw_dataset, replace)
+        return _build(opened, target, models, sql_dir, run_tests, check_dataset(raw_dataset), replace)
 
 
 def _build(session: Session, target: Target, models: List[Model], sql_dir: Path, run_tests: bool,
@@ -193,26 +124,34 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
             f"`workspace-images models --dataset {raw_dataset} --replace`, or load {raw_dataset} into another database"
         )
     dialect = session.dialect
+    source = load_source(sql_dir)
+
+    def rendered(sql: str, columns: Columns, where: str) -> str:
+        try:
+            return render(sql, dialect, columns, source.name, source.table_names, raw_dataset)
+        except ModelSQLError as exc:
+            raise ModelSQLError(f"{where}: {exc}") from None
+
     with session.transaction():
         session.execute(f"create schema if not exists {ANALYTICS}")
-        for script in macro_scripts(sql_dir):
-            for statement in transpile_macros(script, dialect):
-                session.execute(statement)
+        for script in macro_scripts(sql_dir, dialect):
+            session.execute(script)
         for model in models:
             began = time.monotonic()
-            schema = _schema(session, raw_dataset)
-            sql = transpile_model(model.sql, dialect, schema)
-            _materialise(session, model.name, sql, schema.get(ANALYTICS, {}).get(model.name))
+            columns = _columns(session, source, raw_dataset)
+            sql = rendered(model.sql, columns, f"model {model.name}")
+            _materialise(session, model.name, sql, columns.get((ANALYTICS, model.name)))
             result.rows[model.name] = session.value(f"select count(*) from {ANALYTICS}.{model.name}")
             result.seconds[model.name] = time.monotonic() - began
             logger.info("model %s: %s rows, %.2fs", model.name, f"{result.rows[model.name]:,}", result.seconds[model.name])
         if dialect in DESCRIBED:
             describe(session, sql_dir, raw_dataset)
         if run_tests:
-            schema = _schema(session, raw_dataset)
+            columns = _columns(session, source, raw_dataset)
             for model in models:
                 for test, query in model.tests:
-                    _run_test(session, model.name, test, transpile_model(query, dialect, schema))
+                    sql = rendered(query, columns, f"model {model.name}, data test {test}")
+                    _run_test(session, model.name, test, sql)
                     result.tests += 1
     result.total_seconds = time.monotonic() - started
     return result
@@ -242,7 +181,7 @@ def built_from_another_dataset(session: Session, raw_dataset: str) -> Optional[s
     return "a dataset that is no longer in this database"
 
 
-def _materialise(session: Session, name: str, sql: str, existing: Optional[Dict[str, str]]) -> None:
+def _materialise(session: Session, name: str, sql: str, existing: Optional[List[str]]) -> None:
     """Make analytics.<name> hold the rows of `sql`. DuckDB replaces the table. Elsewhere a table
     whose columns stay the same is emptied and refilled, so users' views on it stay (PostgreSQL
     will not drop a table a view depends on); one whose columns changed is dropped and made anew."""
@@ -252,7 +191,7 @@ def _materialise(session: Session, name: str, sql: str, existing: Optional[Dict[
         return
     if existing is not None:
         columns, _ = session.fetch(f"select * from (\n{sql}\n) as model limit 0")
-        if columns == list(existing):
+        if columns == existing:
             session.execute(f"delete from {table}")
             session.execute(f"insert into {table}\nselect * from (\n{sql}\n) as model")
             return
@@ -260,32 +199,28 @@ def _materialise(session: Session, name: str, sql: str, existing: Optional[Dict[
     session.execute(f"create table {table} as\n{sql}")
 
 
-def _schema(session: Session, raw_dataset: str) -> Schema:
-    """The columns of the raw tables and of the models built so far, for `transpile`."""
-    if session.dialect == "duckdb":
-        return {}
-    schema: Schema = {}
-    for dataset in (raw_dataset, ANALYTICS):
-        for table, column, kind in session.columns(dataset):
-            schema.setdefault(dataset, {}).setdefault(table, {})[column] = kind
-    return schema
+def _columns(session: Session, source: Source, raw_dataset: str) -> Columns:
+    """The columns of the raw tables (under the source's name) and of the models built so far."""
+    columns: Dict[Tuple[str, str], List[str]] = {}
+    for schema, named in ((raw_dataset, source.name), (ANALYTICS, ANALYTICS)):
+        for table, column, _ in session.columns(schema):
+            columns.setdefault((named, table), []).append(column)
+    return columns
 
 
 DESCRIBED = ("duckdb", "postgres")
 """Dialects whose `COMMENT ON` the descriptions are stored with (BigQuery has none)."""
-DESCRIPTIONS = "descriptions.toml"
-"""Beside the models: what every table and column means."""
 
 
 def describe(session: Session, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_DATASET) -> int:
-    """Store the descriptions of `descriptions.toml` as COMMENT ON for the raw tables and the
-    models that exist, every column included (one the file does not name gets `api_field`).
+    """Store the descriptions of sql/ (`model_files.descriptions`: each model's file, sources.toml,
+    columns.toml) as COMMENT ON for the raw tables and the models that exist, every column
+    included (one no file names gets `api_field`).
 
     Returns:
         How many comments were written.
     """
-    text = (sql_dir / DESCRIPTIONS).read_text(encoding="utf-8")
-    entries = tomllib.loads(text)
+    entries = descriptions(sql_dir)
     common = entries.get("common", {})
     found: Dict[Tuple[str, str], List[str]] = {}
     for schema in {raw_dataset, ANALYTICS}:
@@ -301,11 +236,14 @@ def describe(session: Session, sql_dir: Path = SQL_DIR, raw_dataset: str = RAW_D
         if not columns:
             continue
         session.execute(f"comment on table {schema}.{table} is {literal(own['table'])}")
+        written += 1
         for column in columns:
-            description = own.get(column) or common.get(column) or common["api_field"]
+            description = own.get(column) or common.get(column) or common.get("api_field")
+            if description is None:
+                continue
             session.execute(f'comment on column {schema}.{table}."{column.replace(chr(34), chr(34) * 2)}" '
                             f"is {literal(description)}")
-        written += 1 + len(columns)
+            written += 1
     return written
 
 

@@ -20,7 +20,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from .errors import RunFailed, UsageError, first_line
 from .locking import LockHeld, LockUnsafe, RunLock, is_lock_conflict
-from .transpile import dialect_of
+from .modelsql import dialect_of
 
 PIPELINE_NAME = "workspace_images"
 DATASET_NAME = "workspace_images"

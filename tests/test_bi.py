@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from workspace_images.models import DESCRIPTIONS, SQL_DIR
+from workspace_images.models import descriptions
 from workspace_images.simulator import Simulator
 from tests.conftest import load, query
 
@@ -14,7 +13,7 @@ def test_every_table_and_column_is_described_in_the_database(sim: Simulator, db:
     sim.extra_fields = {"package_type": "standard"}  # a field the descriptions do not name
     sim.add_project("cn-north-4", images=20)
     load(db, sim)
-    entries = tomllib.loads((SQL_DIR / DESCRIPTIONS).read_text(encoding="utf-8"))
+    entries = descriptions()  # each model's file, sql/sources.toml and sql/columns.toml
     tables = query(db, "select schema_name || '.' || table_name, comment from duckdb_tables() "
                        "where schema_name in ('workspace_images', 'analytics') and table_name not like '\\_dlt%' escape '\\' "
                        "order by 1")

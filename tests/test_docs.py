@@ -36,6 +36,7 @@ import duckdb
 import pytest
 
 from tools import docs as docgen
+from workspace_images.models import descriptions
 from workspace_images.runner import RunResult, run
 from workspace_images.simulator import Simulator
 
@@ -375,9 +376,9 @@ def documented_columns() -> Dict[str, set]:
 
 
 def test_tables_doc_lists_every_table_and_column(loaded_db: Path) -> None:
-    """docs/tables.md against sql/descriptions.toml and the columns a real load has, both ways."""
-    descriptions = tomllib.loads((ROOT / "sql" / "descriptions.toml").read_text(encoding="utf-8"))
-    described = {name: set(cols) - {"table"} for name, cols in descriptions.items() if name != "common"}
+    """docs/tables.md against the descriptions beside the models (and sql/sources.toml) and the
+    columns a real load has, both ways."""
+    described = {name: set(cols) - {"table"} for name, cols in descriptions().items() if name != "common"}
     documented = documented_columns()
     assert sorted(documented) == sorted(described)
     with duckdb.connect(str(loaded_db), read_only=True) as con:

@@ -230,7 +230,7 @@ def caught_in_a_broken_model(db: Path, tmp_path: Path, model: str, old: str, new
     build_models(db)
     copy = tmp_path / "sql"
     shutil.copytree(SQL_DIR, copy)
-    path = copy / f"{model}.sql"
+    path = next(copy.rglob(f"{model}.sql"))
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new), encoding="utf-8")
@@ -288,3 +288,55 @@ def test_a_project_read_whole_after_its_latest_run_is_caught(sim: Simulator, db:
                                        "max(as_of) + interval 1 day as last_ok_at",
                                        "last read whole no later than its latest run, and only ok runs vouch for it")
     assert failure.total == 1
+
+
+def test_each_model_has_its_description_and_data_tests_beside_it() -> None:
+    """dbt's layout: staging models read the raw source, marts read models; a TOML beside each."""
+    from workspace_images.model_files import SQL_DIR, load_source
+    from workspace_images.modelsql import tables_read
+
+    source = load_source()
+    layers = {}
+    for model in load_models():
+        path = next(SQL_DIR.rglob(f"{model.name}.sql"))
+        layers[model.name] = path.parent.name
+        assert path.with_suffix(".toml").is_file() and model.description and model.tests, model.name
+        assert bool(tables_read(model.sql, source.name)) == (path.parent.name == "staging"), model.name
+    assert layers == {"stg_images": "staging", "stg_project_runs": "staging", "project_status": "marts",
+                      "image_inventory": "marts", "inventory_summary": "marts", "os_version_trend": "marts",
+                      "image_changes": "marts"}
+
+
+def model_folder(folder: Path, sql: str) -> Path:
+    """A sql/ folder of one model, `mine`, over the shipped source declaration."""
+    from workspace_images.model_files import SQL_DIR
+
+    (folder / "marts").mkdir(parents=True)
+    shutil.copy(SQL_DIR / "sources.toml", folder / "sources.toml")
+    (folder / "marts" / "mine.sql").write_text(sql, encoding="utf-8")
+    return folder
+
+
+def test_the_raw_dataset_is_named_in_the_syntax_tree_not_in_the_text(sim: Simulator, db: Path,
+                                                                       tmp_path: Path) -> None:
+    sim.add_project("cn-north-4", images=4)
+    load(db, sim, day=0, models=False)
+    folder = model_folder(tmp_path / "sql", "-- reads raw.images\n"
+                                            "select 'from raw.images' as note, count(*) as images from raw.images")
+    assert build_models(db, sql_dir=folder).rows == {"mine": 1}
+    assert query(db, "select note, images from analytics.mine") == [("from raw.images", 4)]
+
+
+def test_a_table_the_source_does_not_declare_or_a_column_a_macro_cannot_find_is_refused(
+        sim: Simulator, db: Path, tmp_path: Path) -> None:
+    from workspace_images.modelsql import ModelSQLError
+
+    sim.add_project("cn-north-4", images=2)
+    load(db, sim, day=0, models=False)
+    undeclared = r"^model mine: raw\.secrets is not a table of the source \(sql/sources\.toml\)$"
+    with pytest.raises(ModelSQLError, match=undeclared):
+        build_models(db, sql_dir=model_folder(tmp_path / "undeclared", "select * from raw.secrets"))
+    with pytest.raises(ModelSQLError, match=r"^model mine: star: raw\.images has no column nmae$"):
+        build_models(db, sql_dir=model_folder(tmp_path / "typo", "select star(raw.images, except => [nmae]) "
+                                                                   "from raw.images"))
+    assert query(db, "select count(*) from information_schema.tables where table_schema = 'analytics'") == [(0,)]

@@ -30,9 +30,11 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))}
     assert top == {"workspace_images"}, top
-    models = {n for n in names if n.startswith("workspace_images/sql/") and n.endswith(".sql")}
-    assert {"workspace_images/sql/image_inventory.sql", "workspace_images/sql/stg_project_runs.sql",
-            "workspace_images/sql/macros/os_version.sql", "workspace_images/sql/tests/image_inventory.sql"} <= models
+    models = {n for n in names if n.startswith("workspace_images/sql/") and n.endswith((".sql", ".toml"))}
+    assert {"workspace_images/sql/marts/image_inventory.sql", "workspace_images/sql/marts/image_inventory.toml",
+            "workspace_images/sql/staging/stg_project_runs.sql", "workspace_images/sql/staging/stg_project_runs.toml",
+            "workspace_images/sql/macros/os_version.sql", "workspace_images/sql/macros/os_version.postgres.sql",
+            "workspace_images/sql/sources.toml", "workspace_images/sql/columns.toml"} <= models
     assert "workspace_images/reporting/report.css" in names
 
     venv = tmp_path / "venv"

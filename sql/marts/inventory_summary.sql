@@ -18,7 +18,7 @@ final as (
         image_type,
         architecture,
         count(*) as images,
-        count(*) filter (where is_stale) as stale_images,
+        count(*) filter (where is_stale) as stale_images
     from inventory
     group by region, project_id, os_type, image_type, architecture
 

@@ -16,6 +16,15 @@ images as (
 
 ),
 
+ranked_runs as (
+
+    select
+        *,
+        row_number() over (partition by project_id order by as_of desc, started_at desc) as run_rank
+    from project_runs
+
+),
+
 latest_runs as (
 
     select
@@ -28,9 +37,9 @@ latest_runs as (
         status as latest_status,
         http_status,
         error_code,
-        error_msg,
-    from project_runs
-    qualify row_number() over (partition by project_id order by as_of desc, started_at desc) = 1
+        error_msg
+    from ranked_runs
+    where run_rank = 1
 
 ),
 
@@ -38,7 +47,7 @@ last_ok_runs as (
 
     select
         project_id,
-        max(as_of) as last_ok_at,
+        max(as_of) as last_ok_at
     from project_runs
     where status = 'ok'
     group by project_id
@@ -49,7 +58,7 @@ current_images as (
 
     select
         project_id,
-        count(*) as current_images,
+        count(*) as current_images
     from images
     where is_current
     group by project_id
@@ -62,7 +71,7 @@ final as (
         latest_runs.*,
         last_ok_runs.last_ok_at,
         latest_runs.latest_status = 'failed' as is_stale,
-        coalesce(current_images.current_images, 0) as current_images,
+        coalesce(current_images.current_images, 0) as current_images
     from latest_runs
     left join last_ok_runs
         on last_ok_runs.project_id = latest_runs.project_id

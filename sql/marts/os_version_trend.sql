@@ -21,7 +21,7 @@ load_days as (
 
     select
         min(as_of)::date as first_day,
-        max(as_of)::date as last_day,
+        max(as_of)::date as last_day
     from project_runs
 
 ),
@@ -29,7 +29,7 @@ load_days as (
 days as (
 
     select cast(series.day as date) as day
-    from load_days, generate_series(first_day, last_day, interval 1 day) as series(day)
+    from load_days, generate_series(first_day, last_day, interval '1 day') as series(day)
 
 ),
 
@@ -40,7 +40,7 @@ versions as (
         coalesce(os_type, 'unknown') as os_type,
         coalesce(os_version, 'unknown') as os_version,
         valid_from::date as first_day,
-        valid_to::date as gone_day,
+        valid_to::date as gone_day
     from images
 
 ),
@@ -63,7 +63,7 @@ daily_deltas as (
         os_type,
         os_version,
         day,
-        sum(delta) as delta,
+        sum(delta) as delta
     from events
     group by project_id, os_type, os_version, day
 
@@ -75,7 +75,7 @@ project_days as (
         version_keys.project_id,
         version_keys.os_type,
         version_keys.os_version,
-        days.day,
+        days.day
     from (select distinct project_id, os_type, os_version from versions) as version_keys
     cross join days
 
@@ -91,7 +91,7 @@ project_counts as (
         sum(coalesce(daily_deltas.delta, 0)) over (
             partition by project_days.project_id, project_days.os_type, project_days.os_version
             order by project_days.day
-        ) as images,
+        ) as images
     from project_days
     left join daily_deltas
         on daily_deltas.project_id = project_days.project_id
@@ -108,7 +108,7 @@ daily as (
         os_type,
         os_version,
         cast(sum(images) as bigint) as images,
-        count(*) filter (where images > 0) as projects,
+        count(*) filter (where images > 0) as projects
     from project_counts
     group by day, os_type, os_version
 
@@ -122,7 +122,7 @@ final as (
         os_version,
         images,
         projects,
-        images - lag(images) over (partition by os_type, os_version order by day) as images_change,
+        images - lag(images) over (partition by os_type, os_version order by day) as images_change
     from daily
 
 )

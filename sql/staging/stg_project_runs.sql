@@ -7,13 +7,13 @@ with
 
 source as (
 
-    select * from workspace_images.project_runs
+    select * from raw.project_runs
 
 ),
 
 finished_loads as (
 
-    select load_id from workspace_images._dlt_loads
+    select load_id from raw._dlt_loads
     where status = 0
 
 ),

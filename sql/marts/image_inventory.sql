@@ -1,7 +1,7 @@
 -- image_inventory: one row per current image; key (project_id, image_id).
 -- Every image column, where it lives, when it was first seen and last changed, when
 -- its project was last read whole, and whether that project's latest run failed
--- (both from project_status).
+-- (both from project_status). `star` lists the columns stg_images has, new API fields included.
 
 with
 
@@ -28,7 +28,7 @@ image_history as (
     select
         project_id,
         image_id,
-        min(valid_from) as first_seen_at,
+        min(valid_from) as first_seen_at
     from images
     group by project_id, image_id
 
@@ -37,11 +37,12 @@ image_history as (
 final as (
 
     select
-        current_images.* exclude (row_hash, valid_from, valid_to, is_current),
+        star(analytics.stg_images, relation_alias => current_images,
+             except => [row_hash, valid_from, valid_to, is_current]),
         image_history.first_seen_at,
         current_images.valid_from as last_changed_at,
         project_status.last_ok_at as last_seen_at,
-        coalesce(project_status.is_stale, false) as is_stale,
+        coalesce(project_status.is_stale, false) as is_stale
     from current_images
     left join image_history
         on image_history.project_id = current_images.project_id
