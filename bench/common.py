@@ -77,4 +77,4 @@ def forget_load(work: Path, db: str = "bench.duckdb") -> None:
 
 def ours(url: str, db: str = "bench.duckdb") -> List[str]:
     """`workspace-images run --no-models` into `db` (in the working folder of the command)."""
-    return [sys.executable, "-m", "workspace_images.cli", "-q", "run", "--endpoint", url, "--db", db, "--no-models"]
+    return [sys.executable, "-m", "workspace_images.pipelines.cli", "-q", "run", "--endpoint", url, "--db", db, "--no-models"]

@@ -24,13 +24,13 @@ from typing import Any, Callable, Dict, List
 import requests
 
 from bench.common import TOKEN, start_simulator, stop
-from workspace_images.program import module_command
-from workspace_images.source.auth import TokenAuth
-from workspace_images.source.columns import ColumnPlan
-from workspace_images.source.config import Project
-from workspace_images.source.fetch import fetch_project
-from workspace_images.source.rows import images_table
-from workspace_images.source.sessions import ThreadSessions
+from workspace_images.pipelines.program import module_command
+from workspace_images.auth import TokenAuth
+from workspace_images.columns import ColumnPlan
+from workspace_images.config import Project
+from workspace_images.fetch import fetch_project
+from workspace_images.rows import images_table
+from workspace_images.sessions import ThreadSessions
 
 PAGE = 100
 THREADS = 8

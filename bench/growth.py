@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from bench.common import check_timer, forget_load, measure, ours, pipeline_env, start_simulator, stop
-from workspace_images.program import module_command
+from workspace_images.pipelines.program import module_command
 
 PER_PROJECT = 500
 

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import check_timer, measure, ours, pipeline_env, start_simulator, stop
-from workspace_images.program import module_command
+from workspace_images.pipelines.program import module_command
 
 PAGE = 100
 

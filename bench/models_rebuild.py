@@ -29,9 +29,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from workspace_images.models import build_models
-from workspace_images.program import module_command
-from workspace_images.runner import run
+from workspace_images.pipelines.models import build_models
+from workspace_images.pipelines.program import module_command
+from workspace_images.pipelines.runner import run
 from workspace_images.simulator import Simulator
 from workspace_images.simulator.data import RELEASES
 

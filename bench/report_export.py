@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import List
 
 from bench.common import check_timer, measure, ours, pipeline_env, start_simulator, stop
-from workspace_images.program import module_command
+from workspace_images.pipelines.program import module_command
 
 COPY_SCRIPT = """
 import sys, duckdb
@@ -51,7 +51,7 @@ def main() -> int:
         env = pipeline_env(targets, work)
         load = [arg for arg in ours(url) if arg != "--no-models"]
         measure(load, env, work)
-        report = [sys.executable, "-m", "workspace_images.cli", "-q", "report", "--db", "bench.duckdb"]
+        report = [sys.executable, "-m", "workspace_images.pipelines.cli", "-q", "report", "--db", "bench.duckdb"]
         out = work / "out"
         alone = best(report, env, work, args.repeat, out)
         exports = best([*report, "--csv", str(out / "csv"), "--parquet", str(out / "parquet")], env, work, args.repeat,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from bench.suite_timing import OUT_VARIABLE
-from workspace_images.program import module_command
+from workspace_images.pipelines.program import module_command
 
 PLUGIN = Path(__file__).with_name("suite_timing.py")
 DEFAULT_PYTEST_ARGS = ["-q", "-p", "no:cacheprovider"]

@@ -1,1 +1,1 @@
-"""workspace-images: an inventory, with history, of Huawei Cloud Workspace product images, loaded by dlt."""
+"""The runner, the command line, the Airflow DAG and the report: what runs the dlt source and reads what it loaded."""

@@ -129,7 +129,7 @@ def settings_errors_fail_at_once() -> Iterator[None]:
     errors (a settings file it cannot read, a value it cannot resolve) into SettingsError."""
     from dlt.common.configuration.exceptions import ConfigurationException
 
-    from workspace_images.errors import UsageError
+    from workspace_images.pipelines.errors import UsageError
     from workspace_images.source import ConfigError
 
     try:
@@ -159,8 +159,8 @@ def target(db_path: Optional[str | Path] = None) -> Any:
     Raises:
         SettingsError: an unknown destination, or one whose credentials are missing.
     """
-    from workspace_images.checks import resolve_target
-    from workspace_images.errors import UsageError
+    from workspace_images.pipelines.checks import resolve_target
+    from workspace_images.pipelines.errors import UsageError
 
     name = setting("destination")
     try:
@@ -190,6 +190,6 @@ def setting(name: str) -> Any:
     """A setting of `[sources.workspace_images]` as dlt resolves it (environment, secrets, config)."""
     import dlt
 
-    from workspace_images.source.settings import SOURCE_SECTION
+    from workspace_images.settings import SOURCE_SECTION
 
     return dlt.config.get(f"{SOURCE_SECTION}.{name}")

@@ -28,8 +28,8 @@ is retried by Airflow, twice, 3 minutes apart (RETRIES, RETRY_DELAY).
 
 This file only defines the DAG, and imports the package absolutely, so that a copy of it in
 the dags folder works as well as a one-line file importing it. The tasks' work, which runs
-without Airflow and is what the tests call, is in `workspace_images.airflow_tasks` (what each
-task does) and `workspace_images.airflow_context` (what it does it in). The heavy imports
+without Airflow and is what the tests call, is in `workspace_images.pipelines.airflow_tasks` (what each
+task does) and `workspace_images.pipelines.airflow_context` (what it does it in). The heavy imports
 (dlt, duckdb) happen inside the tasks, never when Airflow parses the file.
 """
 
@@ -40,8 +40,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from workspace_images.airflow_context import task_context, task_logging
-from workspace_images.airflow_tasks import FANOUT_ENV, FANOUTS, build_models, load_images, plan_loads
+from workspace_images.pipelines.airflow_context import task_context, task_logging
+from workspace_images.pipelines.airflow_tasks import FANOUT_ENV, FANOUTS, build_models, load_images, plan_loads
 
 logger = logging.getLogger("workspace_images")
 

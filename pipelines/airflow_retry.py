@@ -19,8 +19,8 @@ import logging
 import time
 from typing import Callable, TypeVar
 
-from workspace_images.airflow_context import AirflowFailException
-from workspace_images.locking import DatabaseBusy, LockHeld
+from workspace_images.pipelines.airflow_context import AirflowFailException
+from workspace_images.pipelines.locking import DatabaseBusy, LockHeld
 
 T = TypeVar("T")
 

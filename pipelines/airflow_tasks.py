@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from workspace_images.airflow_context import (
+from workspace_images.pipelines.airflow_context import (
     AirflowFailException,
     SettingsError,
     environ,
@@ -27,7 +27,7 @@ from workspace_images.airflow_context import (
     target,
     task_context,
 )
-from workspace_images.airflow_retry import LOCK_WAIT, retry_while_held
+from workspace_images.pipelines.airflow_retry import LOCK_WAIT, retry_while_held
 
 FANOUT_ENV = "WORKSPACE_IMAGES_FANOUT"
 FANOUTS = ("none", "region", "account")
@@ -85,8 +85,8 @@ def configured_regions() -> List[str]:
             `regions` nor `projects` names a region (discovery alone cannot be split
             before it runs).
     """
-    from workspace_images.source.config import env_name, parse_projects, parse_regions
-    from workspace_images.source.settings import SOURCE_SECTION
+    from workspace_images.config import env_name, parse_projects, parse_regions
+    from workspace_images.settings import SOURCE_SECTION
 
     if _account_settings():
         raise SettingsError(
@@ -107,8 +107,8 @@ def configured_regions() -> List[str]:
 def configured_accounts() -> List[str]:
     """The accounts to load, one task each: `default` when it has projects (or discovers them,
     or is the only account), then every name under `accounts`."""
-    from workspace_images.source.config import parse_projects
-    from workspace_images.source.settings import DEFAULT_ACCOUNT
+    from workspace_images.config import parse_projects
+    from workspace_images.settings import DEFAULT_ACCOUNT
 
     accounts = _account_settings()
     names = sorted(str(name) for name in accounts)
@@ -119,8 +119,8 @@ def configured_accounts() -> List[str]:
 
 def _account_settings() -> Dict[str, Any]:
     """The `accounts` table as the source reads it (`accounts.accounts_table`)."""
-    from workspace_images.source.accounts import accounts_table
-    from workspace_images.source.config import ConfigError
+    from workspace_images.accounts import accounts_table
+    from workspace_images.config import ConfigError
 
     try:
         return accounts_table(setting("accounts"))
@@ -163,8 +163,8 @@ def load_images(
         StillHeld: the database stayed held for `lock_wait` seconds (no retry).
         RunFailed, Unreachable: the run itself failed, or the destination is down (retried by Airflow).
     """
-    from workspace_images.output import progress_printer
-    from workspace_images.runner import failed_line, run
+    from workspace_images.pipelines.output import progress_printer
+    from workspace_images.pipelines.runner import failed_line, run
 
     as_of = as_of_for(data_interval_end)
     with task_context(dag_folder), ExitStack() as stack:
@@ -200,8 +200,8 @@ def _one_account(name: str, stack: ExitStack) -> Dict[str, Any]:
     of `accounts` (read at run time, never carried in an XCom), and the default account's
     projects and discovery switched off for this run.
     """
-    from workspace_images.source.config import env_name
-    from workspace_images.source.settings import DEFAULT_ACCOUNT, SOURCE_SECTION
+    from workspace_images.config import env_name
+    from workspace_images.settings import DEFAULT_ACCOUNT, SOURCE_SECTION
 
     accounts = _account_settings()
     if name == DEFAULT_ACCOUNT:
@@ -225,8 +225,8 @@ def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path
         StillHeld: the database stayed held for `lock_wait` seconds (no retry).
         RunFailed: a data test failed, or the destination did (retried by Airflow).
     """
-    from workspace_images.runner import run_models
-    from workspace_images.warehouse import hold
+    from workspace_images.pipelines.runner import run_models
+    from workspace_images.pipelines.warehouse import hold
 
     with task_context(dag_folder):
         where = target(db_path)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Dict, NoReturn, Optional, Sequence
 
-from workspace_images.source.settings import (
+from workspace_images.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,
     DEFAULT_IAM_ENDPOINT,
@@ -109,7 +109,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     """The parser of every command; `command` of what it parses names the one given (cli.COMMANDS).
 
     Args:
-        prog: The command's name in usage lines: `python -m workspace_images.cli` when run so.
+        prog: The command's name in usage lines: `python -m workspace_images.pipelines.cli` when run so.
     """
     parser = ArgumentParser(
         prog=prog,

@@ -16,8 +16,8 @@ from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedExcept
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.time import to_seconds
 
-from workspace_images.source.settings import SOURCE_SECTION
-from workspace_images.source.values import parse_timestamp
+from workspace_images.settings import SOURCE_SECTION
+from workspace_images.values import parse_timestamp
 
 from .errors import UsageError
 from .warehouse import WORKDIR, Target, open_file

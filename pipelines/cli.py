@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, NoReturn, Optional
 
-from workspace_images.source.safe_text import safe_text
+from workspace_images.safe_text import safe_text
 
 from .arguments import MAX_REPORT_CHANGES, MAX_REPORT_DAYS, PROG, build_parser, parse_filters
 from .checks import check_outputs, database_paths, parse_as_of, resolve_target

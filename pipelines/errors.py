@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 from dlt.destinations.exceptions import DatabaseException
 
-from workspace_images.source.failures import first_line
+from workspace_images.failures import first_line
 
 from .locking import causes
 

@@ -9,7 +9,7 @@ from typing import List, Tuple
 
 from dlt.common.configuration.specs import RuntimeConfiguration
 
-from workspace_images.source.settings import (
+from workspace_images.settings import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_NEW_FIELDS,
     DEFAULT_PROJECT_TIMEOUT,

@@ -10,6 +10,7 @@ holds the OS macros, `<name>.sql` in DuckDB's dialect and `<name>.<dialect>.sql`
 
 from __future__ import annotations
 
+import importlib.resources
 import tomllib
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
@@ -20,11 +21,8 @@ import sqlglot
 
 from .modelsql import SOURCE_DIALECT, tables_read
 
-SQL_DIR = next(
-    (p for p in (Path(__file__).resolve().parent / "sql", Path(__file__).resolve().parent.parent / "sql") if p.is_dir()),
-    Path(__file__).resolve().parent / "sql",
-)
-"""The models: `workspace_images/sql/` where the package is installed, `sql/` in the repository."""
+SQL_DIR = Path(str(importlib.resources.files("workspace_images.sql")))
+"""The models: the package `workspace_images.sql` (the repository's `sql/`)."""
 ANALYTICS = "analytics"
 RAW_DATASET = "workspace_images"
 """The dataset the raw tables are loaded into unless another is given; it names them in `descriptions`."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from workspace_images.source import Progress
-from workspace_images.source.safe_text import UNSAFE_CHARS, safe_text
+from workspace_images.safe_text import UNSAFE_CHARS, safe_text
 
 from .errors import UsageError
 from .runner import RunResult, failed_line

@@ -15,9 +15,9 @@ from dlt.common.configuration.exceptions import ConfigurationException, ConfigVa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
-from workspace_images.source.config import env_name
-from workspace_images.source.failures import failure_text
-from workspace_images.source.settings import SOURCE_SECTION
+from workspace_images.config import env_name
+from workspace_images.failures import failure_text
+from workspace_images.settings import SOURCE_SECTION
 
 from .checks import (
     check_as_of,

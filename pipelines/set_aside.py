@@ -24,10 +24,10 @@ import dlt
 import duckdb
 from dlt.load.exceptions import LoadClientJobException, LoadClientJobFailed, LoadClientJobTerminalRetry
 
-from workspace_images.source.runs import PROJECT_RUNS_COLUMNS, PROJECT_RUNS_KEY, PROJECT_RUNS_WRITE_DISPOSITION
-from workspace_images.source.failures import MAX_ERROR_MSG
-from workspace_images.source.safe_text import safe_text
-from workspace_images.source.settings import ERR_LOAD_REFUSED, PACKAGE_RUNS_KEY
+from workspace_images.runs import PROJECT_RUNS_COLUMNS, PROJECT_RUNS_KEY, PROJECT_RUNS_WRITE_DISPOSITION
+from workspace_images.failures import MAX_ERROR_MSG
+from workspace_images.safe_text import safe_text
+from workspace_images.settings import ERR_LOAD_REFUSED, PACKAGE_RUNS_KEY
 
 from .locking import causes
 

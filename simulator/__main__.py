@@ -2,7 +2,7 @@
 
 import sys
 
-from workspace_images.program import module_command
+from workspace_images.pipelines.program import module_command
 
 from .cli import main
 

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import workspace_images.models as models
-import workspace_images.source.fetch as fetch
-from workspace_images.cli import main
+import workspace_images.pipelines.models as models
+import workspace_images.fetch as fetch
+from workspace_images.pipelines.cli import main
 
 
 def pause_when(owner: Any, name: str, point: str, marker: Path, when: Callable[..., bool]) -> None:

@@ -7,12 +7,12 @@ from typing import Dict
 
 import pytest
 
-from workspace_images.errors import UsageError
-from workspace_images.runner import run
+from workspace_images.pipelines.errors import UsageError
+from workspace_images.pipelines.runner import run
 from workspace_images.simulator import Simulator
-from workspace_images.source.accounts import resolve_accounts
-from workspace_images.source.config import ConfigError
-from tests.conftest import cli, current_ids, project_run, query, targets
+from workspace_images.accounts import resolve_accounts
+from workspace_images.config import ConfigError
+from tests.helpers import cli, current_ids, project_run, query, targets
 
 
 def ids(images: list) -> list:

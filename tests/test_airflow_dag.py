@@ -20,15 +20,15 @@ from typing import Any, Iterator
 import dlt
 import pytest
 
-from workspace_images import airflow_context, airflow_dag
-from workspace_images.airflow_context import AirflowFailException, SettingsError, environ
-from workspace_images.airflow_retry import StillHeld
-from workspace_images.errors import RunFailed
-from workspace_images.airflow_tasks import ProjectsFailed, as_of_for, build_models, load_images, plan_loads
-from workspace_images.locking import RunLock
-from workspace_images.warehouse import Unreachable
+from workspace_images.pipelines import airflow_context, airflow_dag
+from workspace_images.pipelines.airflow_context import AirflowFailException, SettingsError, environ
+from workspace_images.pipelines.airflow_retry import StillHeld
+from workspace_images.pipelines.errors import RunFailed
+from workspace_images.pipelines.airflow_tasks import ProjectsFailed, as_of_for, build_models, load_images, plan_loads
+from workspace_images.pipelines.locking import RunLock
+from workspace_images.pipelines.warehouse import Unreachable
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, current_ids, query, utc
+from tests.helpers import TOKEN, current_ids, query, utc
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ HOLDER = textwrap.dedent("""
     from pathlib import Path
     kind, db, seconds = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
     if kind == "lock":
-        from workspace_images.locking import RunLock
+        from workspace_images.pipelines.locking import RunLock
         held = RunLock(db, "run").acquire()
     else:
         import duckdb
@@ -396,7 +396,7 @@ def test_outside_airflow_there_is_no_dag_and_the_exception_is_a_stand_in() -> No
 
 def test_airflow_parses_the_dag_file_without_importing_dlt_or_duckdb() -> None:
     """The heavy imports wait for the tasks: Airflow parses the dags folder often."""
-    code = ("import sys, workspace_images.airflow_dag; "
+    code = ("import sys, workspace_images.pipelines.airflow_dag; "
             "print(sorted(m for m in ('dlt', 'duckdb', 'pyarrow', 'pandas', 'sqlglot') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "[]\n", "")

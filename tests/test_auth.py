@@ -12,9 +12,9 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 
 from workspace_images.simulator import Simulator
-from workspace_images.source.auth import AkSkAuth, IamTokenAuth, IamTokenProvider, TokenAuth, signature, signed_header_names
-from workspace_images.source.sessions import make_session
-from workspace_images.source.settings import REQUEST_HEADERS
+from workspace_images.auth import AkSkAuth, IamTokenAuth, IamTokenProvider, TokenAuth, signature, signed_header_names
+from workspace_images.sessions import make_session
+from workspace_images.settings import REQUEST_HEADERS
 
 AK, SK = "HPUAEXAMPLEAK0000001", "exampleSecretKey+/=0123456789abcdefghijkl"
 NOW = dt.datetime(2026, 11, 27, 8, 30, 15, tzinfo=dt.timezone.utc)

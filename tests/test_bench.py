@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench.models_rebuild import make_database
-from workspace_images.models import build_models
-from tests.conftest import query
+from workspace_images.pipelines.models import build_models
+from tests.helpers import query
 
 
 def test_models_rebuild_history_builds_and_passes_the_data_tests(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workspace_images.models import descriptions
+from workspace_images.pipelines.models import descriptions
 from workspace_images.simulator import Simulator
-from tests.conftest import load, query
+from tests.helpers import load, query
 
 
 def test_every_table_and_column_is_described_in_the_database(sim: Simulator, db: Path) -> None:
@@ -55,7 +55,7 @@ def test_a_file_in_an_older_storage_version_opens_in_an_older_duckdb(sim: Simula
     import subprocess
     import sys
 
-    from tests.conftest import cli, run_args
+    from tests.helpers import cli, run_args
 
     sim.add_project("cn-north-4", images=60)
     proc = cli(run_args(sim, "x.duckdb", 0, "--duckdb-storage-version", "v1.0.0"), tmp_path)
@@ -82,7 +82,7 @@ def test_a_file_in_an_older_storage_version_opens_in_an_older_duckdb(sim: Simula
 
 
 def test_an_unknown_storage_version_exits_2(sim: Simulator, tmp_path: Path) -> None:
-    from tests.conftest import cli, nothing_written, one_line, run_args
+    from tests.helpers import cli, nothing_written, one_line, run_args
 
     sim.add_project("cn-north-4", images=5)
     proc = cli(run_args(sim, "x.duckdb", 0, "--duckdb-storage-version", "v0.99"), tmp_path)

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from workspace_images.simulator import Simulator
-from workspace_images.source.settings import DEFAULT_MAX_ANSWER_BYTES
-from tests.conftest import TOKEN, cli, current_ids, load, nothing_written, one_line, project_run, query, run_args
+from workspace_images.settings import DEFAULT_MAX_ANSWER_BYTES
+from tests.helpers import TOKEN, cli, current_ids, load, nothing_written, one_line, project_run, query, run_args
 
 GIB = 1024 * 1024 * 1024
 TOO_LARGE = ("the answer is larger than max_answer_bytes ({} bytes, decoded): reading stopped there; "

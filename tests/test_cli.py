@@ -11,7 +11,7 @@ import pytest
 from dlt.common.runtime.run_context import global_dir
 
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, cli, one_line, query
+from tests.helpers import TOKEN, cli, one_line, query
 
 
 def test_run_loads_every_project_and_exits_0(sim: Simulator, tmp_path: Path) -> None:
@@ -189,11 +189,11 @@ PYTHON_M = f"{Path(sys.executable).name} -m"
 
 @pytest.mark.parametrize("entry, usage", [
     ([str(Path(sys.executable).parent / "workspace-images")], "workspace-images"),
-    ([sys.executable, "-m", "workspace_images.cli"], f"{PYTHON_M} workspace_images.cli"),
+    ([sys.executable, "-m", "workspace_images.pipelines.cli"], f"{PYTHON_M} workspace_images.pipelines.cli"),
     ([sys.executable, "-m", "workspace_images.simulator"], f"{PYTHON_M} workspace_images.simulator"),
 ])
 def test_every_entry_point_and_command_has_help_under_its_own_name(tmp_path: Path, entry: List[str], usage: str) -> None:
-    from workspace_images.cli import COMMANDS
+    from workspace_images.pipelines.cli import COMMANDS
 
     commands = [[]] if entry[-1] == "workspace_images.simulator" else [[], *([name] for name in COMMANDS)]
     for command in commands:
@@ -205,7 +205,7 @@ def test_every_entry_point_and_command_has_help_under_its_own_name(tmp_path: Pat
 def test_docs_document_every_command_and_flag() -> None:
     """docs/cli.md has a section for every command, with text of its own and the block generated
     from its parser, and names every flag; the README opens with the two commands."""
-    from workspace_images.arguments import build_parser
+    from workspace_images.pipelines.arguments import build_parser
 
     root = Path(__file__).parent.parent
     readme = (root / "README.md").read_text(encoding="utf-8")
@@ -225,8 +225,8 @@ def test_docs_document_every_command_and_flag() -> None:
 
 
 def test_every_command_of_the_parser_has_its_function() -> None:
-    from workspace_images.arguments import build_parser
-    from workspace_images.cli import COMMANDS
+    from workspace_images.pipelines.arguments import build_parser
+    from workspace_images.pipelines.cli import COMMANDS
 
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     assert sorted(commands) == sorted(COMMANDS)

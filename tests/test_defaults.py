@@ -8,9 +8,9 @@ import duckdb
 import pytest
 
 from workspace_images.simulator import Simulator
-from workspace_images.warehouse import DEFAULT_DB
+from workspace_images.pipelines.warehouse import DEFAULT_DB
 
-from tests.conftest import cli, targets
+from tests.helpers import cli, targets
 
 
 def commands(sim: Simulator, folder: Path, *db: str) -> None:

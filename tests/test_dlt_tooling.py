@@ -11,7 +11,7 @@ import dlt
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import cli, load, query, run_args
+from tests.helpers import cli, load, query, run_args
 
 
 def test_the_dataset_api_reads_what_was_loaded(sim: Simulator, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,8 +36,8 @@ import duckdb
 import pytest
 
 from tools import docs as docgen
-from workspace_images.models import descriptions
-from workspace_images.runner import RunResult, run
+from workspace_images.pipelines.models import descriptions
+from workspace_images.pipelines.runner import RunResult, run
 from workspace_images.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Dict, Sequence, Set, Tuple
 
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, cli, load, query, run_args
+from tests.helpers import TOKEN, cli, load, query, run_args
 
 HISTORY = ("select project_id, id, _row_hash, _dlt_valid_from, _dlt_valid_to from workspace_images.images"
            " order by project_id, id, _dlt_valid_from")

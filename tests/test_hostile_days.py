@@ -11,8 +11,8 @@ from typing import Any, Callable, List
 import pytest
 
 from workspace_images.simulator import Simulator
-from workspace_images.source.settings import DEFAULT_MAX_NEW_FIELDS
-from tests.conftest import cli, current_ids, one_line, query, run_args
+from workspace_images.settings import DEFAULT_MAX_NEW_FIELDS
+from tests.helpers import cli, current_ids, one_line, query, run_args
 from tests.test_trust import kill_at
 
 GIB = 1024 * 1024 * 1024

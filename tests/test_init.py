@@ -13,8 +13,8 @@ from typing import Dict, List
 import pytest
 from dlt.common.configuration.specs import RuntimeConfiguration
 
-from workspace_images.checks import DEFAULT_LOCK_TIMEOUT
-from workspace_images.init import CONFIG_TEMPLATE, SECRETS_TEMPLATE
+from workspace_images.pipelines.checks import DEFAULT_LOCK_TIMEOUT
+from workspace_images.pipelines.init import CONFIG_TEMPLATE, SECRETS_TEMPLATE
 from workspace_images.simulator import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_DOMAIN,
@@ -23,8 +23,8 @@ from workspace_images.simulator import (
     DEFAULT_USER,
     Simulator,
 )
-from workspace_images.source.settings import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_NEW_FIELDS, DEFAULT_PROJECT_TIMEOUT
-from tests.conftest import TOKEN, cli, query
+from workspace_images.settings import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_NEW_FIELDS, DEFAULT_PROJECT_TIMEOUT
+from tests.helpers import TOKEN, cli, query
 
 NEXT_STEPS = [
     "next:",

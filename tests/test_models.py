@@ -10,9 +10,9 @@ from typing import Any, Dict, List, Set, Tuple
 import duckdb
 import pytest
 
-from workspace_images.models import build_models, load_models, macro_scripts
+from workspace_images.pipelines.models import build_models, load_models, macro_scripts
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, load, query
+from tests.helpers import TOKEN, load, query
 
 DAYS = 5
 Snapshot = Dict[str, Dict[str, Dict[str, Any]]]  # project_id -> image id -> image
@@ -138,7 +138,7 @@ def test_new_api_columns_reach_the_models(sim: Simulator, db: Path) -> None:
 
 
 def test_a_failing_data_test_keeps_the_previous_models(sim: Simulator, db: Path) -> None:
-    from workspace_images.models import DataTestFailed
+    from workspace_images.pipelines.models import DataTestFailed
 
     sim.add_project("cn-north-4", images=10)
     load(db, sim, day=0)
@@ -225,7 +225,7 @@ def test_models_that_read_each_other_or_cannot_be_read_are_refused(tmp_path: Pat
 def caught_in_a_broken_model(db: Path, tmp_path: Path, model: str, old: str, new: str, test: str) -> Any:
     """Build the models as shipped (their data tests pass), then with `old` replaced by `new` in
     `model` (a model that counts wrong): data test `test` of that model must fail the build."""
-    from workspace_images.models import SQL_DIR, DataTestFailed
+    from workspace_images.pipelines.models import SQL_DIR, DataTestFailed
 
     build_models(db)
     copy = tmp_path / "sql"
@@ -241,7 +241,7 @@ def caught_in_a_broken_model(db: Path, tmp_path: Path, model: str, old: str, new
 
 
 def test_a_version_that_ends_before_it_begins_is_caught(sim: Simulator, db: Path) -> None:
-    from workspace_images.models import DataTestFailed
+    from workspace_images.pipelines.models import DataTestFailed
 
     sim.add_project("cn-north-4", images=3)
     load(db, sim, day=0)
@@ -292,8 +292,8 @@ def test_a_project_read_whole_after_its_latest_run_is_caught(sim: Simulator, db:
 
 def test_each_model_has_its_description_and_data_tests_beside_it() -> None:
     """dbt's layout: staging models read the raw source, marts read models; a TOML beside each."""
-    from workspace_images.model_files import SQL_DIR, load_source
-    from workspace_images.modelsql import tables_read
+    from workspace_images.pipelines.model_files import SQL_DIR, load_source
+    from workspace_images.pipelines.modelsql import tables_read
 
     source = load_source()
     layers = {}
@@ -309,7 +309,7 @@ def test_each_model_has_its_description_and_data_tests_beside_it() -> None:
 
 def model_folder(folder: Path, sql: str) -> Path:
     """A sql/ folder of one model, `mine`, over the shipped source declaration."""
-    from workspace_images.model_files import SQL_DIR
+    from workspace_images.pipelines.model_files import SQL_DIR
 
     (folder / "marts").mkdir(parents=True)
     shutil.copy(SQL_DIR / "sources.toml", folder / "sources.toml")
@@ -329,7 +329,7 @@ def test_the_raw_dataset_is_named_in_the_syntax_tree_not_in_the_text(sim: Simula
 
 def test_a_table_the_source_does_not_declare_or_a_column_a_macro_cannot_find_is_refused(
         sim: Simulator, db: Path, tmp_path: Path) -> None:
-    from workspace_images.modelsql import ModelSQLError
+    from workspace_images.pipelines.modelsql import ModelSQLError
 
     sim.add_project("cn-north-4", images=2)
     load(db, sim, day=0, models=False)

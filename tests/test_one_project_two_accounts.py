@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import cli, query, run_args
+from tests.helpers import cli, query, run_args
 
 FIXED = "fixed-token-two-accounts"
 

@@ -12,9 +12,9 @@ from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 import psycopg2
 import pytest
 
-from workspace_images.runner import run
+from workspace_images.pipelines.runner import run
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, cli, query, targets
+from tests.helpers import TOKEN, cli, query, targets
 from tests.pgserver import PostgresServer
 
 NOT_COMPARED = ("_dlt_load_id", "_dlt_id", "fetched_at")

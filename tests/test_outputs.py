@@ -10,7 +10,7 @@ from typing import List
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import cli, nothing_written, one_line, run_args
+from tests.helpers import cli, nothing_written, one_line, run_args
 
 
 def digest(path: Path) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from workspace_images.source import ConfigError, workspace_images
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, cli, one_line, query
+from tests.helpers import TOKEN, cli, one_line, query
 
 
 def test_the_source_loads_into_any_dataset_and_the_models_follow(

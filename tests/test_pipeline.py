@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import current_ids, load, project_run, query
+from tests.helpers import current_ids, load, project_run, query
 
 
 def ids(images: list) -> list:
@@ -235,9 +235,9 @@ def test_a_new_api_field_becomes_a_column(sim: Simulator, db: Path) -> None:
 
 
 def test_as_of_sets_the_validity_timestamps(sim: Simulator, db: Path) -> None:
-    from tests.conftest import utc
-    from workspace_images.runner import run
-    from tests.conftest import TOKEN
+    from tests.helpers import utc
+    from workspace_images.pipelines.runner import run
+    from tests.helpers import TOKEN
 
     project = sim.add_project("cn-north-4", images=3)
     target = [f"{project.region}:{project.project_id}"]
@@ -253,7 +253,7 @@ def test_as_of_sets_the_validity_timestamps(sim: Simulator, db: Path) -> None:
 
 
 def test_a_load_older_than_the_latest_is_refused(sim: Simulator, db: Path) -> None:
-    from workspace_images.errors import UsageError
+    from workspace_images.pipelines.errors import UsageError
 
     sim.add_project("cn-north-4", images=5)
     load(db, sim, day=3)

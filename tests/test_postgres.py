@@ -16,12 +16,12 @@ from typing import Any, Dict, Iterator, List, Tuple
 import psycopg2
 import pytest
 
-from workspace_images.models import ANALYTICS, load_models
-from workspace_images.errors import RunFailed, UsageError
-from workspace_images.runner import run, run_models
+from workspace_images.pipelines.models import ANALYTICS, load_models
+from workspace_images.pipelines.errors import RunFailed, UsageError
+from workspace_images.pipelines.runner import run, run_models
 from workspace_images.simulator import Simulator
-from workspace_images.warehouse import Target
-from tests.conftest import TOKEN, query
+from workspace_images.pipelines.warehouse import Target
+from tests.helpers import TOKEN, query
 from tests.pgserver import PASSWORD, PostgresServer
 
 DAYS = 5
@@ -208,7 +208,7 @@ def test_a_failing_data_test_keeps_the_previous_models(both: Tuple[Path, str, Si
 
 
 def cli(*args: str, env: Dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workspace_images.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "workspace_images.pipelines.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
 
 
@@ -256,7 +256,7 @@ def test_destination_errors_are_one_line(pg_url: str, sim: Simulator, tmp_path: 
         assert unreadable.returncode == 2, unreadable.stderr
         assert "credentials cannot be read" in unreadable.stderr and "hunter2" not in unreadable.stderr
     unset = {k: v for k, v in os.environ.items() if k != "DESTINATION__POSTGRES__CREDENTIALS"}
-    missing = subprocess.run([sys.executable, "-m", "workspace_images.cli", *base, "--destination", "postgres"],
+    missing = subprocess.run([sys.executable, "-m", "workspace_images.pipelines.cli", *base, "--destination", "postgres"],
                              capture_output=True, text=True, env={**unset, **env}, cwd=clean, timeout=120)
     assert missing.returncode == 2, missing.stderr
     assert "missing credentials" in missing.stderr and "DESTINATION__POSTGRES__CREDENTIALS" in missing.stderr
@@ -269,8 +269,8 @@ def test_destination_errors_are_one_line(pg_url: str, sim: Simulator, tmp_path: 
 
 def test_a_second_run_into_the_same_dataset_waits_its_turn(pg_url: str, sim: Simulator, tmp_path: Path) -> None:
     """From the same working folder (its lock file) or from anywhere else (the server's advisory lock)."""
-    from workspace_images.locking import LockHeld
-    from workspace_images.warehouse import hold
+    from workspace_images.pipelines.locking import LockHeld
+    from workspace_images.pipelines.warehouse import hold
 
     project = sim.add_project(images=3)
     target = Target.of("postgres", None)
@@ -302,8 +302,8 @@ def test_a_table_another_program_made_is_refused(pg_url: str, sim: Simulator, tm
 
 def test_the_airflow_fan_out_loads_a_shared_warehouse_then_builds_its_models(
         pg_url: str, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from workspace_images.airflow_context import SettingsError
-    from workspace_images.airflow_tasks import build_models, load_images, plan_loads
+    from workspace_images.pipelines.airflow_context import SettingsError
+    from workspace_images.pipelines.airflow_tasks import build_models, load_images, plan_loads
 
     north, south = sim.add_project("cn-north-4", images=20), sim.add_project("ap-southeast-1", images=15)
     monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__DESTINATION", "postgres")

@@ -15,11 +15,11 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import duckdb
 import pytest
 
-from workspace_images import reporting as report
-from workspace_images.reporting import charts
-from workspace_images.errors import UsageError
+from workspace_images.pipelines import reporting as report
+from workspace_images.pipelines.reporting import charts
+from workspace_images.pipelines.errors import UsageError
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, load, query
+from tests.helpers import TOKEN, load, query
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -10,10 +10,10 @@ from typing import List
 import duckdb
 import pytest
 
-from workspace_images.reporting import charts
+from workspace_images.pipelines.reporting import charts
 from workspace_images.simulator import Simulator
-from workspace_images.source.safe_text import add_secrets
-from tests.conftest import TOKEN, cli, load, query
+from workspace_images.safe_text import add_secrets
+from tests.helpers import TOKEN, cli, load, query
 
 MB = 1_000_000
 PAGE_BOUND = 200_000

@@ -12,10 +12,10 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pyarrow.parquet as pq
 import pytest
 
-from workspace_images import reporting as report
+from workspace_images.pipelines import reporting as report
 from workspace_images.simulator import Simulator
-from workspace_images.warehouse import Target
-from tests.conftest import TOKEN, cli, query
+from workspace_images.pipelines.warehouse import Target
+from tests.helpers import TOKEN, cli, query
 from tests.pgserver import PASSWORD, PostgresServer
 from tests.test_postgres import WALL_CLOCK, load_five_days, pg_query
 

@@ -20,15 +20,15 @@ import pytest
 from dlt.common.normalizers.naming.duck_case import NamingConvention as DuckCaseNaming
 from dlt.common.schema import Schema
 
-import workspace_images.source.fetch as fetch_module
+import workspace_images.fetch as fetch_module
 from workspace_images.simulator import Simulator
 from workspace_images.source import hashing, rows
-from workspace_images.source.columns import ColumnPlan
-from workspace_images.source.hashing import row_hash
-from workspace_images.source.rows import BadRecord, images_table
-from workspace_images.source.settings import KNOWN_INT_FIELDS, KNOWN_STRING_FIELDS, KNOWN_TIMESTAMP_FIELDS
-from workspace_images.source.values import fit_value, infer_type, parse_timestamp, to_int
-from tests.conftest import current_ids, load, project_run, query
+from workspace_images.columns import ColumnPlan
+from workspace_images.hashing import row_hash
+from workspace_images.rows import BadRecord, images_table
+from workspace_images.settings import KNOWN_INT_FIELDS, KNOWN_STRING_FIELDS, KNOWN_TIMESTAMP_FIELDS
+from workspace_images.values import fit_value, infer_type, parse_timestamp, to_int
+from tests.helpers import current_ids, load, project_run, query
 
 UTC = dt.timezone.utc
 FETCHED = dt.datetime(2026, 1, 1, tzinfo=UTC)

@@ -11,10 +11,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from workspace_images.reporting.exports import neutralise_cells
+from workspace_images.pipelines.reporting.exports import neutralise_cells
 from workspace_images.simulator import Simulator
-from workspace_images.source.safe_text import REDACTED, add_secrets, safe_text
-from tests.conftest import TOKEN, cli, load, run_args
+from workspace_images.safe_text import REDACTED, add_secrets, safe_text
+from tests.helpers import TOKEN, cli, load, run_args
 
 FORGED = "bad request\r\nfailed: cn-north-4:fake: HTTP 200 all good\x1b[2K\u202egnp.exe"
 FORGED_SHOWN = "bad request\\r\\nfailed: cn-north-4:fake: HTTP 200 all good\\x1b[2K\\u202egnp.exe"

@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from workspace_images.simulator import Simulator
-from workspace_images.source.sessions import BoundedSession, ThreadSessions
-from workspace_images.source.settings import REQUEST_HEADERS
-from tests.conftest import TOKEN
+from workspace_images.sessions import BoundedSession, ThreadSessions
+from workspace_images.settings import REQUEST_HEADERS
+from tests.helpers import TOKEN
 
 
 def test_the_session_is_a_requests_session_whose_methods_are_its_class() -> None:

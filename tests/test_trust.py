@@ -20,11 +20,11 @@ from typing import Any, Iterator, List
 import duckdb
 import pytest
 
-from workspace_images.locking import RunLock
-from workspace_images.errors import RunFailed
-from workspace_images.runner import run
+from workspace_images.pipelines.locking import RunLock
+from workspace_images.pipelines.errors import RunFailed
+from workspace_images.pipelines.runner import run
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, cli, current_ids, load, nothing_written, one_line, project_run, query, run_args, targets
+from tests.helpers import TOKEN, cli, current_ids, load, nothing_written, one_line, project_run, query, run_args, targets
 from tests.recorder import Recorder
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +77,7 @@ def test_overlapping_runs_one_loads_the_other_exits_4(sim: Simulator, tmp_path: 
     sim.fail_project(project.project_id, "slow", interval=0.5)
     env = {"DLT_DATA_DIR": str(tmp_path / "dlt_data"), "RUNTIME__REQUEST_BACKOFF_FACTOR": "0.01",
            "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN": TOKEN, "PATH": os.environ["PATH"]}
-    command = [sys.executable, "-m", "workspace_images.cli", *run_args(sim, "x.duckdb", 0, "--no-models")]
+    command = [sys.executable, "-m", "workspace_images.pipelines.cli", *run_args(sim, "x.duckdb", 0, "--no-models")]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not [r for r in sim.requests if r.project_id] and time.monotonic() < deadline:

@@ -9,12 +9,12 @@ import random
 import pyarrow as pa
 import pytest
 
-from workspace_images.source.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
-from workspace_images.source.gate import CpuGate
-from workspace_images.source.hashing import row_hash
-from workspace_images.source.pages import parse_json
-from workspace_images.source.rows import images_table
-from workspace_images.source.values import parse_timestamp
+from workspace_images.config import ConfigError, Project, check_endpoint, parse_filters, parse_projects
+from workspace_images.gate import CpuGate
+from workspace_images.hashing import row_hash
+from workspace_images.pages import parse_json
+from workspace_images.rows import images_table
+from workspace_images.values import parse_timestamp
 
 UTC = dt.timezone.utc
 

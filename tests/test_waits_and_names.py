@@ -11,7 +11,7 @@ from typing import List
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import cli, current_ids, load, nothing_written, one_line, project_run, query, run_args
+from tests.helpers import cli, current_ids, load, nothing_written, one_line, project_run, query, run_args
 
 
 def ids_of(sim: Simulator, project_id: str) -> List[str]:

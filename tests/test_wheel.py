@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.conftest import TOKEN, query
+from tests.helpers import TOKEN, query
 from tests.test_docs import ALL, bash, free_port, substitute, wait_after_background
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 A generated part sits between `<!-- generated: NAME -->` and `<!-- end generated -->`;
 the text around it is written by hand and kept as it is. `cli` is the command line's
 synopsis and global flags, `cli COMMAND` one command's usage, description and flags, all
-read from `workspace_images.arguments.build_parser()`. `tests/test_docs.py` fails when the
+read from `workspace_images.pipelines.arguments.build_parser()`. `tests/test_docs.py` fails when the
 committed text differs from what this writes.
 
 The generator lives here rather than in the installed package: it writes this
@@ -86,7 +86,7 @@ def synopsis_block(parser: argparse.ArgumentParser) -> str:
 
 def generators() -> Dict[str, Callable[[], str]]:
     """Every generated part's name and the function that writes it."""
-    from workspace_images.arguments import build_parser
+    from workspace_images.pipelines.arguments import build_parser
 
     parser = build_parser()
     parts: Dict[str, Callable[[], str]] = {"cli": lambda: synopsis_block(parser)}

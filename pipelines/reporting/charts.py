@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Callable, List, Sequence, Tuple
 
-from workspace_images.source.safe_text import redact, safe_text
+from workspace_images.safe_text import redact, safe_text
 
 # A categorical palette (Observable 10, then darker companions) for series such as OS versions.
 PALETTE: Tuple[str, ...] = (

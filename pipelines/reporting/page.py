@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from workspace_images.source.failures import failure_text
+from workspace_images.failures import failure_text
 
 from ..errors import UsageError
 from ..warehouse import Session, Target

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-from workspace_images.source.failures import first_line
+from workspace_images.failures import first_line
 
 logger = logging.getLogger("workspace_images")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
-from workspace_images.source.failures import failure_text
-from workspace_images.source.safe_text import safe_text
+from workspace_images.failures import failure_text
+from workspace_images.safe_text import safe_text
 
 from ..warehouse import Target
 from .charts import is_wide

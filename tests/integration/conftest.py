@@ -114,10 +114,10 @@ class AirflowHome:
         """Put the DAG into dags/: `copy` the module, or `import` it from a one-line file."""
         path = self.dags / "workspace_images_dag.py"
         if how == "copy":
-            origin = importlib.util.find_spec("workspace_images.airflow_dag").origin  # type: ignore[union-attr]
+            origin = importlib.util.find_spec("workspace_images.pipelines.airflow_dag").origin  # type: ignore[union-attr]
             shutil.copyfile(str(origin), path)
         else:
-            path.write_text("from workspace_images.airflow_dag import dag  # noqa: F401 (the DAG workspace_images)\n")
+            path.write_text("from workspace_images.pipelines.airflow_dag import dag  # noqa: F401 (the DAG workspace_images)\n")
         return path
 
     def settings(self, config: str, secrets: Optional[str] = None) -> None:

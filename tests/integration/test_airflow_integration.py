@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Iterable, List
 import duckdb
 import pytest
 
-from workspace_images.airflow_context import DAG_DEFAULT_DB
+from workspace_images.pipelines.airflow_context import DAG_DEFAULT_DB
 from workspace_images.simulator import SimProject, Simulator
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def test_the_dag_imports_without_deprecation_warnings() -> None:
         warnings.simplefilter("always")
         context, module = [
             importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
-            for name in ("workspace_images.airflow_context", "workspace_images.airflow_dag")
+            for name in ("workspace_images.pipelines.airflow_context", "workspace_images.pipelines.airflow_dag")
         ]
     ours = [w for w in caught if Path(w.filename).name in ("airflow_context.py", "airflow_dag.py")]
     assert ours == [], [str(w.message) for w in ours]
@@ -275,7 +275,7 @@ def test_a_region_fan_out_loads_a_shared_postgresql_warehouse(airflow: AirflowHo
 LOCK_HOLDER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from workspace_images.locking import RunLock
+    from workspace_images.pipelines.locking import RunLock
     with RunLock(Path(sys.argv[1]), "run"):
         print("holding", flush=True)
         sys.stdin.read()  # until the test closes it

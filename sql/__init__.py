@@ -1,0 +1,1 @@
+"""The SQL models (staging/, marts/, macros/ and their TOML), read by `workspace_images.pipelines.model_files`."""
