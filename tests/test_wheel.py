@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,8 +25,17 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clean venv with the wheel built from this checkout installed, as pip installs it."""
     tmp_path = tmp_path_factory.mktemp("wheel")
     dist = tmp_path / "dist"
+    # built from a copy of the checkout's files (tracked, or new and not ignored), so that a
+    # build/ folder left by an earlier build can never put stale files into the wheel
+    source = tmp_path / "source"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist),
-                    str(ROOT)], check=True, capture_output=True, text=True, timeout=300)
+                    str(source)], check=True, capture_output=True, text=True, timeout=300)
     wheel = next(dist.glob("workspace_images-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))}
