@@ -90,6 +90,7 @@ bench: install timer
 	$(BIN)/python -m bench.fetch_breakdown
 	$(BIN)/python -m bench.models_rebuild --repeat 3
 	$(BIN)/python -m bench.report_export --repeat 3
+	$(BIN)/python -m bench.hostile
 
 # the generated parts of docs/ (the CLI reference, from the parser); tests/test_docs.py checks them
 docs: install

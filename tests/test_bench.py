@@ -113,9 +113,20 @@ def test_suite_pair_wants_a_venv_in_each_checkout(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("module", ["run_load", "growth", "latency", "fetch_breakdown", "models_rebuild", "report_export",
-                                    "suite_pair"])
+                                    "suite_pair", "hostile"])
 def test_each_benchmark_has_help_under_its_own_name(module: str) -> None:
     proc = subprocess.run([sys.executable, "-m", f"bench.{module}", "--help"], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).parent.parent)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.startswith(f"usage: {Path(sys.executable).name} -m bench.{module} [-h]"), proc.stdout
+
+
+def test_hostile_runs_a_case_against_its_baseline() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.hostile", "--case", "ids"], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parent.parent)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    first, second = proc.stdout.splitlines()
+    assert first == 'ids           ids 12345 and "12345" in one project'
+    assert re.fullmatch(r" {13} baseline exit 0, [\d.]+ s, \d+ MiB; hostile day exit 1, [\d.]+ s, \d+ MiB "
+                        r"\([\d.]+x baseline\); next day exit 0, \d+ MiB", second), second
+

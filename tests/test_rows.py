@@ -22,7 +22,7 @@ from dlt.common.schema import Schema
 
 import workspace_images.fetch as fetch_module
 from workspace_images.simulator import Simulator
-from workspace_images.source import hashing, rows
+from workspace_images import hashing, rows
 from workspace_images.columns import ColumnPlan
 from workspace_images.hashing import row_hash
 from workspace_images.rows import BadRecord, images_table

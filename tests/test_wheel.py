@@ -45,7 +45,7 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "workspace_images/sql/staging/stg_project_runs.sql", "workspace_images/sql/staging/stg_project_runs.toml",
             "workspace_images/sql/macros/os_version.sql", "workspace_images/sql/macros/os_version.postgres.sql",
             "workspace_images/sql/sources.toml", "workspace_images/sql/columns.toml"} <= models
-    assert "workspace_images/reporting/report.css" in names
+    assert "workspace_images/pipelines/reporting/report.css" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
