@@ -17,7 +17,7 @@ AF_VENV  := .venv-airflow
 AF_BIN   := $(AF_VENV)/bin
 AF_STAMP := $(AF_VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: install browser timer postgres demo test test-integration airflow-venv bench docs clean
+.PHONY: install browser timer postgres demo test lint test-integration airflow-venv bench docs clean
 
 install: $(STAMP)
 
@@ -64,6 +64,10 @@ demo: install browser
 # module-scoped fixtures (the PostgreSQL server, the report's database) start once
 test: install browser timer postgres
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+# ruff over the Python (the rules in pyproject.toml's [tool.ruff.lint]); .ci/run runs it
+lint: install
+	$(BIN)/ruff check pipelines sources simulator bench tools tests
 
 airflow-venv: $(AF_STAMP)
 
