@@ -399,3 +399,19 @@ def test_the_readme_is_a_front_page_with_a_map_of_every_doc() -> None:
     assert readme.startswith("# workspace-images\n\n```sh\nmake demo")
     linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)(?:#[\w-]+)?\)", readme))
     assert sorted(linked) == sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
+
+
+def test_the_module_map_names_every_module() -> None:
+    """docs/architecture.md's layout is the one module map: every module of the code, the
+    benchmarks and the tools is named there."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout"):]
+    layout = layout[layout.index("```text"):]
+    layout = layout[: layout.index("```", len("```text"))]
+    missing = [
+        f"{folder}/{path.name}"
+        for folder in ("pipelines", "pipelines/reporting", "sources/workspace_images", "simulator", "bench", "tools")
+        for path in sorted((ROOT / folder).glob("*.py"))
+        if path.stem not in ("__init__", "__main__") and not re.search(rf"\b{path.stem}\b", layout)
+    ]
+    assert missing == []
