@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -16,6 +18,7 @@ from workspace_images.pipelines.runner import RunResult, run
 from workspace_images.simulator import Simulator
 
 TOKEN = "sim-token-5f3c1a9e-do-not-leak"
+HERE = Path(__file__).resolve().parent
 
 
 def load(db: Path, sim: Simulator, projects: List[str] | None = None, day: int | None = None, **kwargs: Any) -> RunResult:
@@ -98,3 +101,19 @@ def one_line(stderr: str) -> str:
 
 def nothing_written(folder: Path) -> None:
     assert sorted(p.name for p in folder.iterdir() if p.name != "dlt_data") == [], list(folder.iterdir())
+
+
+def kill_at(point: str, args: List[str], cwd: Path) -> None:
+    marker = cwd / f"reached-{point}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__WORKSPACE_IMAGES__")}
+    env.update({"DLT_DATA_DIR": str(cwd / "dlt_data"), "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN": TOKEN})
+    proc = subprocess.Popen([sys.executable, str(HERE / "killpoint.py"), point, str(marker), "--", *args],
+                            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, f"the run never reached {point}"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL

@@ -12,8 +12,8 @@ import pytest
 
 from workspace_images.simulator import Simulator
 from workspace_images.settings import DEFAULT_MAX_NEW_FIELDS
-from tests.helpers import cli, current_ids, one_line, query, run_args
-from tests.test_trust import kill_at
+from tests.helpers import cli, current_ids, kill_at, one_line, query, run_args
+
 
 GIB = 1024 * 1024 * 1024
 SMALL_DUCKDB = {"DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"memory_limit": "16MB"}'}

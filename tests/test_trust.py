@@ -9,7 +9,6 @@ listings, expiring tokens, and bad flags or paths.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,10 +23,8 @@ from workspace_images.pipelines.locking import RunLock
 from workspace_images.pipelines.errors import RunFailed
 from workspace_images.pipelines.runner import run
 from workspace_images.simulator import Simulator
-from tests.helpers import TOKEN, cli, current_ids, load, nothing_written, one_line, project_run, query, run_args, targets
+from tests.helpers import TOKEN, cli, current_ids, kill_at, load, nothing_written, one_line, project_run, query, run_args, targets
 from tests.recorder import Recorder
-
-HERE = Path(__file__).resolve().parent
 
 
 def history(db: Path) -> List[tuple]:
@@ -166,22 +163,6 @@ def test_the_run_waits_for_a_reader_that_lets_go(sim: Simulator, tmp_path: Path)
 
 
 # -- kill -9 at several moments -------------------------------------------------------------
-
-
-def kill_at(point: str, args: List[str], cwd: Path) -> None:
-    marker = cwd / f"reached-{point}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__WORKSPACE_IMAGES__")}
-    env.update({"DLT_DATA_DIR": str(cwd / "dlt_data"), "SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN": TOKEN})
-    proc = subprocess.Popen([sys.executable, str(HERE / "killpoint.py"), point, str(marker), "--", *args],
-                            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, f"the run never reached {point}"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
 
 
 @pytest.mark.parametrize("point, kept", [
