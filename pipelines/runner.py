@@ -32,7 +32,7 @@ from .checks import (
 from .errors import EXIT_OK, EXIT_PARTIAL, RunFailed, UsageError, first_line, is_database_error, reason_of
 from .dlt_state import drop_working_state, local_state_hash, mismatch, stored_state_hash
 from .history import drop_unfinished_run_log, read_history
-from .set_aside import SetAside, refused_for_content, set_aside
+from .set_aside import refused_for_content, set_aside
 from .locking import wait_for_database
 from .models import (
     DataTestFailed,
@@ -308,26 +308,25 @@ def finish_pending_loads(target: Target, pipeline: dlt.Pipeline, where: str, wai
         ) from None
 
 
-def load_or_set_aside(target: Target, pipeline: dlt.Pipeline, where: str, wait: float, what: str) -> List[SetAside]:
+def load_or_set_aside(target: Target, pipeline: dlt.Pipeline, where: str, wait: float, what: str) -> None:
     """Load the pending packages. One the database refuses for its content is set aside and its
     projects recorded as failed (`set_aside.py`), and loading goes on with the next; any other
     failure raises PipelineStepFailed and leaves the package pending for the next run."""
-    refused: List[SetAside] = []
     in_database = lambda step: wait_for_database(  # noqa: E731
         lambda: in_file(target, pipeline, step), where, wait, "setting a refused package aside")
     while True:
         try:
             wait_for_database(lambda: in_file(target, pipeline, pipeline.load), where, wait, what)
-            return refused
+            return
         except PipelineStepFailed as exc:
             if not (refused_for_content(exc) and exc.load_id):
                 raise
             try:
-                refused += set_aside(pipeline, exc.load_id, reason_of(exc), in_database)
+                set_aside(pipeline, exc.load_id, reason_of(exc), in_database)
             except PipelineStepFailed as again:
                 raise RunFailed(f"setting refused package {exc.load_id} aside failed: {reason_of(again)}") from None
         if not pipeline.has_pending_data:
-            return refused
+            return
 
 
 def run_models(target: Target | Path, wait: Optional[float] = None, raw_dataset: str = DATASET_NAME,

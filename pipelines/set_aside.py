@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -58,23 +57,13 @@ def refused_for_content(exc: BaseException) -> bool:
     return False
 
 
-@dataclass
-class SetAside:
-    """A package set aside, and the `project_runs` rows recorded for it."""
-
-    load_id: str
-    folder: Path
-    reason: str
-    rows: List[Dict[str, Any]]
-
-
 def set_aside(
     pipeline: dlt.Pipeline, load_id: str, reason: str, in_database: Callable[[Callable[[], Any]], Any]
-) -> List[SetAside]:
+) -> List[Dict[str, Any]]:
     """Abort package `load_id` (and, as dlt does, the packages newer than it), keep each aborted
     or deleted package's run log, move the aborted package to `set_aside/`, and record the
     projects of every such run as failed. `in_database(step)` runs a dlt step that reaches the
-    database (the runner's `in_file` with its waits). Returns what was set aside."""
+    database (the runner's `in_file` with its waits). Returns the `project_runs` rows recorded."""
     plan = pipeline.abort_packages(load_id, dry_run=True)
     newer = list(plan["packages_to_delete"]) if plan else []
     runs = {lid: _package_rows(pipeline, lid) for lid in [load_id, *newer]}
@@ -91,11 +80,9 @@ def set_aside(
         + (f"newer packages dropped with it (they built on it): {', '.join(newer)}\n" if newer else ""),
         encoding="utf-8",
     )
-    done = []
-    for lid, rows in runs.items():
-        where = folder if lid == load_id else None
-        done.append(SetAside(lid, folder, note, [_refused(row, note, load_id, where) for row in rows]))
-    recorded = [row for item in done for row in item.rows]
+    recorded = [
+        _refused(row, note, load_id, folder if lid == load_id else None) for lid, rows in runs.items() for row in rows
+    ]
     if recorded:
         record_runs(pipeline, recorded, in_database)
     logger.warning(
@@ -104,7 +91,7 @@ def set_aside(
         load_id, note, folder, f", {len(newer)} newer package(s) dropped with it" if newer else "",
         len(recorded), ERR_LOAD_REFUSED,
     )
-    return done
+    return recorded
 
 
 def record_runs(pipeline: dlt.Pipeline, rows: List[Dict[str, Any]], in_database: Callable[[Callable[[], Any]], Any]) -> None:
