@@ -1,4 +1,5 @@
-"""The images client: a RESTClient on the run's sessions, and the paginator of `GET /v2/{project_id}/images`."""
+"""The images client: a RESTClient on the run's sessions that reads each page once, and the paginator of
+`GET /v2/{project_id}/images`."""
 
 from __future__ import annotations
 
@@ -7,32 +8,41 @@ from typing import Any, Dict, List, Optional, Set
 from requests import Response
 from requests.auth import AuthBase
 
-from dlt.common.jsonpath import compile_path
+from dlt.common.jsonpath import TJsonPath, compile_path
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
 from .failures import MalformedResponse, PagingStuck
+from .pages import ImagesPage, read_page
 from .sessions import RequestCounter, ThreadSessions
 from .settings import DEFAULT_SORT, PAGE_LIMIT, REQUEST_HEADERS
 
-IMAGES_SELECTOR = compile_path("images")
 TOTAL_COUNT_PATH = compile_path("total_count")
-"""JSONPaths compiled once: dlt compiles a path given as text at every page, which costs more
-than reading the page."""
+"""The JSONPath of `total_count`, which OffsetPaginator asks for; ImagesPaginator reads the count
+from the page instead."""
+
+
+class ImagesClient(RESTClient):
+    """A RESTClient whose pages are the `images` of each answer, read and checked once
+    (`pages.read_page`): the paginator takes `total_count` from the page, not from the answer
+    read again."""
+
+    def extract_response(self, response: Response, data_selector: TJsonPath) -> List[Any]:
+        return read_page(response.content)
 
 
 def make_rest_client(
     base_url: str, auth: AuthBase, deadline: Optional[float] = None, sessions: Optional[ThreadSessions] = None
-) -> tuple[RESTClient, RequestCounter]:
-    """A RESTClient on this thread's session of `sessions` (a new ThreadSessions when not given),
+) -> tuple[ImagesClient, RequestCounter]:
+    """An ImagesClient on this thread's session of `sessions` (a new ThreadSessions when not given),
     counting its requests; none is sent past `deadline`.
 
     Call it in the thread that uses the client: dlt's sessions are per thread.
     """
     sessions = sessions or ThreadSessions()
     session, adapter = sessions.for_project(deadline)
-    client = RESTClient(
-        base_url=base_url, headers=dict(REQUEST_HEADERS), auth=auth, session=session, data_selector=IMAGES_SELECTOR,
+    client = ImagesClient(
+        base_url=base_url, headers=dict(REQUEST_HEADERS), auth=auth, session=session, data_selector="images",
         config=sessions.config,
     )
     return client, RequestCounter(adapter)
@@ -85,15 +95,16 @@ class ImagesPaginator(OffsetPaginator):
         return len(set(self.totals)) > 1
 
     def update_state(self, response: Response, data: Optional[List[Any]] = None) -> None:
-        total = response.json()["total_count"]
+        if not isinstance(data, ImagesPage):
+            raise TypeError("ImagesPaginator pages with ImagesClient, whose pages carry their total_count")
+        total, images = data.total_count, data
         offset = self.current_value
-        if data is not None and len(data) > self.value_step:
+        if len(images) > self.value_step:
             raise MalformedResponse(
-                f"the page at offset {offset} holds {len(data)} images, more than the limit of {self.value_step} asked for"
+                f"the page at offset {offset} holds {len(images)} images, more than the limit of {self.value_step} asked for"
             )
         steady = not self.totals or self.totals[-1] == total
         self.totals.append(total)
-        images = data or []
         new_ids = {image["id"] for image in images} - self._seen
         self._seen.update(new_ids)
         if images and not new_ids and steady:

@@ -20,7 +20,7 @@ from .config import Project
 from .failures import MAX_ERROR_MSG, ApiError, FetchError, ProjectTimedOut, first_line
 from .gate import CpuGate
 from .outcomes import ProjectOutcome, Progress
-from .pages import check_response
+from .pages import check_status
 from .rows import BadRecord, images_table
 from .sessions import ThreadSessions
 from .values import fit_value, json_text
@@ -89,7 +89,7 @@ def fetch_project(
         while True:
             try:
                 for page in client.paginate(
-                    path, params=params, paginator=paginator, hooks={"response": [check_response]}
+                    path, params=params, paginator=paginator, hooks={"response": [check_status]}
                 ):
                     outcome.pages += 1
                     if pages_since_renewal is not None:
