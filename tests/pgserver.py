@@ -12,11 +12,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import List, Optional
+
+from tests.helpers import free_port
 
 USER = "wi_test"
 PASSWORD = "pg-secret-7d1e4b-do-not-leak"
@@ -31,12 +32,6 @@ def bin_dir() -> Optional[Path]:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """`with PostgresServer() as pg:` a running server; `pg.url(database)` a dlt credentials URL."""
 
@@ -45,7 +40,7 @@ class PostgresServer:
         if found is None:
             raise RuntimeError("PostgreSQL is not installed: `make test` installs it (apt-get install postgresql)")
         self.bin = found
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user: Optional[str] = "postgres" if os.geteuid() == 0 else None
         # /tmp is reachable by every user; pytest's own temp folders (0700, root's) are not
         self.root = Path(tempfile.mkdtemp(prefix="wi-pg-", dir="/tmp"))

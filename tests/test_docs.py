@@ -22,13 +22,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import textwrap
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -39,9 +35,9 @@ from tools import docs as docgen
 from workspace_images.pipelines.models import descriptions
 from workspace_images.pipelines.runner import RunResult, run
 from workspace_images.simulator import Simulator
+from tests.helpers import free_port
+from tests.snippets import ALL, FENCE, FILES, ROOT, Snippet, bash, substitute, wait_after_background
 
-ROOT = Path(__file__).resolve().parent.parent
-FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 VENV_BIN = Path(sys.executable).parent
 
 # The account the docs' examples use, held by this module's simulator so they run as written.
@@ -88,46 +84,6 @@ STEPS: Dict[Tuple[str, str], List[Tuple[str, str]]] = {
 }
 
 
-def substitutions(tmp: Path, port: int) -> Dict[str, str]:
-    """SUBSTITUTIONS: what the docs write for a reader, and the value a test uses instead."""
-    first = Simulator(projects=1, seed=1).projects[0]  # the first project of `simulator` (seed 1)
-    return {
-        "8080": str(port),                          # a fixed port: a free one
-        "<id printed above>": first.project_id,     # the id `simulator` prints
-        "/data/": f"{tmp}/data/",                   # a data folder: one in the temp folder
-    }
-
-
-@dataclass(frozen=True)
-class Snippet:
-    path: str
-    line: int
-    lang: str
-    text: str
-
-    @property
-    def key(self) -> Tuple[str, str]:
-        return (self.path, self.text.splitlines()[0].strip() if self.text.strip() else "")
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}"
-
-
-FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\S*)\n(?P<body>.*?)^(?P=indent)```$", re.S | re.M)
-
-
-def snippets() -> List[Snippet]:
-    found = []
-    for path in FILES:
-        text = path.read_text(encoding="utf-8")
-        for match in FENCE.finditer(text):
-            line = text.count("\n", 0, match.start()) + 1
-            body = textwrap.dedent(match["body"])
-            found.append(Snippet(str(path.relative_to(ROOT)), line, match["lang"], body))
-    return found
-
-
-ALL = snippets()
 RUNNABLE = [s for s in ALL if s.lang not in ("text", "cron") and s.key not in NOT_RUN]
 
 
@@ -137,12 +93,6 @@ def by_key(key: Tuple[str, str]) -> Snippet:
 
 def marks(snippet: Snippet) -> pytest.param:
     return pytest.param(snippet, id=str(snippet))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -182,12 +132,6 @@ def environment(folder: Path, sim: Simulator) -> Dict[str, str]:
     return env
 
 
-def substitute(text: str, folder: Path, port: int) -> str:
-    for placeholder, value in substitutions(folder, port).items():
-        text = text.replace(placeholder, value)
-    return text
-
-
 def write_toml(folder: Path, text: str) -> None:
     """A TOML snippet into `.dlt/`: the files its `# .dlt/...` comments name, else by what it holds."""
     tomllib.loads(text)
@@ -203,34 +147,6 @@ def write_toml(folder: Path, text: str) -> None:
 
 def lay_base(folder: Path) -> None:
     write_toml(folder, f"# .dlt/config.toml\n{BASE_CONFIG}# .dlt/secrets.toml\n{BASE_SECRETS}")
-
-
-def bash(script: str, folder: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
-    """Run a script in its own process group; whatever it left in the background is ended after."""
-    out, err = folder / "snippet.stdout", folder / "snippet.stderr"
-    with open(out, "w") as stdout, open(err, "w") as stderr:
-        proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", script], cwd=folder, env=env,
-                                stdout=stdout, stderr=stderr, text=True, start_new_session=True)
-    try:
-        proc.wait(timeout=180)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(), err.read_text())
-
-
-def wait_after_background(script: str, port: int) -> str:
-    """A line that starts a server in the background is followed by a wait until its port answers."""
-    wait = (f"for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; "
-            "sleep 0.1; done")
-    lines = []
-    for line in script.splitlines():
-        lines.append(line)
-        if re.search(r"&\s*(#.*)?$", line) and "&&" not in line.split("#")[0][-3:]:
-            lines.append(wait)
-    return "\n".join(lines) + "\n"
 
 
 def prepare(folder: Path, snippet: Snippet, sim: Simulator) -> str:

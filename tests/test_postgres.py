@@ -22,9 +22,9 @@ from workspace_images.pipelines.runner import run, run_models
 from workspace_images.simulator import Simulator
 from workspace_images.pipelines.warehouse import Target
 from tests.helpers import TOKEN, query
+from tests.pghistory import DAYS, WALL_CLOCK, load_five_days, pg_query
 from tests.pgserver import PASSWORD, PostgresServer
 
-DAYS = 5
 ODD_VERSIONS = [
     "Windows Server 2019 Datacenter 64bit", "windows 10 enterprise 64bit", "EulerOS 2.5 64bit",
     "Huawei Cloud EulerOS 2.0 64bit", "HCE 2.0", "hce2.0", "openEuler 22.03 LTS SP1", "UOS 20 SP1 64bit",
@@ -45,39 +45,6 @@ def pg_url(postgres: PostgresServer, request: pytest.FixtureRequest, monkeypatch
     url = postgres.create_database(f"t_{request.node.name.lower()}"[:60])
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
     return url
-
-
-def pg_query(url: str, sql: str) -> Tuple[List[str], List[tuple]]:
-    with psycopg2.connect(url) as con, con.cursor() as cur:
-        cur.execute("set time zone 'UTC'")
-        cur.execute(sql)
-        return [d[0] for d in cur.description], cur.fetchall()
-
-
-def load_both(sim: Simulator, db: Path, tmp_path: Path, day: int) -> None:
-    projects = [f"{p.region}:{p.project_id}" for p in sim.projects]
-    for destination in ("duckdb", "postgres"):
-        run(db if destination == "duckdb" else None, destination=destination, projects=projects, endpoint=sim.url,
-            token=TOKEN, as_of=sim.as_of(day), pipelines_dir=tmp_path / f"pipelines-{destination}")
-
-
-def load_five_days(sim: Simulator, db: Path, tmp_path: Path) -> None:
-    """Five simulated days of `sim` (three projects) loaded into the DuckDB file `db` and into
-    PostgreSQL by the real runner: images come and go, one gets a field the API never sent
-    before and one an odd value, and on the last day one project fails."""
-    first, second, failing = (p.project_id for p in sim.projects)
-    for day in range(DAYS):
-        sim.set_day(day)
-        if day == 1:
-            image = sim.images(first)[0]["id"]
-            sim.modify(first, image, release_channel="beta")
-        if day == 2:
-            sim.modify(second, sim.images(second)[1]["id"], min_ram="lots")
-        if day == 3:
-            sim.publish(first, {"os_version": "hce2.0", "name": "桌面 ½"})
-        if day == DAYS - 1:
-            sim.fail_project(failing, "status", status=500, error_code="WKS.0500", error_msg="Internal error")
-        load_both(sim, db, tmp_path, day)
 
 
 @pytest.fixture
@@ -103,10 +70,6 @@ def normal(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return value
     return value
-
-
-WALL_CLOCK = {"fetched_at", "run_id", "latest_run_id", "started_at", "finished_at", "_dlt_load_id", "_dlt_id"}
-"""Columns that differ between the two loads of one day by nature: when and by which run."""
 
 
 def table(rows: List[tuple], columns: List[str] | None = None) -> List[tuple]:

@@ -17,7 +17,7 @@ from workspace_images.simulator import Simulator
 from workspace_images.pipelines.warehouse import Target
 from tests.helpers import TOKEN, cli, query
 from tests.pgserver import PASSWORD, PostgresServer
-from tests.test_postgres import WALL_CLOCK, load_five_days, pg_query
+from tests.pghistory import WALL_CLOCK, load_five_days, pg_query
 
 MODELS = ["image_changes", "image_inventory", "inventory_summary", "os_version_trend", "project_status",
           "stg_images", "stg_project_runs"]
@@ -27,7 +27,7 @@ OUTPUTS = ["--csv", "out/csv", "--parquet", "out/parquet", "--html", "out/report
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
-    """The five days of test_postgres in a DuckDB file and in a PostgreSQL database that sorts
+    """The five days of `load_five_days` in a DuckDB file and in a PostgreSQL database that sorts
     text by the ICU collation of en-US, as many servers do, not by code point as DuckDB does."""
     folder = tmp_path_factory.mktemp("loaded")
     with PostgresServer() as server, pytest.MonkeyPatch.context() as mp:

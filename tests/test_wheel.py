@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from workspace_images.simulator import Simulator
-from tests.helpers import TOKEN, query
-from tests.test_docs import ALL, bash, free_port, substitute, wait_after_background
+from tests.helpers import TOKEN, free_port, query
+from tests.snippets import ALL, bash, substitute, wait_after_background
 
 ROOT = Path(__file__).resolve().parent.parent
 
