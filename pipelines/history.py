@@ -14,13 +14,22 @@ from typing import Any, Dict, List, Optional
 import dlt
 
 from .errors import RunFailed, UsageError, first_line, is_database_error, reason_of
+from .models import staging_select
 from .warehouse import DATASET_NAME, Session, Target, connect, literal
 
 logger = logging.getLogger("workspace_images")
 
-UNFINISHED_RUNS = (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in "
-                   f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)")
-"""The `project_runs` rows of load packages dlt never finished."""
+
+def finished_runs(session: Session) -> str:
+    """The run log of the loads dlt finished, as a relation: `stg_project_runs`' own select (the
+    one home of the rule), read from the raw tables, since the models may not be built yet."""
+    return f"({staging_select('stg_project_runs', session.dialect, DATASET_NAME)}) as finished"
+
+
+def unfinished_runs(session: Session) -> str:
+    """`from ... where ...` of the `project_runs` rows of load packages dlt never finished."""
+    return (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in "
+            f"(select _dlt_load_id from {finished_runs(session)})")
 
 
 def drop_unfinished_run_log(target: Target, pipeline: Optional[dlt.Pipeline] = None) -> int:
@@ -32,8 +41,9 @@ def drop_unfinished_run_log(target: Target, pipeline: Optional[dlt.Pipeline] = N
     """
     try:
         with connect(target, pipeline=pipeline) as session:
-            gone = session.value(f"select count(*) {UNFINISHED_RUNS}")
-            session.execute(f"delete {UNFINISHED_RUNS}")
+            unfinished = unfinished_runs(session)
+            gone = session.value(f"select count(*) {unfinished}")
+            session.execute(f"delete {unfinished}")
     except Exception as exc:
         if not is_database_error(exc):
             raise
@@ -69,10 +79,9 @@ def read_history(target: Target | Path, run_id: Optional[str] = None,
             if session.table_exists(DATASET_NAME, "project_runs"):
                 _check_foreign(session, target.label)
                 # only rows of loads dlt finished: a pending or aborted package vouches for nothing
-                runs = (f"(select * from {DATASET_NAME}.project_runs where _dlt_load_id in "
-                        f"(select load_id from {DATASET_NAME}._dlt_loads where status = 0)) as finished")
+                runs = finished_runs(session)
                 state.latest_as_of = session.value(f"select max(as_of) from {runs}")
-                state.unfinished = session.value(f"select count(*) {UNFINISHED_RUNS}")
+                state.unfinished = session.value(f"select count(*) {unfinished_runs(session)}")
                 if run_id is not None:
                     names, rows = session.fetch(
                         f"select * from {runs} where run_id = {literal(run_id)} order by region, project_id"

@@ -93,6 +93,14 @@ def _model(path: Path) -> Model:
     return Model(path.stem, sql, tests, meta.get("description"), dict(meta.get("columns", {})))
 
 
+def read_model(name: str, sql_dir: Path = SQL_DIR) -> Model:
+    """The model `name` alone, from whichever layer holds it; ValueError when none does."""
+    found = [p for p in sql_dir.rglob(f"{name}.sql") if p.relative_to(sql_dir).parts[0] != MACROS]
+    if len(found) != 1:
+        raise ValueError(f"no model {name} in {sql_dir}" if not found else f"two models are named {name}")
+    return _model(found[0])
+
+
 def load_models(sql_dir: Path = SQL_DIR) -> List[Model]:
     """Every model under `sql_dir` (each `.sql` file but those of macros/), with its description
     and tests, in dependency order."""

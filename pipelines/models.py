@@ -19,6 +19,7 @@ from .model_files import (
     load_models,
     load_source,
     macro_scripts,
+    read_model,
 )
 from .modelsql import Columns, ModelSQLError, render
 from .warehouse import Session, Target, connect, literal
@@ -31,7 +32,7 @@ SAMPLE_ROWS = 5
 __all__ = [  # what callers import from here, sql/'s reading (model_files) included
     "ANALYTICS", "RAW_DATASET", "SQL_DIR", "DataTestFailed", "Model", "ModelsMissing", "ModelsOfAnotherDataset",
     "ModelsResult", "ModelsUnavailable", "build_models", "built_from_another_dataset", "check_dataset", "describe",
-    "descriptions", "load_models", "macro_scripts",
+    "descriptions", "load_models", "macro_scripts", "staging_select",
 ]
 
 
@@ -155,6 +156,15 @@ def _build(session: Session, target: Target, models: List[Model], sql_dir: Path,
                     result.tests += 1
     result.total_seconds = time.monotonic() - started
     return result
+
+
+def staging_select(name: str, dialect: str, raw_dataset: str = RAW_DATASET, sql_dir: Path = SQL_DIR) -> str:
+    """The `select` of staging model `name` as `dialect` runs it against `raw_dataset`, for code that
+    reads the raw tables before the models are built and must read them by the models' rules
+    (`stg_project_runs`: the run log of finished loads). The model must read only the raw
+    source, with no column macro."""
+    source = load_source(sql_dir)
+    return render(read_model(name, sql_dir).sql, dialect, {}, source.name, source.table_names, raw_dataset)
 
 
 def built_from_another_dataset(session: Session, raw_dataset: str) -> Optional[str]:

@@ -10,6 +10,10 @@ from typing import Any, Dict, List, Set, Tuple
 import duckdb
 import pytest
 
+import sqlglot
+
+from workspace_images.columns import ADDED_COLUMNS, RAW_VALUES_COLUMN
+from workspace_images.pipelines.model_files import SQL_DIR
 from workspace_images.pipelines.models import build_models, load_models, macro_scripts
 from workspace_images.simulator import Simulator
 from tests.helpers import TOKEN, load, query
@@ -135,6 +139,32 @@ def test_new_api_columns_reach_the_models(sim: Simulator, db: Path) -> None:
     assert query(db, "select distinct changed_columns from analytics.image_changes where change = 'changed'") == [
         ("package_type",)
     ]
+
+
+def test_image_changes_compares_exactly_the_api_columns(sim: Simulator, db: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The columns image_changes leaves out of `changed_columns` are the loader's (columns.ADDED_COLUMNS,
+    as stg_images names them) and those stg_images derives: what is left is every API column,
+    new ones and `raw_values` included."""
+    sim.add_project("cn-north-4", images=3)
+    load(db, sim, day=0)
+    sim.extra_fields = {"package_type": "ultimate", "colour": "blue"}
+    monkeypatch.setenv("SOURCES__WORKSPACE_IMAGES__MAX_NEW_FIELDS", "1")  # colour goes to raw_values
+    load(db, sim, day=1)
+
+    def columns(schema: str, table: str) -> Set[str]:
+        return {name for (name,) in query(db, "select column_name from information_schema.columns "
+                                              f"where table_schema = '{schema}' and table_name = '{table}'")}
+
+    call = next(c for c in sqlglot.parse_one((SQL_DIR / "marts" / "image_changes.sql").read_text(), read="duckdb")
+                .find_all(sqlglot.exp.Anonymous) if c.name == "changed_columns")
+    excluded = {e.name for kw in call.expressions if isinstance(kw, sqlglot.exp.Kwarg)
+                for e in kw.expression.expressions}
+    loader = set(ADDED_COLUMNS) - {RAW_VALUES_COLUMN}
+    raw_api = columns("workspace_images", "images") - loader - {"id", "_dlt_id", "_dlt_load_id",
+                                                               "_dlt_valid_from", "_dlt_valid_to"}
+    assert {"package_type", RAW_VALUES_COLUMN, "name", "os_version"} <= raw_api
+    assert columns("analytics", "stg_images") - excluded == raw_api
 
 
 def test_a_failing_data_test_keeps_the_previous_models(sim: Simulator, db: Path) -> None:
