@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Set
 
 import pytest
 from dlt.common.runtime.run_context import global_dir
@@ -230,7 +230,7 @@ def test_the_parsers_keep_every_flag_and_command_their_help_shows() -> None:
 
     def shown(parser: ArgumentParser) -> List[str]:
         """Every option string of the list of options `--help` prints."""
-        found = set()
+        found: Set[str] = set()
         for listed in re.findall(r"^  (-.*?)(?:\s{2,}|$)", parser.format_help(), re.M):
             found.update(option.split(" ")[0] for option in listed.split(", "))
         return sorted(found - {"-h", "--help"})

@@ -536,6 +536,7 @@ class ArrowPath:
 def test_the_fast_paths_give_what_the_value_by_value_rules_give(monkeypatch: pytest.MonkeyPatch) -> None:
     """A column of usual values is built by Arrow in one call; anything else takes the rules."""
     arrow = ArrowPath(monkeypatch)
+    odd: List[Any]
     strings = ["a", None, "企业版", "", "Büro ½"]
     assert arrow.column("name", strings) == ([fit_value(v, "text")[0] for v in strings], True)
     for odd in (["\ud800"], [1]):
