@@ -61,8 +61,10 @@ def _put_environ(values: Dict[str, Optional[str]]) -> None:
             os.environ[name] = value
 
 
-def _reload_dlt_providers() -> None:
-    """Make dlt read its settings again, as dlt's Airflow helper does after moving DLT_PROJECT_DIR."""
+def reload_dlt_providers() -> None:
+    """Make dlt read its settings again, as dlt's Airflow helper does after moving DLT_PROJECT_DIR: from
+    $DLT_PROJECT_DIR/.dlt/ when set, else from the working folder's. `dlt_settings` calls it on the way in and
+    out; whoever moves the working folder under dlt (a test) calls it to have dlt read the new folder's."""
     from dlt.common.configuration.container import Container
     from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
@@ -88,11 +90,11 @@ def dlt_settings(dag_folder: Optional[Path]) -> Iterator[Optional[Path]]:
     folder = dag_folder.resolve()
     try:
         with environ(**{PROJECT_DIR_ENV: str(folder)}):
-            _reload_dlt_providers()  # raises when a settings file there cannot be read
+            reload_dlt_providers()  # raises when a settings file there cannot be read
             yield folder / ".dlt"
     finally:
         try:
-            _reload_dlt_providers()  # back to the settings of the working folder
+            reload_dlt_providers()  # back to the settings of the working folder
         except Exception as exc:  # never hide the task's own outcome behind the working folder's files
             logger.warning("dlt cannot read the settings of the working folder again: %s", exc)
 

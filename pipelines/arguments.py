@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, NoReturn, Optional, Sequence
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from workspace_images.settings import (
     DEFAULT_CONCURRENCY,
@@ -23,8 +24,34 @@ MAX_REPORT_CHANGES = 1_000_000
 """Most changes `report --changes` prints."""
 
 
+@dataclass(frozen=True)
+class Command:
+    """One command of the command line: its name, its one-line help in the list of commands, its parser."""
+
+    name: str
+    help: str
+    parser: ArgumentParser
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports bad usage in one line and exits 2."""
+    """argparse that reports bad usage in one line and exits 2, and keeps what was added to it.
+
+    `flags` are the arguments given to `add_argument`, in order (argparse's own -h/--help not among them);
+    `commands` the sub-commands `build_parser` adds, in order. argparse keeps both in private attributes
+    only, and the CLI reference (tools/docs.py) and its tests read them here. Flags are added with
+    `add_argument` on the parser itself, not on an argument group, so that `flags` holds every one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.flags: List[argparse.Action] = []
+        self.commands: Dict[str, Command] = {}
+        super().__init__(*args, **kwargs)
+        self.flags.clear()  # the -h/--help that argparse's __init__ adds through add_argument
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.flags.append(action)
+        return action
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -120,7 +147,13 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     commands.required = True
 
-    init = commands.add_parser(
+    def command(name: str, help: str, description: str) -> ArgumentParser:
+        """A command's parser, added to the COMMAND choice and to `parser.commands`."""
+        sub = commands.add_parser(name, help=help, description=description)
+        parser.commands[name] = Command(name, help, sub)
+        return sub
+
+    init = command(
         "init", help="write .dlt/config.toml and .dlt/secrets.toml templates to fill in",
         description="Write the templates of .dlt/config.toml (projects, regions, destination, time limits) and "
         ".dlt/secrets.toml (credentials; readable by you alone) in FOLDER, to edit before `workspace-images run` "
@@ -129,7 +162,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="FOLDER",
                       help="the folder to run workspace-images from (default: the current folder)")
 
-    run_parser = commands.add_parser(
+    run_parser = command(
         "run", help="extract every project and load it into DuckDB",
         description="Extract every project and load it into DuckDB as an SCD2 history. "
         "Exit 0: every project loaded; 1: some projects failed (see project_runs); "
@@ -137,7 +170,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     )
     add_run_arguments(run_parser)
 
-    models = commands.add_parser(
+    models = command(
         "models", help="build the SQL models and run their data tests",
         description="Rebuild the models of sql/ in schema analytics, in one transaction, and run their "
         "data tests. Exit 3 when a test fails (the previous models are kept); 4 when a run holds the "
@@ -156,7 +189,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
         "this, building from a dataset other than the one the models came from exits 2)",
     )
 
-    report_parser = commands.add_parser(
+    report_parser = command(
         "report", help="print the inventory, the OS-version trend and recent changes; export; draw",
         description="Print the inventory by region and OS, the OS-version trend and the latest changes "
         "from the models, in a DuckDB file or any destination they build on; optionally export every model "
@@ -173,7 +206,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     report_parser.add_argument("--csv", type=Path, metavar="DIR", help="export every model as CSV into DIR")
     report_parser.add_argument("--parquet", type=Path, metavar="DIR", help="export every model as Parquet into DIR")
 
-    demo = commands.add_parser(
+    demo = command(
         "demo", help="run simulated days against the bundled simulator",
         description="Start the simulator on a free loopback port and load N simulated days into a DuckDB file.",
     )
@@ -185,7 +218,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     demo.add_argument("--fault-rate", type=float, default=0.02, metavar="F", help="share of requests that fail and are retried (default %(default)s)")
     demo.add_argument("--replace", action="store_true", help="replace the DuckDB file if it exists")
 
-    sim = commands.add_parser(
+    sim = command(
         "simulator", help="serve the Workspace API simulator",
         description="Serve a local stand-in for the Workspace API until Ctrl-C.",
     )

@@ -295,7 +295,7 @@ def dlt_reloaded() -> Iterator[None]:
     start = os.getcwd()
     yield
     os.chdir(start)
-    airflow_context._reload_dlt_providers()
+    airflow_context.reload_dlt_providers()
 
 
 def test_fan_out_by_region_loads_each_region_in_a_run_of_its_own(sim: Simulator, settings: Path,

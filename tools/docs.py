@@ -3,8 +3,9 @@
 A generated part sits between `<!-- generated: NAME -->` and `<!-- end generated -->`;
 the text around it is written by hand and kept as it is. `cli` is the command line's
 synopsis and global flags, `cli COMMAND` one command's usage, description and flags, all
-read from `workspace_images.pipelines.arguments.build_parser()`. `tests/test_docs.py` fails when the
-committed text differs from what this writes.
+read from `workspace_images.pipelines.arguments.build_parser()` through public names only: the
+flags and commands its parsers keep (`flags`, `commands`) and argparse's `format_usage()`.
+`tests/test_docs.py` fails when the committed text differs from what this writes.
 
 The generator lives here rather than in the installed package: it writes this
 repository's docs/, which a user of the package never has.
@@ -16,7 +17,10 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
+
+if TYPE_CHECKING:
+    from workspace_images.pipelines.arguments import ArgumentParser
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DOC = ROOT / "docs" / "cli.md"
@@ -24,17 +28,17 @@ USAGE_WIDTH = 88
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[^>]*?) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 
 
-def _commands(parser: argparse.ArgumentParser) -> Dict[str, argparse.ArgumentParser]:
-    """The parser's sub-commands by name, in the order they were added."""
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+class FixedWidthFormatter(argparse.HelpFormatter):
+    """argparse's formatter at USAGE_WIDTH columns, whatever the terminal it runs in."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=USAGE_WIDTH)
 
 
-def _usage(parser: argparse.ArgumentParser) -> str:
+def _usage(parser: ArgumentParser) -> str:
     """The usage line, wrapped at a fixed width whatever the terminal."""
-    formatter = argparse.HelpFormatter(parser.prog, width=USAGE_WIDTH)
-    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
-    return formatter.format_help().strip()
+    parser.formatter_class = FixedWidthFormatter
+    return parser.format_usage().strip()
 
 
 def _flag(action: argparse.Action) -> str:
@@ -53,17 +57,15 @@ def _help(action: argparse.Action, prog: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
-def flag_table(parser: argparse.ArgumentParser) -> List[str]:
+def flag_table(parser: ArgumentParser) -> List[str]:
     """A Markdown table of every flag of `parser` but --help."""
     rows = ["| flag | meaning |", "|---|---|"]
-    for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-            continue
+    for action in parser.flags:
         rows.append(f"| `{_flag(action)}` | {_help(action, parser.prog)} |")
     return rows
 
 
-def command_block(parser: argparse.ArgumentParser) -> str:
+def command_block(parser: ArgumentParser) -> str:
     """One command's reference: usage, description, flags."""
     lines = ["```text", _usage(parser), "```", ""]
     if parser.description:
@@ -72,15 +74,14 @@ def command_block(parser: argparse.ArgumentParser) -> str:
     return "\n".join(lines) + "\n"
 
 
-def synopsis_block(parser: argparse.ArgumentParser) -> str:
+def synopsis_block(parser: ArgumentParser) -> str:
     """The whole command line: usage, global flags, the commands with their one-line help."""
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     lines = ["```text", _usage(parser), "```", ""]
     if parser.description:
         lines += [parser.description, ""]
     lines += flag_table(parser) + ["", "| command | what it does |", "|---|---|"]
-    for choice in subparsers._choices_actions:
-        lines.append(f"| [`{choice.dest}`](#{choice.dest}) | {choice.help} |")
+    for command in parser.commands.values():
+        lines.append(f"| [`{command.name}`](#{command.name}) | {command.help} |")
     return "\n".join(lines) + "\n"
 
 
@@ -90,8 +91,8 @@ def generators() -> Dict[str, Callable[[], str]]:
 
     parser = build_parser()
     parts: Dict[str, Callable[[], str]] = {"cli": lambda: synopsis_block(parser)}
-    for name, sub in _commands(parser).items():
-        parts[f"cli {name}"] = lambda sub=sub: command_block(sub)
+    for name, command in parser.commands.items():
+        parts[f"cli {name}"] = lambda sub=command.parser: command_block(sub)
     return parts
 
 

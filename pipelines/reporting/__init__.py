@@ -6,6 +6,7 @@ a DuckDB file, or any destination the models build on, with the same output from
 
 - `queries`: what the report reads;
 - `terminal`: the text report;
+- `formatting`: numbers and moments as both the text report and the page write them;
 - `exports`: CSV and Parquet files;
 - `page` (with `report.css`) and `charts`: the HTML page and its SVG charts;
 - `screenshot`: a PNG of the page, Playwright driving the machine's Chromium.

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from ..errors import UsageError
 from ..warehouse import Session, Target, literal
-from .queries import ANALYTICS, _connect, as_target, text_order
+from .queries import ANALYTICS, as_target, open_models, text_order
 
 logger = logging.getLogger("workspace_images")
 
@@ -153,7 +153,7 @@ def export(where: Target | Path, directory: Path, fmt: str, pipelines_dir: Optio
         raise UsageError(f"export format {fmt!r}: use csv or parquet")
     directory = Path(directory)
     written = []
-    with _connect(as_target(where), pipelines_dir) as session:
+    with open_models(as_target(where), pipelines_dir) as session:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             for table, columns in _tables(session).items():

@@ -13,20 +13,20 @@ from ..errors import UsageError
 from ..warehouse import Session, Target
 from . import charts
 from .charts import TOOLTIP_CHARS, Series, cut, esc, shown
+from .formatting import count, signed, utc
 from .queries import (
     ANALYTICS,
     CHANGE_KINDS,
     ReportData,
-    _connect,
-    _last_load_changes,
-    _latest_changes,
-    _latest_project_runs,
-    _summary,
-    _totals,
     as_target,
+    last_load_changes,
+    latest_changes,
+    latest_project_runs,
+    open_models,
+    summary,
     timestamp,
+    totals,
 )
-from .terminal import _count, _signed, _utc
 
 
 HTML_CHANGES = 50
@@ -77,7 +77,7 @@ def _changes_per_day(session: Session) -> Tuple[List[dt.date], Dict[str, List[in
         group by cast(changed_at as date), change
         """
     )
-    note = f"The first load ({_utc(first, seconds=False)}, {initial:,} images added) is left out."
+    note = f"The first load ({utc(first, seconds=False)}, {initial:,} images added) is left out."
     if not records:
         return [], {}, note
     grid = [d for d in session.fetch(f"select min(day), max(day) from {ANALYTICS}.os_version_trend")[1][0] if d]
@@ -105,7 +105,7 @@ def _changes_table(changes: List[Dict[str, Any]]) -> str:
         project = c["project_id"] or ""
         rows.append(
             "<tr>"
-            f'<td class="nowrap mono">{esc(_utc(c["changed_at"], seconds=False)[:-1])}</td>'
+            f'<td class="nowrap mono">{esc(utc(c["changed_at"], seconds=False)[:-1])}</td>'
             f'<td><span class="badge {kind}">{shown(c["change"])}</span></td>'
             f'<td class="nowrap">{shown(c["region"] or "")}</td>'
             f'<td class="mono" title="{esc(cut(project, TOOLTIP_CHARS))}">{esc(project[:8])}</td>'
@@ -130,7 +130,7 @@ def _projects_table(projects: List[Dict[str, Any]]) -> str:
         error = ""
         if p["status"] != "ok":
             error = failure_text(p["http_status"], p["error_code"], p["error_msg"])
-        last_ok = _utc(p["last_ok_at"], seconds=False) if p["last_ok_at"] else "never"
+        last_ok = utc(p["last_ok_at"], seconds=False) if p["last_ok_at"] else "never"
         rows.append(
             "<tr>"
             f'<td class="nowrap">{shown(p["region"])}</td>'
@@ -163,11 +163,11 @@ def _kpis(data: ReportData, last_changes: Dict[str, int]) -> str:
         failed = f', <span class="bad">{len(latest.failed)} failed</span>' if latest.failed else ""
         total = latest.ok + len(latest.failed)
         projects = _kpi("Projects", f"{latest.ok}/{total}", f"ok in the last load{failed}", alert=bool(latest.failed))
-    where = f"current, in {_count(data.projects, 'project')} and {_count(data.regions, 'region')}"
+    where = f"current, in {count(data.projects, 'project')} and {count(data.regions, 'region')}"
     images = _kpi("Images", f"{data.images:,}", where)
     stale = _kpi(
         "Stale projects", f"{data.stale_projects}",
-        f"latest run failed · {_count(data.stale_images, 'image')} not refreshed" if data.stale_projects
+        f"latest run failed · {count(data.stale_images, 'image')} not refreshed" if data.stale_projects
         else "every project's latest run loaded",
         alert=data.stale_projects > 0,
     )
@@ -188,15 +188,15 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
     """
     target = as_target(where)
     database = target.db_path.name if target.is_file else target.label
-    with _connect(target, pipelines_dir) as session:
-        data = _summary(session, None)
-        latest_changes = _latest_changes(session, HTML_CHANGES)
-        projects = _latest_project_runs(session)
+    with open_models(target, pipelines_dir) as session:
+        data = summary(session, None)
+        recent = latest_changes(session, HTML_CHANGES)
+        projects = latest_project_runs(session)
         change_days, change_counts, change_note = _changes_per_day(session)
-        last_changes = _last_load_changes(session, data.latest)
+        last_changes = last_load_changes(session, data.latest)
 
     latest = data.latest
-    as_of = _utc(latest.as_of, seconds=False) if latest else "never"
+    as_of = utc(latest.as_of, seconds=False) if latest else "never"
     kpis = _kpis(data, last_changes)
 
     trend = data.trend
@@ -212,11 +212,11 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
         "The legend gives the last day's count and the change over the period; hover a day for its numbers. "
         f"Past {charts.TOP_SERIES} OS versions, the smaller ones are summed as other.",
         trend_svg,
-        charts.legend(trend_series, [f"{v[-1]:,} ({_signed(v[-1] - v[0])})" for v in (s.values for s in trend_series)]),
+        charts.legend(trend_series, [f"{v[-1]:,} ({signed(v[-1] - v[0])})" for v in (s.values for s in trend_series)]),
     )
 
     breakdowns = [
-        (name, title, _totals(data.inventory, key))
+        (name, title, totals(data.inventory, key))
         for key, name, title in (
             ("region", "inventory_by_region", "By region"),
             ("os_type", "inventory_by_os_type", "By OS type"),
@@ -234,7 +234,7 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
             empty_message="No current images",
         )
         inventory_figures.append(
-            _figure(name, title, f"{_count(len(items), 'value')} · {_count(data.images, 'current image')}", svg)
+            _figure(name, title, f"{count(len(items), 'value')} · {count(data.images, 'current image')}", svg)
         )
 
     change_series = [Series(kind, change_counts[kind], charts.CHANGE_COLOURS[kind]) for kind in CHANGE_KINDS] \
@@ -277,7 +277,7 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
 <h2>Projects<small>latest run of each project</small></h2>
 {_projects_table(projects)}
 <h2>Latest changes<small>newest first, at most {HTML_CHANGES}</small></h2>
-{_changes_table(latest_changes)}
+{_changes_table(recent)}
 <footer>Generated by workspace-images from the models in schema <span class="mono">analytics</span> of
 <span class="mono">{esc(database)}</span>. All times UTC.</footer>
 </main>

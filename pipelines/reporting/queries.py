@@ -36,7 +36,7 @@ def selection(target: Target) -> str:
 
 
 @contextmanager
-def _connect(where: Target | Path, pipelines_dir: Optional[Path] = None) -> Iterator[Session]:
+def open_models(where: Target | Path, pipelines_dir: Optional[Path] = None) -> Iterator[Session]:
     """A read-only session in UTC with a database whose models are built: a DuckDB file (waiting
     up to `lock_timeout` for a program that holds it), or another destination.
 
@@ -143,7 +143,7 @@ def _latest_run(session: Session) -> Optional[LatestRun]:
     return LatestRun(run_id, as_of.astimezone(dt.timezone.utc), len(projects) - len(failed), failed)
 
 
-def _latest_project_runs(session: Session) -> List[Dict[str, Any]]:
+def latest_project_runs(session: Session) -> List[Dict[str, Any]]:
     """Each project's latest run, with its last ok load and current image count (`project_status`)."""
     return _by_region(_rows(
         session,
@@ -177,7 +177,9 @@ def _trend(session: Session, days: Optional[int] = None) -> Trend:
     return Trend(day_list, rows)
 
 
-def _summary(session: Session, trend_days: Optional[int]) -> ReportData:
+def summary(session: Session, trend_days: Optional[int]) -> ReportData:
+    """What the report's header, inventory and trend show: the latest run, the current and stale counts,
+    images by region, OS, type and architecture, and the OS-version trend of `trend_days` (all when None)."""
     images, stale_images, projects, regions = session.fetch(
         f"select count(*), count(*) filter (where is_stale), count(distinct project_id), count(distinct region) "
         f"from {ANALYTICS}.image_inventory"
@@ -205,7 +207,8 @@ def _summary(session: Session, trend_days: Optional[int]) -> ReportData:
     )
 
 
-def _latest_changes(session: Session, limit: int) -> List[Dict[str, Any]]:
+def latest_changes(session: Session, limit: int) -> List[Dict[str, Any]]:
+    """The `limit` latest rows of `image_changes`, newest first, ties in a fixed order on every destination."""
     keys = ", ".join(text_order(session, c) + " nulls last"
                      for c in ("region", "project_id", "change", "image_name", "image_id"))
     return _rows(
@@ -219,7 +222,7 @@ def _latest_changes(session: Session, limit: int) -> List[Dict[str, Any]]:
     )
 
 
-def _totals(inventory: Sequence[Dict[str, Any]], key: str) -> List[Tuple[str, int]]:
+def totals(inventory: Sequence[Dict[str, Any]], key: str) -> List[Tuple[str, int]]:
     """Images per value of `key`, largest first (ties by name)."""
     sums: Dict[str, int] = {}
     for row in inventory:
@@ -227,7 +230,8 @@ def _totals(inventory: Sequence[Dict[str, Any]], key: str) -> List[Tuple[str, in
     return sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def _last_load_changes(session: Session, latest: Optional[LatestRun]) -> Dict[str, int]:
+def last_load_changes(session: Session, latest: Optional[LatestRun]) -> Dict[str, int]:
+    """Images added, changed and removed by the `latest` run's load, by kind of change (none without a run)."""
     if latest is None:
         return {}
     return {change: int(n) for change, n in session.fetch(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import unicodedata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -13,7 +12,8 @@ from workspace_images.safe_text import safe_text
 
 from ..warehouse import Target
 from .charts import is_wide
-from .queries import ReportData, Trend, _connect, _latest_changes, _summary, as_target
+from .formatting import count, signed, utc
+from .queries import ReportData, Trend, as_target, latest_changes, open_models, summary
 
 
 # Column widths (terminal columns) beyond which a cell is cut with an ellipsis.
@@ -60,18 +60,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: S
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def _signed(value: int) -> str:
-    return f"{value:+,}" if value else "0"
-
-
-def _utc(moment: dt.datetime, seconds: bool = True) -> str:
-    return f"{moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M{':%S' if seconds else ''}}Z"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def _header_lines(label: str, data: ReportData) -> List[str]:
     lines = [f"workspace-images report: {label}"]
     latest = data.latest
@@ -80,15 +68,15 @@ def _header_lines(label: str, data: ReportData) -> List[str]:
     else:
         total = latest.ok + len(latest.failed)
         lines.append(
-            f"last load: as of {_utc(latest.as_of)}, run {latest.run_id[:12]}: "
+            f"last load: as of {utc(latest.as_of)}, run {latest.run_id[:12]}: "
             f"{latest.ok}/{total} projects ok, {len(latest.failed)} failed"
         )
         for p in latest.failed:
             lines.append(f"  failed {p['region']}:{p['project_id']}: "
                          f"{failure_text(p['http_status'], p['error_code'], _cell(p['error_msg'], 120))}")
     lines.append(
-        f"current images: {data.images:,} in {_count(data.projects, 'project')}, {_count(data.regions, 'region')}; "
-        f"stale (latest run failed): {_count(data.stale_projects, 'project')}, {_count(data.stale_images, 'image')}"
+        f"current images: {data.images:,} in {count(data.projects, 'project')}, {count(data.regions, 'region')}; "
+        f"stale (latest run failed): {count(data.stale_projects, 'project')}, {count(data.stale_images, 'image')}"
     )
     return lines
 
@@ -122,9 +110,9 @@ def _trend_section(trend: Trend) -> str:
     rows = []
     for os_type, os_version, values in trend.rows:
         rows.append([_cell(os_type), _cell(os_version, MAX_CELL["os_version"])] + [f"{v:,}" for v in values]
-                    + [_signed(values[-1] - values[0])])
+                    + [signed(values[-1] - values[0])])
     totals = [sum(values[i] for _, _, values in trend.rows) for i in range(len(trend.days))]
-    rows.append(["total", ""] + [f"{v:,}" for v in totals] + [_signed(totals[-1] - totals[0])])
+    rows.append(["total", ""] + [f"{v:,}" for v in totals] + [signed(totals[-1] - totals[0])])
     headers = ["os_type", "os_version"] + [f"{d:%m-%d}" for d in trend.days] + ["change"]
     table = format_table(headers, rows, [False, False] + [True] * (len(trend.days) + 1))
     return f"{title}\n{table}"
@@ -136,7 +124,7 @@ def _changes_section(changes: List[Dict[str, Any]], limit: int) -> str:
         return f"{title}\n(no changes)"
     rows = [
         [
-            _utc(c["changed_at"], seconds=False),
+            utc(c["changed_at"], seconds=False),
             c["change"],
             _cell(c["region"]),
             _cell(c["project_id"])[:8],
@@ -170,10 +158,10 @@ def terminal_report(where: Target | Path, days: int = 7, changes: int = 15,
         Unreachable: the destination cannot be reached.
     """
     target = as_target(where)
-    with _connect(target, pipelines_dir) as session:
-        data = _summary(session, days)
-        latest_changes = _latest_changes(session, changes) if changes > 0 else []
+    with open_models(target, pipelines_dir) as session:
+        data = summary(session, days)
+        recent = latest_changes(session, changes) if changes > 0 else []
     sections = ["\n".join(_header_lines(target.label, data)), _inventory_section(data), _trend_section(data.trend)]
     if changes > 0:
-        sections.append(_changes_section(latest_changes, changes))
+        sections.append(_changes_section(recent, changes))
     return "\n\n".join(sections)
