@@ -72,7 +72,8 @@ def targets(sim: Simulator, domain: str | None = None) -> List[str]:
     return [f"{p.region}:{p.project_id}" for p in sim.projects_of(domain)]
 
 
-def cli(args: List[str], cwd: Path, token: Optional[str] = TOKEN, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+def cli_env(cwd: Path, token: Optional[str] = TOKEN, extra_env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of a CLI run in `cwd`: dlt's folders there, short retry waits, the token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__WORKSPACE_IMAGES__")}
     env["DLT_DATA_DIR"] = str(cwd / "dlt_data")
     env["RUNTIME__REQUEST_BACKOFF_FACTOR"] = "0.01"
@@ -80,9 +81,21 @@ def cli(args: List[str], cwd: Path, token: Optional[str] = TOKEN, extra_env: Opt
     if token:
         env["SOURCES__WORKSPACE_IMAGES__CREDENTIALS__TOKEN"] = token
     env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "workspace_images.pipelines.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    return env
+
+
+CLI = [sys.executable, "-m", "workspace_images.pipelines.cli"]
+
+
+def cli(args: List[str], cwd: Path, token: Optional[str] = TOKEN, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], cwd=cwd, env=cli_env(cwd, token, extra_env), capture_output=True, text=True,
+                          timeout=120)
+
+
+def cli_started(args: List[str], cwd: Path, extra_env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """A CLI run started, its output and errors piped, for a test that acts while it runs."""
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=cli_env(cwd, TOKEN, extra_env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def run_args(sim: Simulator, db: str = "x.duckdb", day: Optional[int] = None, *extra: str) -> List[str]:

@@ -23,7 +23,7 @@ from workspace_images.pipelines.locking import RunLock
 from workspace_images.pipelines.errors import RunFailed
 from workspace_images.pipelines.runner import run
 from workspace_images.simulator import Simulator
-from tests.helpers import TOKEN, cli, current_ids, kill_at, load, nothing_written, one_line, project_run, query, run_args, targets
+from tests.helpers import cli_started, TOKEN, cli, current_ids, kill_at, load, nothing_written, one_line, project_run, query, run_args, targets
 from tests.recorder import Recorder
 
 
@@ -154,11 +154,22 @@ def test_the_run_waits_for_a_reader_that_lets_go(sim: Simulator, tmp_path: Path)
     db = tmp_path / "x.duckdb"
     assert cli(run_args(sim, day=0), tmp_path).returncode == 0
     sim.set_day(1)
-    reader = hold_open(db, 3)
-    proc = cli(run_args(sim, day=1), tmp_path, extra_env={"SOURCES__WORKSPACE_IMAGES__LOCK_TIMEOUT": "60"})
-    reader.wait()
-    assert proc.returncode == 0, proc.stderr
-    assert f"is held open by PID {reader.pid}" in proc.stderr and "waiting up to 60s" in proc.stderr
+    reader = hold_open(db, 120)
+    try:
+        proc = cli_started(run_args(sim, day=1), tmp_path, extra_env={"SOURCES__WORKSPACE_IMAGES__LOCK_TIMEOUT": "60"})
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # the reader lets go once the run says it waits
+            seen.append(line)
+            if "waiting up to 60s" in line:
+                break
+    finally:
+        reader.kill()
+        reader.wait()
+    _, rest = proc.communicate(timeout=120)
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 0, stderr
+    assert f"is held open by PID {reader.pid}" in stderr and "waiting up to 60s" in stderr
     assert run_as_of(db) == [sim.as_of(0), sim.as_of(1)]
 
 
