@@ -10,12 +10,14 @@ import datetime as dt
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 
 from . import signing
+from .accounts import Accounts
 from .identity import AuthError, Caller, IamProject, SimAccount
 from .signing import Headers
-from .tokens import IssuedToken, TemporaryKey
+from .tokens import Tokens
 
 LOGGER = logging.getLogger("workspace_images.simulator")
 
@@ -35,23 +37,27 @@ NEEDS_AUTHENTICATION = "The request you have made requires authentication."
 
 
 class Gateway:
-    """The gateway's checks of :class:`~simulator.iam.IdentityStore`, with the AK locks they keep.
+    """The gateway's checks of each request, with the AK locks they keep.
 
-    Every public method takes the store's lock.
+    It reads accounts and projects from the directory, and tokens and
+    temporary keys from the token desk. Every public method takes the lock.
+
+    Args:
+        directory: The accounts and projects.
+        tokens: The issued tokens and temporary keys.
+        lock: The lock shared with the simulator.
+        clock: The server clock, epoch seconds.
+
+    Attributes:
+        clock: The server clock for expiry, locks and ``X-Sdk-Date``; may be replaced.
     """
 
-    # kept by the store and its tokens
-    _lock: threading.RLock
-    _accounts: dict[str, SimAccount]
-    _by_access_key: dict[str, SimAccount]
-    _projects: dict[str, IamProject]
-    _tokens: dict[str, IssuedToken]
-    _temporary: dict[str, TemporaryKey]
-    fixed_token: str
-    clock: Callable[[], float]
-    account: Callable[[str | None], SimAccount]
-
-    def __init__(self) -> None:
+    def __init__(self, directory: Accounts, tokens: Tokens, lock: threading.RLock,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self.tokens = tokens
+        self._lock = lock
+        self.clock = clock
         self._signature_failures: dict[str, int] = {}
         self._keys_locked_until: dict[str, float] = {}
 
@@ -89,36 +95,43 @@ class Gateway:
 
     def _workspace_token(self, value: str, project_id: str) -> Caller:
         mismatch = f"{INCORRECT}: the project of the token does not match project {project_id} in the URL"
-        if value == self.fixed_token:
-            account = self.account()
+        if value == self.tokens.fixed_token:
+            account = self.directory.account()
             target = self._workspace_project(project_id, account)
             if target is None:
                 raise AuthError.gateway(401, "0301", mismatch)
             self._check_enabled(target)
             return Caller(account)
-        token = self._tokens.get(value)
+        token = self.tokens.issued(value)
         if token is None:
             raise AuthError.gateway(401, "0301", DECRYPT_FAIL)
         if token.expires_at <= self.clock():
             raise AuthError.gateway(401, "0307", TOKEN_MUST_BE_UPDATED)
-        account = self._accounts[token.domain]
+        account = self.directory.account(token.domain)
         if token.project_id is None:
             raise AuthError.gateway(401, "0301", f"{mismatch} (the token is scoped to domain {token.domain})")
         if token.project_id != project_id:
-            scoped = self._projects[token.project_id]
-            target = self._projects.get(project_id)
+            scoped = self._known_project(token.project_id)
+            target = self.directory.project(project_id)
             if target is not None and target.region is not None and scoped.region != target.region:
                 raise AuthError.gateway(401, "0307", TOKEN_MUST_BE_UPDATED)
             raise AuthError.gateway(401, "0301", mismatch)
-        target = self._projects[project_id]
+        target = self._known_project(project_id)
         if target.region is None:
             raise AuthError.gateway(401, "0307", TOKEN_MUST_BE_UPDATED)
         self._check_enabled(target)
         return Caller(account)
 
+    def _known_project(self, project_id: str) -> IamProject:
+        """Return a project a token is scoped to or was accepted for: it exists."""
+        project = self.directory.project(project_id)
+        if project is None:
+            raise KeyError(project_id)
+        return project
+
     def _workspace_project(self, project_id: str, account: SimAccount) -> IamProject | None:
         """Return the account's Workspace project (not its ``MOS``) of that ID, or None."""
-        target = self._projects.get(project_id)
+        target = self.directory.project(project_id)
         if target is None or target.domain != account.domain or target.region is None:
             return None
         return target
@@ -136,8 +149,8 @@ class Gateway:
             raise AuthError.gateway(401, "0301", f"{INCORRECT}: project {project_id} in the URL does not "
                                                  f"belong to the account of the access key")
         if declared is None:
-            declared = next((p.project_id for p in self._projects.values()
-                             if p.domain == target.domain and p.name == target.region), None)
+            declared = next((p.project_id for p in self.directory.projects(target.domain)
+                             if p.name == target.region), None)
         if declared != project_id:
             raise AuthError.gateway(401, "0301", f"{INCORRECT}: the project of the request "
                                                  f"({declared or 'none'}) does not match project {project_id} "
@@ -151,10 +164,10 @@ class Gateway:
             raise AuthError.gateway(401, "0301", f"{INCORRECT}: {exc}") from None
         access_key = authorization.access_key
         now = self.clock()
-        temporary = self._temporary.get(access_key)
-        account = self._by_access_key.get(access_key)
+        temporary = self.tokens.temporary_key(access_key)
+        account = self.directory.account_with_key(access_key)
         if temporary is not None:
-            account = self._accounts[temporary.domain]
+            account = self.directory.account(temporary.domain)
             secret_key = temporary.secret_key
         elif account is not None:
             secret_key = account.secret_key
@@ -226,12 +239,12 @@ class Gateway:
         token = (signing.header_value(headers, "X-Auth-Token") or "").strip()
         with self._lock:
             if token:
-                if token == self.fixed_token:
-                    return Caller(self.account())
-                issued = self._tokens.get(token)
+                if token == self.tokens.fixed_token:
+                    return Caller(self.directory.account())
+                issued = self.tokens.issued(token)
                 if issued is None or issued.expires_at <= self.clock():
                     raise AuthError.keystone(401, NEEDS_AUTHENTICATION)
-                return Caller(self._accounts[issued.domain])
+                return Caller(self.directory.account(issued.domain))
             if allow_signature and signing.header_value(headers, "Authorization"):
                 return self._verify_signature(method, path, query, headers, body)
             raise AuthError.keystone(401, NEEDS_AUTHENTICATION)

@@ -11,8 +11,9 @@ client makes before it reads images: ``POST /v3/auth/tokens``,
 ``GET /v3/auth/projects`` and ``GET /v3/projects``.
 
 This module composes the parts and holds the lifecycle, the record of requests
-and the redirects: the identity side (:mod:`simulator.iam`, with
-:mod:`simulator.tokens` and :mod:`simulator.gateway`), the projects and the
+and the redirects: the identity side (:mod:`simulator.iam`, composing
+:mod:`simulator.accounts`, :mod:`simulator.tokens`, :mod:`simulator.gateway`
+and :mod:`simulator.listings`), the projects and the
 knobs that change them (:mod:`simulator.workspace`, whose methods the
 simulator passes on), the answers (:func:`simulator.api.answer`, a function of
 those two and the request) and the HTTP layer (:mod:`simulator.httpd`, given

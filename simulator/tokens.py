@@ -14,10 +14,12 @@ import logging
 import secrets
 import string
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .accounts import Accounts
 from .identity import AuthError, IamProject, SimAccount
 
 LOGGER = logging.getLogger("workspace_images.simulator")
@@ -66,28 +68,30 @@ def _new_token() -> str:
 
 
 class Tokens:
-    """The token desk of :class:`~simulator.iam.IdentityStore`: issues, grants, expires and unlocks.
+    """IAM's token desk: issues, grants, expires and unlocks; keeps tokens, temporary keys and locked users.
 
-    Every public method takes the store's lock.
+    It reads the accounts and projects from the directory. Every public
+    method takes the lock.
 
     Args:
+        directory: The accounts and projects.
+        lock: The lock shared with the simulator.
         token_ttl: Lifetime of issued tokens, seconds.
         fixed_token: A token that never expires, valid for every project of
             the default account.
+        clock: The server clock, epoch seconds.
 
     Attributes:
         fixed_token: The fixed ``X-Auth-Token``: never expires, valid for
             every project of the default account (Workspace and IAM listings).
+        clock: The server clock for expiry and locks; may be replaced.
     """
 
-    # kept by the store
-    _lock: threading.RLock
-    _accounts: dict[str, SimAccount]
-    _projects: dict[str, IamProject]
-    clock: Callable[[], float]
-    account: Callable[[str | None], SimAccount]
-
-    def __init__(self, token_ttl: float, fixed_token: str) -> None:
+    def __init__(self, directory: Accounts, lock: threading.RLock, token_ttl: float, fixed_token: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self._lock = lock
+        self.clock = clock
         self.token_ttl = token_ttl
         self.fixed_token = fixed_token
         self._tokens: dict[str, IssuedToken] = {}
@@ -150,7 +154,7 @@ class Tokens:
     def _password_account(self, user_spec: dict[str, Any], password: str, now: float) -> SimAccount:
         account = None
         if "id" in user_spec:
-            account = next((a for a in self._accounts.values() if a.user_id == user_spec["id"]), None)
+            account = next((a for a in self.directory.accounts if a.user_id == user_spec["id"]), None)
         else:
             candidate = self._account_named(user_spec["domain"])
             if candidate is not None and candidate.user == user_spec["name"]:
@@ -184,22 +188,21 @@ class Tokens:
             if wanted.get("name", account.domain) != account.domain or \
                     wanted.get("id", account.domain_id) != account.domain_id:
                 label = wanted.get("name") or wanted.get("id")
-                known = any(label in (a.domain, a.domain_id) for a in self._accounts.values())
+                known = any(label in (a.domain, a.domain_id) for a in self.directory.accounts)
                 if not known:
                     raise AuthError.keystone(404, f"Could not find domain: {label}.")
                 raise AuthError.keystone(401, f"User {account.user_id} has no access to domain {label}.")
             return None
         wanted = scope["project"]
         if "id" in wanted:
-            project = self._projects.get(wanted["id"])
+            project = self.directory.project(wanted["id"])
             label = wanted["id"]
         else:
             owner = self._account_named(wanted["domain"])
             label = wanted["name"]
             project = None
             if owner is not None:
-                project = next((p for p in self._projects.values()
-                                if p.domain == owner.domain and p.name == wanted["name"]), None)
+                project = next((p for p in self.directory.projects(owner.domain) if p.name == wanted["name"]), None)
         if project is None:
             raise AuthError.keystone(404, f"Could not find project: {label}.")
         if project.domain != account.domain:
@@ -222,13 +225,13 @@ class Tokens:
         """
         with self._lock:
             if project_id is not None:
-                project = self._projects.get(project_id)
+                project = self.directory.project(project_id)
                 if project is None:
                     raise KeyError(f"unknown project {project_id}")
                 if domain is not None and domain != project.domain:
                     raise ValueError(f"project {project_id} belongs to account {project.domain}, not {domain}")
                 domain = project.domain
-            account = self.account(domain)
+            account = self.directory.account(domain)
             return self._remember(account.domain, project_id, self.clock() + (ttl or self.token_ttl))
 
     def _remember(self, domain: str, project_id: str | None, expires_at: float) -> str:
@@ -239,8 +242,18 @@ class Tokens:
     def _account_named(self, domain: dict[str, str]) -> SimAccount | None:
         """Return the account a Keystone domain reference (``name`` or ``id``) names, or None."""
         if "name" in domain:
-            return self._accounts.get(domain["name"])
-        return next((a for a in self._accounts.values() if a.domain_id == domain.get("id")), None)
+            return self.directory.find_account(domain["name"])
+        return next((a for a in self.directory.accounts if a.domain_id == domain.get("id")), None)
+
+    def issued(self, token: str) -> IssuedToken | None:
+        """Return what an issued token is for (the fixed token is not one), or None."""
+        with self._lock:
+            return self._tokens.get(token)
+
+    def temporary_key(self, access_key: str) -> TemporaryKey | None:
+        """Return a temporary AK's secret, security token, account and expiry, or None."""
+        with self._lock:
+            return self._temporary.get(access_key)
 
     def issued_tokens(self) -> list[str]:
         """Every token issued so far (by ``POST /v3/auth/tokens`` or :meth:`grant_token`), expired ones included.
@@ -282,7 +295,7 @@ class Tokens:
         """
         alphabet = string.ascii_uppercase + string.digits
         with self._lock:
-            account = self.account(domain)
+            account = self.directory.account(domain)
             access_key = "SIMTMP" + "".join(secrets.choice(alphabet) for _ in range(14))
             secret_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
             security_token = "gQpzaW0tc3RzLXRva2Vu" + base64.b64encode(secrets.token_bytes(600)).decode("ascii")

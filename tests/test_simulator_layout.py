@@ -82,15 +82,6 @@ def test_no_simulator_module_touches_a_private_name_of_another_object_or_module(
     assert sorted(reaches) == []
 
 
-IDENTITY_MIXINS = {
-    "gateway": ["_accounts", "_by_access_key", "_lock", "_projects", "_temporary", "_tokens"],
-    "iam": ["_temporary"],
-    "tokens": ["_accounts", "_lock", "_projects"],
-}
-"""The private state the identity side's classes share through inheritance (``IdentityStore(Tokens, Gateway)``),
-still to be composed like the Workspace side; this list may only shrink."""
-
-
 def _inherited(tree: ast.Module) -> list[str]:
     """The ``self._name`` a module reads but never sets or defines: private state another module's class keeps."""
     read, kept = set(), set()
@@ -103,9 +94,10 @@ def _inherited(tree: ast.Module) -> list[str]:
     return sorted(read - kept)
 
 
-def test_only_the_identity_side_reads_private_state_its_module_does_not_keep() -> None:
+def test_no_simulator_module_reads_private_state_it_does_not_keep() -> None:
+    """No class shares private state through inheritance: the identity side is composed like the Workspace side."""
     found = {module: names for module, tree in MODULES.items() if (names := _inherited(tree))}
-    assert found == IDENTITY_MIXINS
+    assert found == {}
 
 
 def test_the_layout_checks_see_a_cycle_and_a_reach() -> None:
