@@ -1,3 +1,4 @@
+-- sqlfluff:dialect:postgres
 -- The macros of os_version.sql as PostgreSQL functions of text: the same parsing in
 -- PostgreSQL's regular expressions (`~*` matches ignoring case, `\y` is a word boundary,
 -- `regexp_match(...)[n]` extracts a group, NULL where DuckDB's regexp_extract gives '').

@@ -2,7 +2,7 @@
 -- "Ubuntu 22.04 server 64bit", "UOS 20 SP1 64bit", "Kylin V10 SP2 64bit") into a family and a version.
 -- Kept as macros so BI users can apply the same parsing in their own queries.
 
-create or replace macro analytics.os_family(os_version) as
+create or replace macro analytics.os_family(os_version) as (
     case
         when os_version is null or trim(os_version) = '' then null
         when regexp_matches(os_version, '^\s*windows\s+server', 'i') then 'Windows Server'
@@ -16,9 +16,10 @@ create or replace macro analytics.os_family(os_version) as
         when regexp_matches(os_version, '^\s*ubuntu', 'i') then 'Ubuntu'
         when regexp_matches(os_version, '^\s*debian', 'i') then 'Debian'
         else nullif(regexp_extract(trim(os_version), '^([^\s0-9()\[\],;:]+)', 1), '')
-    end;
+    end
+);
 
-create or replace macro analytics.os_version_number(os_version) as
+create or replace macro analytics.os_version_number(os_version) as (
     nullif(
         upper(regexp_extract(
             regexp_replace(coalesce(os_version, ''), '\b(32|64)\s*-?\s*bits?\b', '', 'gi'),
@@ -27,4 +28,5 @@ create or replace macro analytics.os_version_number(os_version) as
             'i'
         )),
         ''
-    );
+    )
+);

@@ -37,7 +37,13 @@ versions as (
 
 added as (
 
-    select valid_from as changed_at, project_id, image_id, region, image_name, os_version
+    select
+        valid_from as changed_at,
+        project_id,
+        image_id,
+        region,
+        image_name,
+        os_version
     from versions
     where previous_valid_to is null or previous_valid_to <> valid_from
 
@@ -45,7 +51,13 @@ added as (
 
 removed as (
 
-    select valid_to as changed_at, project_id, image_id, region, image_name, os_version
+    select
+        valid_to as changed_at,
+        project_id,
+        image_id,
+        region,
+        image_name,
+        os_version
     from versions
     where valid_to is not null and (next_valid_from is null or next_valid_from <> valid_to)
 
@@ -68,16 +80,37 @@ changed as (
 
 final as (
 
-    select changed_at, project_id, image_id, 'added' as change, cast(null as varchar) as changed_columns,
-        region, image_name, os_version
+    select
+        changed_at,
+        project_id,
+        image_id,
+        'added' as change,
+        cast(null as varchar) as changed_columns,
+        region,
+        image_name,
+        os_version
     from added
     union all
-    select changed_at, project_id, image_id, 'changed' as change, changed_columns,
-        region, image_name, os_version
+    select
+        changed_at,
+        project_id,
+        image_id,
+        'changed' as change,
+        changed_columns,
+        region,
+        image_name,
+        os_version
     from changed
     union all
-    select changed_at, project_id, image_id, 'removed' as change, cast(null as varchar) as changed_columns,
-        region, image_name, os_version
+    select
+        changed_at,
+        project_id,
+        image_id,
+        'removed' as change,
+        cast(null as varchar) as changed_columns,
+        region,
+        image_name,
+        os_version
     from removed
 
 )

@@ -19,7 +19,8 @@ project_status as (
 
 current_images as (
 
-    select * from images where is_current
+    select * from images
+    where is_current
 
 ),
 
@@ -45,10 +46,10 @@ final as (
         coalesce(project_status.is_stale, false) as is_stale
     from current_images
     left join image_history
-        on image_history.project_id = current_images.project_id
-        and image_history.image_id = current_images.image_id
+        on current_images.project_id = image_history.project_id
+        and current_images.image_id = image_history.image_id
     left join project_status
-        on project_status.project_id = current_images.project_id
+        on current_images.project_id = project_status.project_id
 
 )
 

@@ -20,8 +20,8 @@ project_runs as (
 load_days as (
 
     select
-        min(as_of)::date as first_day,
-        max(as_of)::date as last_day
+        cast(min(as_of) as date) as first_day,
+        cast(max(as_of) as date) as last_day
     from project_runs
 
 ),
@@ -29,7 +29,7 @@ load_days as (
 days as (
 
     select cast(series.day as date) as day
-    from load_days, generate_series(first_day, last_day, interval '1 day') as series(day)
+    from load_days, generate_series(load_days.first_day, load_days.last_day, interval '1 day') as series (day)
 
 ),
 
@@ -39,8 +39,8 @@ versions as (
         project_id,
         coalesce(os_type, 'unknown') as os_type,
         coalesce(os_version, 'unknown') as os_version,
-        valid_from::date as first_day,
-        valid_to::date as gone_day
+        cast(valid_from as date) as first_day,
+        cast(valid_to as date) as gone_day
     from images
 
 ),
@@ -49,9 +49,21 @@ versions as (
 -- to the day before the one it was retired on
 events as (
 
-    select project_id, os_type, os_version, first_day as day, 1 as delta from versions
+    select
+        project_id,
+        os_type,
+        os_version,
+        first_day as day,
+        1 as delta
+    from versions
     union all
-    select project_id, os_type, os_version, gone_day as day, -1 as delta from versions
+    select
+        project_id,
+        os_type,
+        os_version,
+        gone_day as day,
+        -1 as delta
+    from versions
     where gone_day is not null
 
 ),
@@ -76,7 +88,13 @@ project_days as (
         version_keys.os_type,
         version_keys.os_version,
         days.day
-    from (select distinct project_id, os_type, os_version from versions) as version_keys
+    from (
+        select distinct
+            project_id,
+            os_type,
+            os_version
+        from versions
+    ) as version_keys
     cross join days
 
 ),
@@ -94,10 +112,10 @@ project_counts as (
         ) as images
     from project_days
     left join daily_deltas
-        on daily_deltas.project_id = project_days.project_id
-        and daily_deltas.os_type = project_days.os_type
-        and daily_deltas.os_version = project_days.os_version
-        and daily_deltas.day = project_days.day
+        on project_days.project_id = daily_deltas.project_id
+        and project_days.os_type = daily_deltas.os_type
+        and project_days.os_version = daily_deltas.os_version
+        and project_days.day = daily_deltas.day
 
 ),
 

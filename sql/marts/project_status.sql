@@ -74,9 +74,9 @@ final as (
         coalesce(current_images.current_images, 0) as current_images
     from latest_runs
     left join last_ok_runs
-        on last_ok_runs.project_id = latest_runs.project_id
+        on latest_runs.project_id = last_ok_runs.project_id
     left join current_images
-        on current_images.project_id = latest_runs.project_id
+        on latest_runs.project_id = current_images.project_id
 
 )
 

@@ -22,7 +22,7 @@ final as (
 
     select source.*
     from source
-    where source._dlt_load_id in (select load_id from finished_loads)
+    where source._dlt_load_id in (select finished_loads.load_id from finished_loads)
 
 )
 
