@@ -1,4 +1,6 @@
-"""No module reaches into another's private names: not the project's own, not the standard library's or a library's.
+"""House rules read from the source. No module reaches into another's private names: not the project's own,
+not the standard library's or a library's; test modules import helpers, never each other; the SQL linter
+knows every column macro.
 
 A name that starts with `_` is its module's to change without notice; what another module needs is given a
 public name (or a public home) instead. ruff's SLF001 (pyproject.toml) sees `other._name`; this test sees
@@ -11,8 +13,12 @@ public.
 from __future__ import annotations
 
 import ast
+import configparser
+import re
 from pathlib import Path
 from typing import List
+
+from workspace_images.pipelines.modelsql import MACROS
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("pipelines", "sources", "simulator", "bench", "tools", "tests")
@@ -114,3 +120,26 @@ def test_the_house_checks_see_every_kind_of_reach() -> None:
         "x.py:9: monkeypatch.setattr(rows, '_plain_ints', None)",
         "x.py:13: monkeypatch.setattr('workspace_images.rows._plain_ints', None)",
     ]
+
+
+def test_test_modules_import_helpers_never_each_other() -> None:
+    """A test module's names are its own: what two test modules share lives in a helper module of tests/."""
+    found = []
+    for path, tree in TREES.items():
+        for node in ast.walk(tree):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            found.extend(f"{path}:{node.lineno}: {name}" for name in names
+                         if name.split(".")[0] == "tests" and name.split(".")[-1].startswith("test_"))
+    assert found == [], "test modules imported by another module:\n" + "\n".join(found)
+
+
+def test_sqlfluff_stands_in_for_every_column_macro_of_the_runner() -> None:
+    """.sqlfluff reads each column macro of pipelines/modelsql.py through a stand-in: the two lists agree."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / ".sqlfluff")
+    placeholders = config["sqlfluff:templater:placeholder"]
+    named = re.fullmatch(r"\\b\(\?P<param_name>([\w|]+)\)\\\(.*", placeholders["param_regex"])
+    assert named is not None, placeholders["param_regex"]
+    assert sorted(named[1].split("|")) == sorted(MACROS)
+    assert all(macro in placeholders for macro in MACROS)
