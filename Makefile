@@ -65,9 +65,11 @@ demo: install browser
 test: install browser timer postgres
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
-# ruff over the Python (the rules in pyproject.toml's [tool.ruff.lint]); .ci/run runs it
+# ruff over the Python (the rules in pyproject.toml's [tool.ruff.lint]) and sqlfluff over the
+# models (.sqlfluff, read from this folder); .ci/run runs it
 lint: install
 	$(BIN)/ruff check pipelines sources simulator bench tools tests
+	$(BIN)/sqlfluff lint sql
 
 airflow-venv: $(AF_STAMP)
 
