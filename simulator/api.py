@@ -1,9 +1,11 @@
 """How the simulator answers a request: redirects, IAM's calls and ``GET /v2/{project_id}/images``.
 
 An answer is a function of the workspace (:mod:`simulator.workspace`), the
-identity side (:mod:`simulator.iam`), the armed redirects and the request: a
-redirect armed for the path answers first; else IAM's three calls or the
-images API answer, each with its bodies and error shapes.
+identity side (:mod:`simulator.iam`), the armed redirects, the flow control
+(:mod:`simulator.throttle`) and the request: a redirect armed for the path
+answers first; else IAM's three calls or the images API answer, each with its
+bodies and error shapes. An images request is authenticated first, then
+throttled, then served.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .iam import IdentityStore
 from .identity import AuthError
 from .projects import ProjectState, serialise
 from .signing import Headers
+from .throttle import THROTTLE_CODE, RateLimits, Throttled
 from .workspace import Workspace
 
 LOGGER = logging.getLogger("workspace_images.simulator")
@@ -83,6 +86,7 @@ def answer(
     iam: IdentityStore,
     redirects: Redirects,
     pause: Callable[[float], bool],
+    limits: RateLimits,
 ) -> Answer:
     """Answer one request.
 
@@ -94,6 +98,12 @@ def answer(
         redirects: The redirects armed; one that matches answers first.
         pause: Waits a number of seconds (a ``slow`` fault); returns False when
             the simulator stopped meanwhile, and then nothing is answered.
+        limits: The flow control of Workspace requests. As at Huawei's
+            gateway, a request is authenticated first (a refused one is
+            answered 401/403 and takes no token), then throttled against the
+            bucket of the account it authenticated as (429 ``APIGW.0308``:
+            it takes no token and never reaches the project: no fault, hook
+            or request count of the project). IAM's calls are not limited.
 
     Returns:
         The answer.
@@ -122,10 +132,14 @@ def answer(
         return Answer(Response(None), project_id, query)
     with workspace.lock:
         try:
-            iam.authorize_workspace(method, parts.path, parts.query, headers, body, project_id)
+            caller = iam.authorize_workspace(method, parts.path, parts.query, headers, body, project_id)
         except AuthError as refusal:
             LOGGER.debug("refused an images request for %s: %s", project_id, refusal.message)
             return Answer(_refusal(refusal, WORKSPACE_GATEWAY), project_id, query)
+        throttled = limits.admit(caller.account.domain, iam.clock())
+        if throttled is not None:
+            LOGGER.debug("throttled an images request of %s for %s", caller.account.domain, project_id)
+            return Answer(_throttled(throttled), project_id, query)
         state = workspace.project_state(project_id)
         if state is None:
             return Answer(_error(404, *STATUS_ERRORS[404]), project_id, query)
@@ -314,6 +328,13 @@ def _fault(fault: Fault) -> Response:
     response = _error(fault.status, fault.error_code, fault.error_msg)
     if fault.retry_after is not None:
         response.headers["Retry-After"] = str(fault.retry_after)
+    return response
+
+
+def _throttled(throttled: Throttled) -> Response:
+    response = _error(429, THROTTLE_CODE, throttled.message)
+    if throttled.retry_after is not None:
+        response.headers["Retry-After"] = str(throttled.retry_after)
     return response
 
 

@@ -6,7 +6,8 @@ authentication, and with the faults a client has to survive: throttling with
 and without ``Retry-After``, 5xx errors, dropped connections, malformed bodies,
 paging that never advances, a lying ``total_count``, answers that drip one byte
 at a time or never come, slow projects, redirects to other hosts, and data that
-changes while a project is being paged. The same port serves the IAM calls a
+changes while a project is being paged, and the gateway's flow control (a
+token bucket per account, 429 ``APIGW.0308`` over it). The same port serves the IAM calls a
 client makes before it reads images: ``POST /v3/auth/tokens``,
 ``GET /v3/auth/projects`` and ``GET /v3/projects``.
 
@@ -16,7 +17,7 @@ and the redirects: the identity side (:mod:`simulator.iam`, composing
 and :mod:`simulator.listings`), the projects and the
 knobs that change them (:mod:`simulator.workspace`, whose methods the
 simulator passes on), the answers (:func:`simulator.api.answer`, a function of
-those two and the request) and the HTTP layer (:mod:`simulator.httpd`, given
+those two and the request) the flow control (:mod:`simulator.throttle`), and the HTTP layer (:mod:`simulator.httpd`, given
 that function to call). The fault kinds are :mod:`simulator.faults`', AK/SK
 :mod:`simulator.signing`'s, the image catalogues :mod:`simulator.data`'s.
 """
@@ -37,6 +38,7 @@ from .httpd import POLL_INTERVAL, HttpServer, Request, RequestRecord, Response, 
 from .iam import IdentityStore
 from .identity import DEFAULT_ACCESS_KEY, DEFAULT_DOMAIN, DEFAULT_PASSWORD, DEFAULT_SECRET_KEY, DEFAULT_USER
 from .projects import SimProject
+from .throttle import RateLimit, RateLimits
 from .tokens import DEFAULT_TOKEN_TTL
 from .workspace import Workspace
 
@@ -69,6 +71,12 @@ class Simulator:
         domain: The default account's name (default ``sim-domain``); the
             constructor's projects belong to it.
         token_ttl: Lifetime in seconds of tokens issued by ``POST /v3/auth/tokens``.
+        rate_limit: Workspace requests a second each account may send
+            (the gateway's flow control, see :meth:`set_rate_limit`); None:
+            no limit.
+        burst: Requests a full bucket lets through at once; default the
+            whole part of ``rate_limit``, at least 1.
+        retry_after: Whether a throttled answer carries ``Retry-After``.
 
     Its projects, their data, faults and hooks are a :class:`~simulator.workspace.Workspace`'s
     (``workspace``), whose methods it passes on.
@@ -84,6 +92,8 @@ class Simulator:
             token and the clock; tests call it directly.
         workspace: The Workspace side (:class:`~simulator.workspace.Workspace`):
             projects, their data, faults and hooks.
+        throttle: The flow control (:class:`~simulator.throttle.RateLimits`):
+            the limit of each account, its bucket and its counts.
         access_key: The default account's AK; ``secret_key``, ``user``,
             ``password`` and ``domain`` likewise.
     """
@@ -108,6 +118,9 @@ class Simulator:
         password: str | None = None,
         domain: str | None = None,
         token_ttl: float = DEFAULT_TOKEN_TTL,
+        rate_limit: float | None = None,
+        burst: int | None = None,
+        retry_after: bool = True,
     ) -> None:
         if projects < 0 or images < 0 or day < 0 or latency_ms < 0:
             raise ValueError("projects, images, day and latency_ms must be >= 0")
@@ -117,6 +130,7 @@ class Simulator:
         if not self.regions:
             raise ValueError("regions must not be empty")
         self._lock = threading.RLock()
+        self.throttle = RateLimits(self._lock, RateLimit.of(rate_limit, burst, retry_after))
         self.iam = IdentityStore(seed, self._lock, token_ttl, token)
         self.latency_ms = latency_ms
         self.host = host
@@ -325,8 +339,8 @@ class Simulator:
         """Call ``fn(sim, project_id, request_number)`` after each images request of a project; None removes it.
 
         It runs under the simulator's lock once the answer is built and before
-        it is sent, for every request that passed authentication (faults
-        included); ``request_number`` counts them from 1.
+        it is sent, for every request that passed authentication and flow
+        control (faults included); ``request_number`` counts them from 1.
         """
         if fn is None:
             self.workspace.on_request(project_id, None)
@@ -340,7 +354,8 @@ class Simulator:
         """The HTTP layer's handler: wait ``latency_ms``, answer, record."""
         if self.latency_ms:
             self._pause(self.latency_ms / 1000)
-        answer = api.answer(request, self.workspace, self.iam, self._redirects, self._pause)
+        answer = api.answer(request, self.workspace, self.iam, self._redirects, self._pause,
+                            self.throttle)
         record = RequestRecord(request.method, urlsplit(request.target).path, answer.query,
                                answer.response.status, answer.project_id)
         with self._lock:
@@ -388,3 +403,40 @@ class Simulator:
     def clear_redirects(self) -> None:
         """Remove every redirect added with :meth:`redirect`."""
         self._redirects.clear()
+
+    # the gateway's flow control: see simulator.throttle
+
+    def set_rate_limit(self, rate: float | None, burst: int | None = None, retry_after: bool = True,
+                       account: str | None = None) -> None:
+        """Limit the Workspace requests of every account (``account`` None) or of one: :meth:`RateLimits.set`.
+
+        ``rate`` is requests a second (None: no limit), ``burst`` the tokens a
+        full bucket holds (default the whole part of ``rate``, at least 1),
+        ``retry_after`` whether a 429 carries ``Retry-After``. What counts as an
+        account, the order with authentication and the answers are described at
+        :mod:`simulator.throttle`.
+
+        Raises:
+            ValueError: ``rate`` not a finite number > 0, ``burst`` not an
+                integer >= 1, or a ``burst`` without a ``rate``.
+        """
+        self.throttle.set(RateLimit.of(rate, burst, retry_after), account)
+
+    def rate_limit(self, account: str | None = None) -> RateLimit | None:
+        """The limit an account follows (every account's without one of its own when None): :meth:`RateLimits.limit`."""
+        return self.throttle.limit(account)
+
+    def rate_stats(self) -> dict[str, dict[str, int]]:
+        """``{domain: {"allowed": n, "throttled": m}}`` since the last reset: :meth:`RateLimits.stats`."""
+        return self.throttle.stats()
+
+    def throttled(self, domain: str | None = None) -> int:
+        """Workspace requests throttled since the last reset, of one account or of all when None."""
+        stats = self.throttle.stats()
+        if domain is not None:
+            return stats.get(domain, {}).get("throttled", 0)
+        return sum(counts["throttled"] for counts in stats.values())
+
+    def reset_rate_stats(self) -> None:
+        """Set the counts of :meth:`rate_stats` and :meth:`throttled` to 0 (the buckets keep their tokens)."""
+        self.throttle.reset_stats()
