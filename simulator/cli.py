@@ -48,6 +48,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
 def _rate(text: str) -> float:
     value = _non_negative_float(text)
     if value > 1:
@@ -87,6 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="name of the default account (IAM domain) that owns the projects (default: %(default)s)")
     parser.add_argument("--token-ttl", type=_positive_float, default=DEFAULT_TOKEN_TTL, metavar="SECONDS",
                         help="lifetime of tokens issued by POST /v3/auth/tokens (default: %(default)g)")
+    parser.add_argument("--rate-limit", type=_positive_float, default=None, metavar="N",
+                        help="Workspace requests a second each account may send, like the API gateway's flow "
+                             "control; more are answered 429 APIGW.0308 (default: no limit)")
+    parser.add_argument("--burst", type=_positive_int, default=None, metavar="N",
+                        help="requests an account may send at once after a quiet spell (default: the whole part "
+                             "of --rate-limit, at least 1)")
+    parser.add_argument("--no-retry-after", dest="retry_after", action="store_false",
+                        help="answer throttled requests without a Retry-After header")
 
 
 def build_simulator(args: argparse.Namespace) -> Simulator:
@@ -97,7 +112,12 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
 
     Returns:
         The simulator.
+
+    Raises:
+        SystemExit: ``--burst`` without ``--rate-limit`` (exit 1, with the message).
     """
+    if args.burst is not None and args.rate_limit is None:
+        raise SystemExit("error: --burst needs --rate-limit")
     return Simulator(
         projects=args.projects,
         images=args.images,
@@ -114,7 +134,19 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
         password=args.password,
         domain=args.domain,
         token_ttl=args.token_ttl,
+        rate_limit=args.rate_limit,
+        burst=args.burst,
+        retry_after=args.retry_after,
     )
+
+
+def _describe_limit(sim: Simulator) -> str:
+    """The rate limit in the start-up lines: ``rate limit 10/s per account (burst 10, with Retry-After)``."""
+    limit = sim.rate_limit()
+    if limit is None:
+        return "no rate limit"
+    answer = "with" if limit.retry_after else "without"
+    return f"rate limit {limit.rate:g}/s per account (burst {limit.burst}, 429 {answer} Retry-After)"
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -143,7 +175,8 @@ def serve(args: argparse.Namespace) -> int:
         token = fixed if fixed == DEFAULT_TOKEN else f"the value of --token / ${TOKEN_ENV}"
         lines = [
             f"Workspace simulator listening on {sim.url}",
-            f"  seed {sim.seed}, day {sim.day}, latency {args.latency_ms:g} ms, fault rate {args.fault_rate:g}",
+            (f"  seed {sim.seed}, day {sim.day}, latency {args.latency_ms:g} ms, fault rate {args.fault_rate:g}, "
+             f"{_describe_limit(sim)}"),
             f"  send header X-Auth-Token: {token}",
             "Projects (region:project_id):",
             *(f"  {p.region}:{p.project_id}" for p in sim.projects),
