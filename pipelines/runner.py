@@ -14,7 +14,8 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from workspace_images.source import ConfigError, DiscoveryFailed, Progress, WorkspaceCredentials, workspace_images
+from workspace_images.credentials import credentials_from
+from workspace_images.source import ConfigError, DiscoveryFailed, Progress, workspace_images
 from workspace_images.config import env_name
 from workspace_images.failures import failure_text
 from workspace_images.settings import SOURCE_SECTION
@@ -123,7 +124,7 @@ def run(
     credentials from dlt's configuration; None reads `destination` from the config.
 
     `token` is a shortcut for `credentials={"token": ...}`; `credentials` holds the
-    default account's secrets (see WorkspaceCredentials), `accounts` more accounts.
+    default account's secrets (keys of one mode, see `credentials_from`), `accounts` more accounts.
     Arguments left as None come from `.dlt/config.toml`, `secrets.toml` and
     environment variables, as dlt resolves them. With `models`, the SQL models are
     rebuilt after the load (also when some projects failed: their images stay as
@@ -165,8 +166,6 @@ def run(
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if token is not None:
         credentials = {**(credentials or {}), "token": token}
-    if credentials is not None:
-        kwargs["credentials"] = WorkspaceCredentials(**credentials)
     if accounts is not None:
         kwargs["accounts"] = accounts
     fetched: List[Progress] = []
@@ -177,6 +176,8 @@ def run(
             on_progress(state)
 
     try:
+        if credentials is not None:
+            kwargs["credentials"] = credentials_from(credentials)
         source = workspace_images(as_of=moment, run_id=run_id, on_progress=progress, **kwargs)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

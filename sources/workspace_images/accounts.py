@@ -6,35 +6,21 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
-
 from datetime import datetime, timezone
-from urllib.parse import urljoin, urlsplit
+from typing import Any, Dict, List, Mapping, Optional, Set
+from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 from dlt.common.configuration.providers import CONFIG_TOML
-from requests import RequestException, Response, Session
-from requests.auth import AuthBase
+from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
+from requests import Request, RequestException, Response, Session
 
-from .auth import AkSkAuth, CredentialsRejected, IamError, IamTokenAuth, IamTokenProvider, TokenAuth, iam_url
-from .config import (
-    CREDENTIAL_FIELDS,
-    SECRET_FIELDS,
-    MODE_AKSK,
-    MODE_PASSWORD,
-    MODE_TOKEN,
-    ConfigError,
-    Project,
-    WorkspaceCredentials,
-    credentials_mode,
-    env_name,
-    init_hint,
-    parse_projects,
-    parse_regions,
-    settings_files,
-)
+from .auth import CredentialsRejected, IamError, IamTokenProvider, iam_url
+from .config import ConfigError, Project, env_name, init_hint, parse_projects, parse_regions, settings_files
+from .credentials import WorkspaceCredentials, checked_credentials, credentials_from, section_credentials
 from .failures import error_text, redirect_target
+from .fetch import Target
 from .outcomes import ProjectOutcome
 from .safe_text import add_secrets, safe_text
 from .sessions import make_session
@@ -56,17 +42,29 @@ class DiscoveryFailed(Exception):
     """IAM could not list an account's projects for a reason other than its credentials."""
 
 
+class ProjectListPaginator(JSONLinkPaginator):
+    """dlt's JSONLinkPaginator on IAM's `links.next`; a next link that is not text (a number, a
+    table: a hostile or broken answer) or is empty ends the list, as null does."""
+
+    def __init__(self) -> None:
+        super().__init__(next_url_path="links.next")
+
+    def update_state(self, response: Response, data: Optional[List[Any]] = None) -> None:
+        super().update_state(response, data)
+        if not isinstance(self._next_reference, str) or not self._next_reference.strip():
+            self._next_reference = None
+
+
 @dataclass
 class Account:
     """One account (IAM domain) to load: its credentials and which of its projects.
 
-    Call `connect()` before `auth_for()`: it checks the credentials with IAM where
+    Call `connect()` before `targets()`: it checks the credentials with IAM where
     that is possible (password mode: one token request) and discovers projects.
     """
 
     name: str
     credentials: WorkspaceCredentials
-    mode: str
     projects: List[Project] = field(default_factory=list)
     discover: bool = False
     regions: List[str] = field(default_factory=list)
@@ -77,7 +75,12 @@ class Account:
 
     def __post_init__(self) -> None:
         # whatever comes back from the network has these redacted before it is kept or shown
-        add_secrets(*(getattr(self.credentials, name) for name in SECRET_FIELDS))
+        add_secrets(*self.credentials.secrets())
+
+    @property
+    def mode(self) -> str:
+        """How the account authenticates: `token`, `password` or `aksk` (the spec dlt resolved)."""
+        return self.credentials.mode
 
     def connect(self, iam_endpoint: str, http: Session) -> None:
         """Check the credentials with IAM (password mode) and discover projects when asked.
@@ -86,14 +89,7 @@ class Account:
             ConfigError: IAM refused the credentials (tried once).
             DiscoveryFailed: IAM did not list the projects.
         """
-        if self.mode == MODE_PASSWORD:
-            self.provider = IamTokenProvider(
-                iam_endpoint,
-                str(self.credentials.user_name),
-                str(self.credentials.password),
-                str(self.credentials.domain_name),
-                post=http.post,
-            )
+        self.provider = self.credentials.token_provider(iam_endpoint, http.post)
         if self.discover:
             self.projects = self._merge(self.projects, self._discover(iam_endpoint, http))
         if self.provider is not None and self.projects:
@@ -105,20 +101,12 @@ class Account:
             except IamError as exc:
                 raise DiscoveryFailed(f"account {self.name}: {exc}") from None
 
-    def auth_for(self, project: Project) -> AuthBase:
-        """How requests to `project`'s Workspace endpoint authenticate."""
-        creds = self.credentials
-        if self.mode == MODE_TOKEN:
-            return TokenAuth(str(creds.token))
-        if self.mode == MODE_PASSWORD:
-            assert self.provider is not None, "connect() first"
-            return IamTokenAuth(self.provider, project.project_id, project.region)
-        return AkSkAuth(
-            str(creds.access_key),
-            str(creds.secret_key),
-            project_id=project.project_id,
-            security_token=str(creds.security_token) if creds.security_token else None,
-        )
+    def targets(self) -> List[Target]:
+        """The account's projects to fetch, each with how its requests authenticate."""
+        group = self.name if self.credentials.probe_first else None
+        return [Target(project, self.credentials.project_auth(project.project_id, project.region, self.provider),
+                       group)
+                for project in self.projects]
 
     @staticmethod
     def _merge(configured: List[Project], discovered: List[Project]) -> List[Project]:
@@ -126,48 +114,57 @@ class Account:
         return configured + [p for p in discovered if p.project_id not in known]
 
     def _discover(self, iam_endpoint: str, http: Session) -> List[Project]:
-        base = iam_url(iam_endpoint, None)
-        if self.mode == MODE_AKSK:
-            url = base + "/v3/projects"
-            auth: AuthBase = AkSkAuth(
-                str(self.credentials.access_key),
-                str(self.credentials.secret_key),
-                security_token=str(self.credentials.security_token) if self.credentials.security_token else None,
-            )
-        else:
-            url = base + "/v3/auth/projects"
-            if self.mode == MODE_TOKEN:
-                auth = TokenAuth(str(self.credentials.token))
-            else:
-                assert self.provider is not None
-                try:
-                    auth = TokenAuth(self.provider.token(None))
-                except CredentialsRejected as exc:
-                    raise ConfigError(str(exc)) from None
-                except IamError as exc:
-                    raise DiscoveryFailed(f"account {self.name}: {exc}") from None
+        """IAM's list of the account's projects, page by page as its `links.next` says
+        (ProjectListPaginator), on `http` and its bounds; at most MAX_DISCOVERY_PAGES pages.
+
+        A next link to another address is not followed (the request would carry the
+        credentials), nor one back to a page already read (the list would never end).
+        """
+        url = iam_url(iam_endpoint, None) + self.credentials.listing_path
+        try:
+            auth = self.credentials.listing_auth(self.provider)
+        except CredentialsRejected as exc:
+            raise ConfigError(str(exc)) from None
+        except IamError as exc:
+            raise DiscoveryFailed(f"account {self.name}: {exc}") from None
+        request = Request("GET", url, auth=auth)
+        paginator = ProjectListPaginator()
+        read: Set[str] = set()
+        next_url = url
         listed: List[Mapping[str, Any]] = []
-        next_url: Optional[str] = url
         for _ in range(MAX_DISCOVERY_PAGES):
-            if not next_url:
-                break
-            body = self._get_json(http, next_url, auth)
-            page = body.get("projects")
+            read.add(next_url)
+            response = self._get(http, request)
+            page = self._json(response).get("projects")
             if not isinstance(page, list):
                 raise DiscoveryFailed(f"account {self.name}: IAM answered without a `projects` list")
             listed.extend(p for p in page if isinstance(p, dict))
-            links = body.get("links") if isinstance(body.get("links"), dict) else {}
-            next_url = urljoin(url, links["next"]) if isinstance(links.get("next"), str) else None
-            if next_url and _origin(next_url) != _origin(url):
+            paginator.update_state(response)
+            if not paginator.has_next_page:
+                break
+            paginator.update_request(request)
+            next_url = str(request.url)
+            if _origin(next_url) != _origin(url):
                 raise DiscoveryFailed(
                     f"account {self.name}: IAM's project list links its next page to another address "
                     f"({_origin(next_url)}); not followed, the request would carry the credentials"
                 )
+            if next_url in read:
+                raise DiscoveryFailed(
+                    f"account {self.name}: IAM's project list links its next page back to a page already read "
+                    f"({safe_text(next_url)}); not followed, the list would never end"
+                )
+        else:  # the last page read links to one more
+            logger.warning("account %s: IAM's project list has more than %d pages: the pages after them are "
+                           "not read", self.name, MAX_DISCOVERY_PAGES)
         return self._keep(listed)
 
-    def _get_json(self, http: Session, url: str, auth: AuthBase) -> Dict[str, Any]:
+    def _get(self, http: Session, request: Request) -> Response:
+        """One page of the list, asked on `http` (its time and size bounds, no redirects);
+        an answer other than 200 raises."""
+        url = str(request.url)
         try:
-            response: Response = http.get(url, auth=auth)
+            response: Response = http.get(url, params=request.params, auth=request.auth)
         except RequestException as exc:
             raise DiscoveryFailed(f"account {self.name}: IAM at {url} did not answer ({exc.__class__.__name__})") from None
         if response.status_code in (401, 403):
@@ -185,6 +182,10 @@ class Account:
             raise DiscoveryFailed(
                 f"account {self.name}: listing projects failed: HTTP {response.status_code}: {error_text(response)}"
             )
+        return response
+
+    def _json(self, response: Response) -> Dict[str, Any]:
+        """The page's JSON object ({} for JSON that is not one)."""
         try:
             body = response.json()
         except ValueError:
@@ -246,7 +247,8 @@ def section_of(account: str) -> str:
 
 def _account_settings(name: str, given: Any) -> Dict[str, Any]:
     """An account's settings: its entry of `accounts`, each key it lacks read from dlt's providers
-    at exactly `sources.workspace_images.accounts.<name>.<key>`; `credentials` as WorkspaceCredentials.
+    at exactly `sources.workspace_images.accounts.<name>.<key>`; `credentials` as a mapping of
+    the keys of every mode, for `credentials_from`.
 
     The one place the source reads settings itself, for what dlt's injection cannot do with
     accounts the user names: dlt hands over the whole `accounts` table from the first provider
@@ -266,15 +268,8 @@ def _account_settings(name: str, given: Any) -> Dict[str, Any]:
             if value is not None:
                 settings[key] = value
     given_credentials = settings.get("credentials")
-    values: Mapping[str, Any] = given_credentials if isinstance(given_credentials, Mapping) else {}
-    credentials = WorkspaceCredentials()
-    for key in CREDENTIAL_FIELDS:
-        value = values.get(key)
-        if value is None:
-            value = dlt.secrets.get(f"{section}.credentials.{key}")
-        if value is not None and str(value).strip():
-            setattr(credentials, key, str(value))
-    settings["credentials"] = credentials
+    settings["credentials"] = section_credentials(
+        section, given_credentials if isinstance(given_credentials, Mapping) else None)
     return settings
 
 
@@ -306,8 +301,8 @@ def resolve_accounts(
 ) -> List[Account]:
     """The accounts of a run, checked without any request.
 
-    The top-level `projects` / `discover_projects` / `credentials` form the account
-    `default`; each entry of `accounts` is one more, with its own `projects`,
+    The top-level `projects` / `discover_projects` / `credentials` (as dlt resolved the
+    source's argument, see `checked_credentials`) form the account `default`; each entry of `accounts` is one more, with its own `projects`,
     `discover_projects`, `regions` and `credentials`, completed from dlt's providers
     (`_account_settings`).
 
@@ -318,9 +313,8 @@ def resolve_accounts(
     result: List[Account] = []
     top_projects = parse_projects(projects, region_filter)
     if top_projects or discover_projects or not accounts:
-        mode = credentials_mode(credentials)
-        assert credentials is not None
-        result.append(Account(DEFAULT_ACCOUNT, credentials, mode, top_projects, bool(discover_projects), region_filter))
+        result.append(Account(DEFAULT_ACCOUNT, checked_credentials(credentials), top_projects,
+                              bool(discover_projects), region_filter))
     for name, settings in accounts_table(accounts).items():
         if not re.fullmatch(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
             raise ConfigError(f"invalid account name {name!r}: use letters, digits and '_' (not 'default')")
@@ -329,10 +323,8 @@ def resolve_accounts(
         if unknown:
             raise ConfigError(f"account {name}: unknown setting(s) {', '.join(unknown)}")
         own_regions = parse_regions(settings.get("regions")) or region_filter
-        creds = settings["credentials"]
-        mode = credentials_mode(creds, section_of(name))
         result.append(Account(
-            name, creds, mode,
+            name, credentials_from(settings["credentials"], section_of(name)),
             parse_projects(settings.get("projects"), own_regions, account=name),
             bool(settings.get("discover_projects", False)),
             own_regions,

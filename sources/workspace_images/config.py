@@ -1,4 +1,4 @@
-"""Settings of a run: projects, endpoints, filters, credentials, checked before anything runs."""
+"""Settings of a run: projects, endpoints, filters, checked before anything runs; where dlt reads them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 import dlt
-from dlt.common.configuration import configspec
-from dlt.common.configuration.providers import SECRETS_TOML, SettingsTomlProvider
-from dlt.common.configuration.specs import CredentialsConfiguration
-from dlt.common.typing import TSecretStrValue
+from dlt.common.configuration.providers import SettingsTomlProvider
 
 from .settings import (
     DEFAULT_ACCOUNT,
@@ -22,37 +19,11 @@ from .settings import (
     MAX_NEW_FIELDS_RANGE,
     PROJECT_ID_PATTERN,
     REGION_PATTERN,
-    SOURCE_SECTION,
 )
 
 
 class ConfigError(ValueError):
     """A setting is missing or wrong. The message says which one and what to do; it never holds a secret."""
-
-
-@configspec
-class WorkspaceCredentials(CredentialsConfiguration):
-    """Secrets for the Workspace and IAM APIs; which ones are set chooses the mode:
-
-    - `token`: a fixed IAM token;
-    - `user_name` + `password` + `domain_name`: IAM tokens issued per project;
-    - `access_key` + `secret_key` (+ `security_token` for temporary credentials): AK/SK signing.
-    """
-
-    token: Optional[TSecretStrValue] = None
-    access_key: Optional[TSecretStrValue] = None
-    secret_key: Optional[TSecretStrValue] = None
-    security_token: Optional[TSecretStrValue] = None
-    user_name: Optional[str] = None
-    password: Optional[TSecretStrValue] = None
-    domain_name: Optional[str] = None
-
-
-CREDENTIAL_FIELDS = ("token", "access_key", "secret_key", "security_token", "user_name", "password", "domain_name")
-SECRET_FIELDS = ("token", "access_key", "secret_key", "security_token", "password")
-"""The credentials redacted from text that comes back from the network (the AK included: a
-request's `Authorization` header carries it)."""
-MODE_TOKEN, MODE_PASSWORD, MODE_AKSK = "token", "password", "aksk"
 
 
 def env_name(key: str) -> str:
@@ -80,46 +51,6 @@ def init_hint() -> str:
     if any(os.path.exists(path) for path in first):
         return ""
     return "; run `workspace-images init` to write their templates"
-
-
-def credentials_mode(credentials: Optional[WorkspaceCredentials], where: str = SOURCE_SECTION) -> str:
-    """Which authentication the set secrets choose: token, password or aksk.
-
-    Raises:
-        ConfigError: none is set, a mix of modes is set, or a mode misses a part.
-    """
-    env = env_name(where) + "__CREDENTIALS__"
-
-    def given(*names: str) -> List[str]:
-        return [n for n in names if credentials is not None and str(getattr(credentials, n) or "").strip()]
-
-    token = given("token")
-    password = given("user_name", "password", "domain_name")
-    aksk = given("access_key", "secret_key", "security_token")
-    chosen = [mode for mode, parts in ((MODE_TOKEN, token), (MODE_PASSWORD, password), (MODE_AKSK, aksk)) if parts]
-    if not chosen:
-        raise ConfigError(
-            f"no credentials for {where}: set one mode under [{where}.credentials] in {settings_files(SECRETS_TOML)}, "
-            f"or {env}TOKEN, or {env}USER_NAME + PASSWORD + DOMAIN_NAME, or {env}ACCESS_KEY + SECRET_KEY"
-            f"{init_hint()}"
-        )
-    if len(chosen) > 1:
-        names = ", ".join(token + password + aksk)
-        raise ConfigError(f"conflicting credentials for {where}: {names} are set; set only one of token, "
-                          "user_name/password/domain_name, access_key/secret_key")
-    mode = chosen[0]
-    missing = {
-        MODE_TOKEN: [],
-        MODE_PASSWORD: [n for n in ("user_name", "password", "domain_name") if n not in password],
-        MODE_AKSK: [n for n in ("access_key", "secret_key") if n not in aksk],
-    }[mode]
-    if missing:
-        raise ConfigError(f"incomplete credentials for {where}: {mode} mode also needs "
-                          + ", ".join(f"{env}{n.upper()}" for n in missing))
-    for name in token + password + aksk:
-        if any(ch in str(getattr(credentials, name)) for ch in "\r\n"):
-            raise ConfigError(f"credentials.{name} of {where} spans several lines")
-    return mode
 
 
 @dataclass(frozen=True)

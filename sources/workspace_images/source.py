@@ -10,11 +10,10 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from .accounts import MODE_AKSK, Account, DiscoveryFailed, connect_accounts, resolve_accounts
+from .accounts import Account, DiscoveryFailed, connect_accounts, resolve_accounts
 from .config import (
     ConfigError,
     Project,
-    WorkspaceCredentials,
     check_concurrency,
     check_endpoint,
     check_max_answer_bytes,
@@ -22,7 +21,8 @@ from .config import (
     check_project_timeout,
     parse_filters,
 )
-from .fetch import ProjectFetcher, Target
+from .credentials import AccountCredentials, AkSkCredentials, PasswordCredentials, TokenCredentials
+from .fetch import ProjectFetcher
 from .outcomes import ProjectOutcome, Progress
 from .columns import IMAGES_COLUMNS, PLAN_STATE_KEY, ColumnPlan
 from .rows import images_table
@@ -46,7 +46,9 @@ __all__ = [
     "Project",
     "ProjectOutcome",
     "Progress",
-    "WorkspaceCredentials",
+    "TokenCredentials",
+    "PasswordCredentials",
+    "AkSkCredentials",
     "PROJECT_RUNS_COLUMNS",
     "images_write_disposition",
 ]
@@ -59,7 +61,7 @@ the same for 500 rows as for 10,000, and 10,000 rows are a few MB."""
 @dlt.source(name="workspace_images", max_table_nesting=0)
 def workspace_images(
     projects: Optional[List[str]] = dlt.config.value,
-    credentials: Optional[WorkspaceCredentials] = dlt.secrets.value,
+    credentials: Optional[AccountCredentials] = dlt.secrets.value,
     endpoint: str = DEFAULT_ENDPOINT,
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT,
     regions: Optional[List[str]] = dlt.config.value,
@@ -87,8 +89,10 @@ def workspace_images(
 
     Args:
         projects: `REGION:PROJECT_ID` strings.
-        credentials: Secrets of the default account: a token, a user name + password +
-            domain name, or an AK/SK pair (+ security token).
+        credentials: Secrets of the default account, one mode: TokenCredentials (a token),
+            PasswordCredentials (user name + password + domain name) or AkSkCredentials (an
+            AK/SK pair + security token for temporary ones); dlt resolves the first whose keys
+            are all set, and a mix or a part of one is refused by name.
         endpoint: Workspace URL template, `{region}` optional.
         iam_endpoint: IAM URL (used for discovery and token-based modes).
         regions: Keep only the projects in these regions.
@@ -129,11 +133,7 @@ def workspace_images(
     moment = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     run = run_id or uuid.uuid4().hex
     connect_accounts(account_list, iam_endpoint)
-    targets = [
-        Target(project, account.auth_for(project), account.name if account.mode == MODE_AKSK else None)
-        for account in account_list
-        for project in account.projects
-    ]
+    targets = [target for account in account_list for target in account.targets()]
     rejected = [outcome for account in account_list for outcome in account.rejected]
     if not targets and not rejected:
         raise ConfigError("no projects to load: discovery found none"
