@@ -214,7 +214,8 @@ def create_with_storage_version(db_path: Path, version: str) -> None:
         row = con.execute(
             "select tags from duckdb_databases() where database_name = current_database()"
         ).fetchone()
-    found = ((row[0] if row is not None else None) or {}).get("storage_version", "")
+    tags = row[0] if row is not None else None
+    found = (tags or {}).get("storage_version", "")
     if not found.startswith(version):
         logger.warning("%s is in DuckDB storage version %s, not %s: the version is set when a file is created; "
                        "copy it into a new file to change it", db_path, found or "unknown", version)

@@ -20,7 +20,7 @@ def stored_state_hash(pipeline: dlt.Pipeline) -> Optional[str]:
     try:
         with pipeline.destination_client() as client:
             if not isinstance(client, WithStateSync):
-                return None  # a destination that keeps no state (every SQL one keeps it), as dlt reads it
+                return None  # it keeps no dlt state (every SQL destination does); dlt's own sync skips it too
             state = load_pipeline_state_from_destination(pipeline.pipeline_name, client)
     except DestinationUndefinedEntity:
         return None  # no dataset, or no state table in it yet
