@@ -52,9 +52,9 @@ try:  # pragma: no cover - depends on the Airflow version
     from airflow.sdk import Param, dag as dag_decorator, get_current_context, task
 except ImportError:  # pragma: no cover
     try:
-        from airflow.decorators import dag as dag_decorator, task  # type: ignore[no-redef]
-        from airflow.models.param import Param  # type: ignore[no-redef]
-        from airflow.operators.python import get_current_context  # type: ignore[no-redef]
+        from airflow.decorators import dag as dag_decorator, task  # type: ignore[no-redef]  # Airflow 2's place
+        from airflow.models.param import Param  # type: ignore[no-redef]  # Airflow 2's place
+        from airflow.operators.python import get_current_context  # type: ignore[no-redef]  # Airflow 2's place
     except ImportError:  # imported outside Airflow (tests, the CLI)
         dag_decorator = None
 

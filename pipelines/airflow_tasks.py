@@ -230,10 +230,11 @@ def build_models(db_path: Optional[str | Path] = None, dag_folder: Optional[Path
 
     with task_context(dag_folder):
         where = target(db_path)
-        if where.is_file and not where.db_path.exists():
+        if where.file_missing:
             logger.warning("%s does not exist: nothing was loaded, so no models to build", where.db_path)
             return f"no models: {where.db_path} does not exist"
-        workdir = pipelines_dir(where, db_path)
+        # None for a DuckDB file: the working folder beside it, as run() has it
+        workdir = pipelines_dir(where, db_path) or where.default_pipelines_dir()
 
         def build() -> Any:
             with hold(where, workdir, "models build"):

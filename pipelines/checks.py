@@ -211,9 +211,10 @@ def create_with_storage_version(db_path: Path, version: str) -> None:
         logger.info("created %s in DuckDB storage version %s", db_path, version)
         return
     with open_file(db_path, read_only=True) as con:
-        tags = con.execute(
+        row = con.execute(
             "select tags from duckdb_databases() where database_name = current_database()"
-        ).fetchone()[0]
+        ).fetchone()
+    tags = row[0] if row is not None else None
     found = (tags or {}).get("storage_version", "")
     if not found.startswith(version):
         logger.warning("%s is in DuckDB storage version %s, not %s: the version is set when a file is created; "

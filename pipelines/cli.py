@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     target = resolve_target(args.db, args.destination)
     workdir = args.pipelines_dir or target.default_pipelines_dir()
-    if target.is_file and not target.db_path.exists():
+    if target.file_missing:
         raise UsageError(f"{target.db_path} does not exist: load it first with `workspace-images run`")
     with hold(target, workdir, "models build"):
         print(run_models(target, raw_dataset=args.dataset, pipelines_dir=workdir, replace=args.replace).summary())

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import dlt
+from dlt.common.destination.client import WithStateSync
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
@@ -18,6 +19,8 @@ def stored_state_hash(pipeline: dlt.Pipeline) -> Optional[str]:
     (a new database, or one never loaded). One small query, to be run inside `in_file`."""
     try:
         with pipeline.destination_client() as client:
+            if not isinstance(client, WithStateSync):
+                return None  # it keeps no dlt state (every SQL destination does); dlt's own sync skips it too
             state = load_pipeline_state_from_destination(pipeline.pipeline_name, client)
     except DestinationUndefinedEntity:
         return None  # no dataset, or no state table in it yet

@@ -163,7 +163,7 @@ def lock_holder(error: BaseException) -> str:
 
 def wait_for_database(
     action: Callable[[], T],
-    db_path: Path,
+    where: str,
     timeout: float,
     what: str,
     poll: float = 0.5,
@@ -174,7 +174,7 @@ def wait_for_database(
 
     A dashboard or `report` holding the file open is normal: the run waits up to
     `timeout` seconds for it to let go, then raises DatabaseBusy naming the holder.
-    Other errors pass through at once.
+    Other errors pass through at once. `where` names the database in the messages (`Target.label`).
     """
     deadline = clock() + timeout
     announced = False
@@ -187,12 +187,12 @@ def wait_for_database(
             holder = lock_holder(exc)
             if clock() >= deadline:
                 raise DatabaseBusy(
-                    f"{db_path} is held open by {holder} and stayed so for {timeout:g}s, so {what} "
+                    f"{where} is held open by {holder} and stayed so for {timeout:g}s, so {what} "
                     "could not write it: close that program (a BI tool, `workspace-images report`, "
                     "a DuckDB shell) and run again"
                 ) from None
             if not announced:
                 logger.warning("%s is held open by %s; waiting up to %gs for it before %s",
-                               db_path, holder, timeout, what)
+                               where, holder, timeout, what)
                 announced = True
             sleep(poll)

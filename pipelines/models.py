@@ -102,7 +102,7 @@ def build_models(
     models = load_models(sql_dir)
     if not models:
         raise ModelsMissing(f"no SQL models in {sql_dir}: this installation of workspace-images is incomplete")
-    if target.is_file and not target.db_path.exists():
+    if target.file_missing:
         raise ModelsUnavailable(f"{target.db_path} does not exist: load it first with `workspace-images run`")
     if session is not None:
         return _build(session, target, models, sql_dir, run_tests, check_dataset(raw_dataset), replace)

@@ -48,7 +48,7 @@ def dialect_of(destination: str) -> str:
 
 
 @functools.lru_cache(maxsize=128)
-def parse(sql: str) -> exp.Expression:
+def parse(sql: str) -> exp.Expr:
     """sqlglot's tree of `sql`, parsed once per text (every build of a process reads the same
     models); copy it before changing it. Raises sqlglot's ParseError."""
     return sqlglot.parse_one(sql, read=SOURCE_DIALECT)
@@ -73,10 +73,10 @@ def render(sql: str, dialect: str, columns: Columns, source: str, source_tables:
     tree = parse(sql).copy()
     quoted = dialect in QUOTED
     for call in _macro_calls(tree):
-        where, table = _relation(call)
-        found = columns.get((where, table))
+        where, name = _relation(call)
+        found = columns.get((where, name))
         if not found:
-            raise ModelSQLError(f"{call.name}: no table {where}.{table}")
+            raise ModelSQLError(f"{call.name}: no table {where}.{name}")
         excluded = _excluded(call, found)
         if call.name.lower() == "star":
             _splice(call, _star([c for c in found if c.lower() not in excluded], call, quoted))
@@ -93,7 +93,7 @@ def render(sql: str, dialect: str, columns: Columns, source: str, source_tables:
 MACROS = ("star", "changed_columns")
 
 
-def _macro_calls(tree: exp.Expression) -> List[exp.Anonymous]:
+def _macro_calls(tree: exp.Expr) -> List[exp.Anonymous]:
     return [call for call in tree.find_all(exp.Anonymous) if call.name.lower() in MACROS]
 
 

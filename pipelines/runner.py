@@ -193,8 +193,9 @@ def run(
         raise UsageError(f"configuration: {first_line(exc)}") from None
 
     with hold(target, workdir):
-        if storage is not None:
-            wait_for_database(lambda: create_with_storage_version(target.db_path, storage), where, wait,
+        if storage is not None and target.db_path is not None:  # a file's, as checked above
+            db_file = target.db_path
+            wait_for_database(lambda: create_with_storage_version(db_file, storage), where, wait,
                               "checking its storage version")
         pipeline = target.pipeline(workdir)
         finish_pending_loads(target, pipeline, where, wait)
@@ -265,7 +266,7 @@ def take_database_state(target: Target, pipeline: dlt.Pipeline, workdir: Path, w
     program holding it open costs this run its load, not its fetch. Pending packages are loaded
     before (`finish_pending_loads`): their state is the one to compare.
     """
-    if target.is_file and not target.db_path.exists():
+    if target.file_missing:
         stored = None  # a new file: it holds nothing, and an opening to read would not create it
     else:
         stored = _step(lambda: in_file(target, pipeline, lambda: stored_state_hash(pipeline), read_only=True),
@@ -293,7 +294,7 @@ def finish_pending_loads(target: Target, pipeline: dlt.Pipeline, where: str, wai
     """
     if not pipeline.has_pending_data:
         return
-    pending = pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()
+    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
     logger.warning("loading %d package(s) an earlier run left unloaded (%s) before this run",
                    len(pending), ", ".join(pending))
     try:

@@ -116,7 +116,9 @@ def _package_rows(pipeline: dlt.Pipeline, load_id: str) -> List[Dict[str, Any]]:
     except Exception:  # a package with no state of its own: nothing to record
         logger.debug("no state in load package %s", load_id, exc_info=True)
         return []
-    rows = state.get(PACKAGE_RUNS_KEY) or []  # type: ignore[call-overload]
+    rows = state.get(PACKAGE_RUNS_KEY)
+    if not isinstance(rows, list):  # none carried: a package of another kind
+        return []
     return [dict(row) for row in rows if isinstance(row, dict)]
 
 

@@ -12,7 +12,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import dlt
 import duckdb
 import pyarrow as pa
-from dlt.common.destination import Destination
+from dlt.common.destination import AnyDestination, Destination, TLoaderFileFormat
+from dlt.common.destination.client import DestinationClientDwhConfiguration
 from dlt.common.destination.exceptions import DestinationException
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import MissingDependencyException
@@ -73,6 +74,11 @@ class Target:
         return self.db_path is not None
 
     @property
+    def file_missing(self) -> bool:
+        """Whether the history is a DuckDB file that does not exist (yet): nothing was loaded."""
+        return self.db_path is not None and not self.db_path.exists()
+
+    @property
     def dialect(self) -> str:
         """The SQL dialect the models are written in for this destination."""
         return dialect_of(self.kind)
@@ -101,7 +107,7 @@ class Target:
             raise ValueError(f"--db is the DuckDB file; with destination {name} leave it out "
                              "(the destination's credentials say where the data goes)")
         try:
-            kind = Destination.from_reference(name).destination_type.rsplit(".", 1)[-1]
+            kind = destination_of(name).destination_type.rsplit(".", 1)[-1]
         except DestinationException:
             raise ValueError(
                 f"destination {name!r} is not a dlt destination (duckdb, postgres, motherduck, bigquery, "
@@ -128,9 +134,10 @@ class Target:
         how = (f"set them the dlt way: {env}=postgresql://USER:PASSWORD@HOST:5432/DATABASE (for postgres) "
                f"or [destination.{self.destination}.credentials] in .dlt/secrets.toml")
         try:
-            destination = Destination.from_reference(self.destination)
+            destination = destination_of(self.destination)
             initial = destination.spec()
-            initial.dataset_name = self.dataset
+            if isinstance(initial, DestinationClientDwhConfiguration):  # every SQL destination's is
+                initial.dataset_name = self.dataset
             destination.configuration(initial)
         except ConfigFieldMissingException as exc:
             raise ValueError(f"destination {self.destination}: missing {', '.join(exc.fields)}; {how}") from None
@@ -139,7 +146,7 @@ class Target:
                              f"({exc.__class__.__name__}; not a connection URL?); {how}") from None
 
     @property
-    def loader_file_format(self) -> Optional[str]:
+    def loader_file_format(self) -> Optional[TLoaderFileFormat]:
         """The load file format when dlt's own choice would change the data: on PostgreSQL, dlt
         loads Arrow tables through CSV with `FORCE_NULL`, which turns empty strings into NULL;
         INSERT statements keep them apart."""
@@ -152,7 +159,7 @@ class Target:
         one working folder, whichever path names it. dlt formats its files' paths with `%`, so a
         file name with a `%` gets a folder without: `_` for each, and a hash of the name to keep it
         apart from its neighbours."""
-        if self.is_file:
+        if self.db_path is not None:
             real = self.db_path.resolve()
             name = real.name
             if "%" in name:
@@ -163,20 +170,36 @@ class Target:
     def lock_anchor(self, pipelines_dir: Path) -> Path:
         """The path whose `.lock` sibling serialises runs: the DuckDB file, else dlt's working
         folder (runs of one destination from one machine share it)."""
-        return self.db_path if self.is_file else pipelines_dir
+        return self.db_path if self.db_path is not None else pipelines_dir
 
     def pipeline(self, pipelines_dir: Optional[Path] = None) -> dlt.Pipeline:
         """The `workspace_images` dlt pipeline loading here."""
         for name, value in TIDY_DEFAULTS.items():
             if name not in os.environ and dlt.config.get(name.lower().replace("__", ".")) is None:
                 os.environ[name] = value  # the user's own setting, anywhere dlt reads one, wins
-        destination: Any = dlt.destinations.duckdb(str(self.db_path.resolve())) if self.is_file else self.destination
+        destination: Any = (dlt.destinations.duckdb(str(self.db_path.resolve())) if self.db_path is not None
+                            else self.destination)
         return dlt.pipeline(
             pipeline_name=PIPELINE_NAME,
             destination=destination,
             dataset_name=self.dataset,
             pipelines_dir=str(pipelines_dir or self.default_pipelines_dir()),
         )
+
+
+def destination_of(name: str) -> AnyDestination:
+    """dlt's destination `name`: a destination type (`postgres`) or a named destination
+    (`[destination.NAME] destination_type = ...`).
+
+    Raises:
+        DestinationException: dlt knows no such destination (dlt's own lookup gives None only
+            for no name at all).
+        MissingDependencyException: the destination needs a package this installation lacks.
+    """
+    destination = Destination.from_reference(name)
+    if destination is None:
+        raise DestinationException(f"no destination named {name!r}")
+    return destination
 
 
 class Session:
@@ -256,7 +279,7 @@ def connect(target: Target, read_only: bool = False, pipeline: Optional[dlt.Pipe
             pipelines_dir: Optional[Path] = None) -> Iterator[Session]:
     """A session with `target`, in UTC: DuckDB's own connection to the file (`read_only` for
     readers), or dlt's SQL client of the destination."""
-    if target.is_file:
+    if target.db_path is not None:
         with open_file(target.db_path, read_only=read_only) as con:
             con.execute("set TimeZone = 'UTC'")
             yield Session(DUCKDB, con, dlt_client=False)
@@ -309,7 +332,7 @@ def dlt_opens_file(target: Target, pipeline: dlt.Pipeline, read_only: bool = Fal
     (dlt's own would open and write out the file around each job). Closed, and dlt's own
     credentials back, when the block ends. Nothing changes for another destination.
     """
-    if not target.is_file:
+    if target.db_path is None:
         yield
         return
     # the settings dlt resolved for its own connection (global_config: the memory cap, the user's own),
@@ -346,8 +369,8 @@ def unreachable(target: Target, exc: BaseException) -> Unreachable:
     """The Unreachable error of a failure to connect to `target`: the driver's words (they name
     the host and user, never the password)."""
     cause = exc
-    while cause.__cause__ is not None or getattr(cause, "dbapi_exception", None) is not None:
-        cause = getattr(cause, "dbapi_exception", None) or cause.__cause__
+    while (deeper := getattr(cause, "dbapi_exception", None) or cause.__cause__) is not None:
+        cause = deeper
     return Unreachable(f"cannot connect to {target.label}: {first_line(cause)}")
 
 

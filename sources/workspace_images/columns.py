@@ -110,9 +110,9 @@ class ColumnPlan:
         """A plan holding the types of the columns `table_name` has in `schema` (none on a first run)."""
         table = schema.tables.get(schema.naming.normalize_table_identifier(table_name)) or {}
         types = {
-            name: column["data_type"]
+            name: data_type
             for name, column in (table.get("columns") or {}).items()
-            if column.get("data_type")
+            if (data_type := column.get("data_type"))
         }
         return cls(schema.naming, types, names, max_columns)
 

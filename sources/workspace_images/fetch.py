@@ -79,7 +79,7 @@ def fetch_project(
     )
     path = IMAGES_PATH.format(project_id=project.project_id)
     params = page_params(filters)
-    renewable = isinstance(auth, IamTokenAuth)
+    renewable = auth if isinstance(auth, IamTokenAuth) else None  # an IAM password token renews when it expires
 
     def read_pass() -> Tuple[ImagesPaginator, Dict[str, Dict[str, Any]]]:
         """One pass over every page; an expired IAM token is renewed and paging goes on."""
@@ -106,7 +106,7 @@ def fetch_project(
                         by_id[key] = image
                 return paginator, by_id
             except ApiError as exc:
-                if not (renewable and is_expired_token(exc)):
+                if not (renewable is not None and is_expired_token(exc)):
                     raise
                 if pages_since_renewal == 0:
                     raise FetchError(
@@ -116,7 +116,7 @@ def fetch_project(
                     ) from None
                 logger.info("project %s: the IAM token must be updated; renewing it and going on at offset %d",
                             project, paginator.current_value)
-                auth.renew()  # type: ignore[attr-defined]
+                renewable.renew()
                 pages_since_renewal = 0
                 paginator.resume()
 

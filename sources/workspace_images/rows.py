@@ -156,8 +156,8 @@ def _build_table(
         hashes = [row_hash(i, project_id, region) for i in images]
     columns[ROW_HASH_COLUMN] = pa.array(hashes, type=pa.string())
     columns[RAW_VALUES_COLUMN] = pa.array([None if r is None else json_text(r) for r in raw], type=pa.string())
-    for problem in unloadable.values():
-        _warn(problem, project_id, region)
+    for found in unloadable.values():
+        _warn(found, project_id, region)
     schema = pa.schema(
         [pa.field(name, array.type, nullable=name not in NOT_NULL_COLUMNS) for name, array in columns.items()]
     )

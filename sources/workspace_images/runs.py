@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Dict, List
 
 import dlt
-from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.schema.typing import TDeleteInsertStrategyDict, TTableSchemaColumns
 
 from .settings import PACKAGE_RUNS_KEY
 
@@ -31,7 +31,7 @@ PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
     "error_msg": {"data_type": "text"},
 }
 
-PROJECT_RUNS_WRITE_DISPOSITION: Dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
+PROJECT_RUNS_WRITE_DISPOSITION: TDeleteInsertStrategyDict = {"disposition": "merge", "strategy": "delete-insert"}
 PROJECT_RUNS_KEY = ("run_id", "project_id")
 """Merged on (run_id, project_id), not appended: a load that is redone after a kill (its rows were
 written, the package not yet marked done) must not log a run twice."""
@@ -41,6 +41,7 @@ def carry_run_log(rows: List[Dict[str, Any]]) -> None:
     """Put the `project_runs` rows of this run in the state of the load package being extracted:
     should the database refuse the package, the runner sets it aside and records these projects
     as failed from it (`pipelines/set_aside.py`)."""
-    dlt.current.load_package_state()["state"][PACKAGE_RUNS_KEY] = [
+    state = dlt.current.load_package_state()["state"]
+    state[PACKAGE_RUNS_KEY] = [  # type: ignore[literal-required]  # dlt types it with its own keys only
         {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
     ]

@@ -52,7 +52,7 @@ def add_secrets(*values: Optional[str]) -> None:
     Each is remembered as written and as it appears inside a JSON string (an echoed request body).
     """
     global _secrets
-    forms = set()
+    forms: set[str] = set()
     for value in values:
         text = "" if value is None else str(value)
         if text.strip():

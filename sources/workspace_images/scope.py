@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Dict, Sequence
+from typing import Sequence
+
+from dlt.common.schema.typing import TScd2StrategyDict
 
 from .settings import PROJECT_ID_PATTERN, ROW_HASH_COLUMN
 
 
 def images_write_disposition(
     as_of: datetime, ok_project_ids: Sequence[str], filtered: bool = False
-) -> Dict[str, Any]:
+) -> TScd2StrategyDict:
     """SCD2 merge whose retirements are confined to what this run read.
 
     A project that failed is outside the scope, so none of its images is retired;

@@ -184,7 +184,7 @@ def workspace_images(
             dlt.mark.make_hints(write_disposition=images_write_disposition(moment, loaded, filtered)),
         )
 
-    @dlt.transformer(
+    @dlt.transformer(  # type: ignore[call-overload]  # dlt types its write_disposition as a name; the dict works
         data_from=images,
         name="project_runs",
         write_disposition=PROJECT_RUNS_WRITE_DISPOSITION,

@@ -82,9 +82,8 @@ def to_int(value: Any) -> Optional[int]:
     return number if INT64_MIN <= number <= INT64_MAX else None
 
 
-def _to_str(value: Any) -> Optional[str]:
-    if value is None:
-        return None
+def _to_str(value: Any) -> str:
+    """The text a value (not None) of a text column is loaded as: JSON for an object or a list."""
     if isinstance(value, str):
         return value
     if isinstance(value, (dict, list)):
@@ -145,7 +144,7 @@ def fit_value(value: Any, data_type: str) -> Tuple[Any, bool]:
         return None, False
     if data_type == "text":
         text = _to_str(value)
-        clean = replace_surrogates(text)  # type: ignore[arg-type]
+        clean = replace_surrogates(text)
         return clean, clean != text
     if isinstance(value, bool):
         return (value, False) if data_type == "bool" else (None, True)
