@@ -65,10 +65,12 @@ demo: install browser
 test: install browser timer postgres
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
-# ruff over the Python (the rules in pyproject.toml's [tool.ruff.lint]) and sqlfluff over the
-# models (.sqlfluff, read from this folder); .ci/run runs it
+# ruff over the Python (the rules in pyproject.toml's [tool.ruff.lint]), mypy over the package's
+# sources/ and pipelines/ ([tool.mypy]) and sqlfluff over the models (.sqlfluff, read from this
+# folder); .ci/run runs it
 lint: install
 	$(BIN)/ruff check pipelines sources simulator bench tools tests
+	$(BIN)/mypy
 	$(BIN)/sqlfluff lint sql
 
 airflow-venv: $(AF_STAMP)
@@ -103,4 +105,4 @@ docs: install
 	$(BIN)/python -m tools.docs
 
 clean:
-	rm -rf $(VENV) $(AF_VENV) *.duckdb *.duckdb.lock *_report.html *_report.png .workspace_images build *.egg-info
+	rm -rf $(VENV) $(AF_VENV) .mypy_cache *.duckdb *.duckdb.lock *_report.html *_report.png .workspace_images build *.egg-info

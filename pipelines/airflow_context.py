@@ -30,10 +30,10 @@ try:  # Airflow 3 (the Task SDK), then Airflow 2; a stand-in where Airflow is no
     from airflow.sdk.exceptions import AirflowFailException
 except ImportError:  # pragma: no cover - depends on the Airflow version
     try:
-        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,assignment]
+        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,assignment]  # Airflow 2's place
     except ImportError:
 
-        class AirflowFailException(Exception):  # type: ignore[no-redef]
+        class AirflowFailException(Exception):  # type: ignore[no-redef]  # no Airflow: a stand-in of the same name
             """Stand-in for Airflow's exception when Airflow is not installed (tests, the CLI)."""
 
 

@@ -72,7 +72,7 @@ def read_history(target: Target | Path, run_id: Optional[str] = None,
     if not isinstance(target, Target):
         target = Target(db_path=Path(target))
     state = HistoryState()
-    if target.is_file and not target.db_path.exists():
+    if target.file_missing:
         return state
     try:
         with connect(target, read_only=True, pipeline=pipeline) as session:

@@ -187,7 +187,7 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
         pipelines_dir: dlt's working folder, for a destination other than a DuckDB file.
     """
     target = as_target(where)
-    database = target.db_path.name if target.is_file else target.label
+    database = target.db_path.name if target.db_path is not None else target.label
     with open_models(target, pipelines_dir) as session:
         data = summary(session, None)
         recent = latest_changes(session, HTML_CHANGES)
@@ -212,7 +212,7 @@ def render_html(where: Target | Path, pipelines_dir: Optional[Path] = None) -> s
         "The legend gives the last day's count and the change over the period; hover a day for its numbers. "
         f"Past {charts.TOP_SERIES} OS versions, the smaller ones are summed as other.",
         trend_svg,
-        charts.legend(trend_series, [f"{v[-1]:,} ({signed(v[-1] - v[0])})" for v in (s.values for s in trend_series)]),
+        charts.legend(trend_series, [f"{v[-1]:,} ({signed(round(v[-1] - v[0]))})" for v in (s.values for s in trend_series)]),
     )
 
     breakdowns = [

@@ -46,7 +46,7 @@ def open_models(where: Target | Path, pipelines_dir: Optional[Path] = None) -> I
         Unreachable: the destination cannot be reached.
     """
     target = as_target(where)
-    if target.is_file and not target.db_path.exists():
+    if target.file_missing:
         raise UsageError(f"{target.db_path} does not exist: load it first with `workspace-images run`")
     wait = lock_timeout_setting(None)
     with ExitStack() as stack:

@@ -259,10 +259,11 @@ def _account_settings(name: str, given: Any) -> Dict[str, Any]:
     """
     section = section_of(name)
     settings: Dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
-    for key, kind in (("projects", None), ("discover_projects", bool), ("regions", None)):
+    for key in ("projects", "discover_projects", "regions"):
         if key not in settings:
             try:
-                value = dlt.config.get(f"{section}.{key}", kind)
+                value = dlt.config.get(f"{section}.{key}", bool) if key == "discover_projects" else \
+                    dlt.config.get(f"{section}.{key}")
             except ConfigValueCannotBeCoercedException:
                 raise ConfigError(f"account {name}: {key} must be true or false") from None
             if value is not None:

@@ -7,7 +7,7 @@ import hmac
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from requests import PreparedRequest, Response
@@ -69,7 +69,7 @@ def signature(
     secret_key: str,
     method: str,
     url: str,
-    headers: Mapping[str, str],
+    headers: Mapping[str, Union[str, bytes]],
     body: Optional[bytes],
     signed_headers: Iterable[str],
 ) -> str:
@@ -86,7 +86,7 @@ def signature(
     Returns:
         The hex signature.
     """
-    lowered = {k.lower(): str(v).strip() for k, v in headers.items()}
+    lowered = {k.lower(): (v.decode("latin-1") if isinstance(v, bytes) else v).strip() for k, v in headers.items()}
     names = list(signed_headers)
     parts = urlsplit(url)
     canonical_headers = "".join(f"{name}:{lowered[name]}\n" for name in names)
@@ -135,6 +135,8 @@ class AkSkAuth(AuthBase):
             headers["X-Security-Token"] = self._security_token
         signed = signed_header_names(headers)
         body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
+        if body is not None and not isinstance(body, bytes):
+            raise TypeError("AK/SK signing needs the request body whole (bytes or text), not a stream")
         value = signature(self._secret_key, request.method or "GET", request.url or "", headers, body, signed)
         headers["Authorization"] = (
             f"{SIGNING_ALGORITHM} Access={self._access_key}, SignedHeaders={';'.join(signed)}, Signature={value}"

@@ -87,7 +87,7 @@ def _as_list(value: Union[None, str, Sequence[Any]]) -> List[Any]:
     return list(value)
 
 
-def check_region(region: str) -> str:
+def check_region(region: Any) -> str:
     """Return `region` if it looks like a Huawei Cloud region id, else raise ConfigError."""
     if not isinstance(region, str) or not re.fullmatch(REGION_PATTERN, region):
         raise ConfigError(f"invalid region {region!r}: expected an id like cn-north-4 or ap-southeast-1")
@@ -104,7 +104,7 @@ def parse_project(value: Any, account: str = DEFAULT_ACCOUNT) -> Project:
         raise ConfigError(
             f"invalid project {value!r}: write it as REGION:PROJECT_ID, e.g. cn-north-4:0605767e1f00d5c32f55c0137fb2b1d7"
         )
-    check_region(region)
+    region = check_region(region)
     if not isinstance(project_id, str) or not re.fullmatch(PROJECT_ID_PATTERN, project_id):
         raise ConfigError(f"invalid project id {project_id!r} in {value!r}: expected letters, digits, '-' or '_'")
     return Project(region=region, project_id=project_id, account=account)

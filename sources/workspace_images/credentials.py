@@ -85,8 +85,8 @@ class PasswordCredentials(WorkspaceCredentials):
     """An IAM user's name, password and account (domain): IAM issues a token per project."""
 
     user_name: str = None  # type: ignore[assignment]  # dlt: a field without a value is a required one
-    password: TSecretStrValue = None  # type: ignore[assignment]
-    domain_name: str = None  # type: ignore[assignment]
+    password: TSecretStrValue = None  # type: ignore[assignment]  # required, as above
+    domain_name: str = None  # type: ignore[assignment]  # required, as above
     mode: ClassVar[str] = "password"
 
     def token_provider(self, iam_endpoint: str, post: Callable[..., Response]) -> Optional[IamTokenProvider]:
@@ -107,7 +107,7 @@ class AkSkCredentials(WorkspaceCredentials):
     """An access key pair that signs each request (SDK-HMAC-SHA256); with `security_token`, temporary ones."""
 
     access_key: TSecretStrValue = None  # type: ignore[assignment]  # dlt: a field without a value is a required one
-    secret_key: TSecretStrValue = None  # type: ignore[assignment]
+    secret_key: TSecretStrValue = None  # type: ignore[assignment]  # required, as above
     security_token: Optional[TSecretStrValue] = None
     mode: ClassVar[str] = "aksk"
     probe_first: ClassVar[bool] = True

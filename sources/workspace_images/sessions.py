@@ -125,12 +125,12 @@ class _Tracked:
     sock: Optional[socket.socket]
 
     def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
+        super().connect()  # type: ignore[misc]  # a mixin: urllib3's connection class follows it in the MRO
         _track(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _track(self.sock)
-        super().request(*args, **kwargs)  # type: ignore[misc]
+        super().request(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
 
 
 class _TrackedHTTPConnection(_Tracked, HTTPConnection):
@@ -146,7 +146,7 @@ class _TrackedHTTPPool(HTTPConnectionPool):
 
 
 class _TrackedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _TrackedHTTPSConnection  # type: ignore[assignment]
+    ConnectionCls = _TrackedHTTPSConnection
 
 
 _TRACKED_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
@@ -241,7 +241,7 @@ class BoundedAdapter(HTTPAdapter):
         response.raw = _BoundedBody(response.raw, self.max_answer_bytes, response.status_code)
         return response
 
-    def send(  # type: ignore[override]
+    def send(  # type: ignore[override]  # HTTPAdapter.send's other arguments pass on through **kwargs
         self, request: PreparedRequest, stream: bool = False, timeout: TimeoutArg = None, **kwargs: Any
     ) -> Response:
         limit = _whole_limit(timeout)
@@ -253,7 +253,7 @@ class BoundedAdapter(HTTPAdapter):
             by_deadline = limit is None or left < limit
             limit = left if limit is None else min(limit, left)
             timeout = limit if not isinstance(timeout, tuple) else tuple(
-                limit if t is None else min(t, limit) for t in timeout)  # type: ignore[assignment]
+                limit if t is None else min(t, limit) for t in timeout)  # type: ignore[assignment]  # (connect, read), as requests takes it
         if limit is not None and limit <= 0:
             raise ValueError(f"request_timeout must be more than 0 seconds, got {limit:g}")
         self.sent += 1
@@ -305,7 +305,7 @@ class BoundedSession(Session):
             before_sleep=self.before_sleep,
         )
 
-    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
         """Send `request`, retried as dlt would, never following a redirect."""
         self.adapter.asked += 1
         kwargs["allow_redirects"] = False
