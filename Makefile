@@ -96,6 +96,7 @@ bench: install timer
 	$(BIN)/python -m bench.growth
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.fetch_breakdown
+	$(BIN)/python -m bench.row_paths
 	$(BIN)/python -m bench.models_rebuild --repeat 3
 	$(BIN)/python -m bench.report_export --repeat 3
 	$(BIN)/python -m bench.hostile
