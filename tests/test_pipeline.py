@@ -118,16 +118,20 @@ def test_a_day_of_changes_gives_exactly_those_versions(db: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind, kwargs, http_status, error_code",
+    "kind, kwargs, http_status, error_code, error_msg",
     [
-        ("status", {"status": 403, "error_code": "APIG.0302", "error_msg": "Incorrect IAM authentication information: not authorized"}, 403, "APIG.0302"),
-        ("status", {"status": 500, "error_code": "WKS.0500", "error_msg": "Internal service error."}, 500, "WKS.0500"),
-        ("malformed", {}, 200, "WI.MALFORMED_RESPONSE"),
-        ("stuck", {}, 200, "WI.PAGING_STUCK"),
+        ("status", {"status": 403, "error_code": "APIG.0302", "error_msg": "Incorrect IAM authentication information: not authorized"}, 403, "APIG.0302",
+         "Incorrect IAM authentication information: not authorized"),
+        ("status", {"status": 500, "error_code": "WKS.0500", "error_msg": "Internal service error."}, 500, "WKS.0500",
+         "Internal service error."),
+        ("malformed", {}, 200, "WI.MALFORMED_RESPONSE",  # the seeded first page, cut in half
+         "malformed response: body is not JSON (JSONDecodeError: Unterminated string starting at: line 1 column 15258 (char 15257))"),
+        ("stuck", {}, 200, "WI.PAGING_STUCK",
+         "paging does not advance: the page at offset 100 repeats images already read (total_count 257)"),
     ],
 )
 def test_a_failing_project_is_recorded_and_retires_nothing(
-    sim: Simulator, db: Path, kind: str, kwargs: dict, http_status: int, error_code: str
+    sim: Simulator, db: Path, kind: str, kwargs: dict, http_status: int, error_code: str, error_msg: str
 ) -> None:
     healthy = sim.add_project("cn-north-4", images=150)
     broken = sim.add_project("cn-east-3", images=250)
@@ -141,9 +145,7 @@ def test_a_failing_project_is_recorded_and_retires_nothing(
     row = project_run(db, result.run_id, broken.project_id)
     assert row["status"] == "failed"
     assert (row["http_status"], row["error_code"]) == (http_status, error_code)
-    assert row["error_msg"]
-    if kind == "status":
-        assert row["error_msg"] == kwargs["error_msg"]
+    assert row["error_msg"] == error_msg
     assert current_ids(db, broken.project_id) == before
     assert current_ids(db, healthy.project_id) == ids(sim.images(healthy.project_id))
     assert project_run(db, result.run_id, healthy.project_id)["status"] == "ok"
