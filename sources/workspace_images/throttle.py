@@ -150,8 +150,8 @@ class AccountLimiter:
         Raises:
             ThrottleTimedOut: its turn would come at or past `deadline` (nothing is waited).
         """
+        now = self._clock()  # before the pace is read: a cut that comes after it is after this request
         if self.rate is None:  # no 429 yet and no rate_limit: note the time only
-            now = self._clock()
             self._sent.append(now)
             return now
         while True:
