@@ -3,6 +3,7 @@ the account-wide pause, and runs against the simulator's flow control (429 APIGW
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -37,7 +38,7 @@ class Clock:
 def answer_429(message: str = "The throttling threshold has been reached", retry_after: Optional[str] = None) -> Response:
     response = Response()
     response.status_code = 429
-    response._content = json.dumps({"error_code": "APIGW.0308", "error_msg": message}).encode()
+    response.raw = io.BytesIO(json.dumps({"error_code": "APIGW.0308", "error_msg": message}).encode())
     if retry_after is not None:
         response.headers["Retry-After"] = retry_after
     return response

@@ -190,16 +190,18 @@ class AccountLimiter:
 
     def _cut(self, now: float, limit: Optional[float]) -> None:
         """The pace after a 429 (the lock held)."""
-        learned = limit * LEARNED_SHARE if limit is not None else None
-        if learned is not None and (self.ceiling is None or learned < self.ceiling):
-            self.ceiling = learned
-        if learned is not None and (self.rate is None or self.rate > self.ceiling + 1e-9):
-            self.rate = self.ceiling
-        else:
-            base = self.rate if self.rate is not None else self._sent_rate(now)
-            self.rate = max(MIN_RATE, base / 2)
-            if self.ceiling is not None:
-                self.rate = min(self.rate, self.ceiling)
+        if limit is not None:
+            learned = limit * LEARNED_SHARE
+            self.ceiling = learned if self.ceiling is None else min(self.ceiling, learned)
+            if self.rate is None or self.rate > self.ceiling + 1e-9:  # above the limit: down to it
+                self.rate = self.ceiling
+                self._cut_at = now
+                return
+        # no limit said, or already at it (the quota is shared with someone else): halve
+        base = self.rate if self.rate is not None else self._sent_rate(now)
+        self.rate = max(MIN_RATE, base / 2)
+        if self.ceiling is not None:
+            self.rate = min(self.rate, self.ceiling)
         self._cut_at = now
 
     def _sent_rate(self, now: float) -> float:
