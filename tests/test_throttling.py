@@ -69,7 +69,7 @@ def test_a_429_without_limit_halves_the_rate_sent_over_the_last_second() -> None
     assert clock.sleeps == []
 
 
-def test_a_429_that_says_limit_n_sets_the_ceiling_to_095_n_unless_rate_limit_is_lower() -> None:
+def test_a_429_that_says_limit_n_sets_the_ceiling_to_095_of_it_unless_rate_limit_is_lower() -> None:
     clock = Clock()
     learned = limiter(clock)
     learned.throttled(answer_429(throttle_message(10)), sent_at=clock.now)
@@ -80,6 +80,9 @@ def test_a_429_that_says_limit_n_sets_the_ceiling_to_095_n_unless_rate_limit_is_
     higher = limiter(clock, rate_limit=20.0)
     higher.throttled(answer_429(throttle_message(10)), sent_at=clock.now)
     assert (higher.rate, higher.ceiling) == (9.5, 9.5)
+    per_minute = limiter(clock)
+    per_minute.throttled(answer_429("policy user over ratelimit,limit:120,time:1 minute"), sent_at=clock.now)
+    assert (per_minute.rate, per_minute.ceiling) == (1.9, 1.9)
 
 
 def test_successes_grow_the_rate_by_one_a_second_up_to_the_learned_ceiling() -> None:

@@ -12,7 +12,8 @@ How the pace adapts:
 
 - Until the first 429 (and with no `rate_limit` set) there is no pace: `acquire`
   only notes the time, no lock, no wait.
-- A 429 whose message says `limit:N` sets the ceiling to 0.95 N (or the
+- A 429 whose message says `limit:N,time:1 second` (N requests a second; a
+  `minute` counts N / 60 a second) sets the ceiling to 0.95 N (or the
   user's `rate_limit` when lower) and the pace to the ceiling. A 429 that says
   no limit halves the pace (from the rate actually sent over the last second
   when there was none), never below MIN_RATE. Only a 429 of a request sent
@@ -56,8 +57,11 @@ LEARNED_SHARE = 0.95
 SENT_WINDOW = 256
 """Send times kept while there is no pace, to measure the rate sent over the last second."""
 
-LIMIT_IN_MESSAGE = re.compile(r"limit:\s*([0-9]+(?:\.[0-9]+)?)")
-"""`limit:N` in the gateway's throttling message."""
+LIMIT_IN_MESSAGE = re.compile(
+    r"limit:\s*([0-9]+(?:\.[0-9]+)?)\s*,\s*time:\s*([0-9]+(?:\.[0-9]+)?)?\s*(second|minute|hour|day)s?\b")
+"""`limit:N,time:1 second` (or `minute`, `hour`, `day`) in the gateway's throttling message."""
+
+TIME_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
 class ThrottleTimedOut(ProjectTimedOut):
@@ -103,11 +107,14 @@ def retry_after_seconds(response: Response) -> Optional[float]:
 
 
 def gateway_limit(message: Optional[str]) -> Optional[float]:
-    """N of `limit:N` in the gateway's throttling message, requests a second; None when it says none."""
+    """The limit the gateway's throttling message says, in requests a second: N / T of `limit:N,time:T
+    second` (`minute`, ...); None when it says none or no time to count it over."""
     found = LIMIT_IN_MESSAGE.search(message or "")
     if found is None:
         return None
-    limit = float(found.group(1))
+    count, span, unit = found.groups()
+    seconds = float(span or 1) * TIME_UNITS[unit]
+    limit = float(count) / seconds if seconds > 0 else 0.0
     return limit if limit > 0 else None
 
 
