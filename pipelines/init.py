@@ -49,6 +49,10 @@ max_answer_bytes = {DEFAULT_MAX_ANSWER_BYTES}
 # is kept in raw_values only (default {DEFAULT_MAX_NEW_FIELDS}, at most {MAX_NEW_FIELDS_RANGE[1]}).
 max_new_fields = {DEFAULT_MAX_NEW_FIELDS}
 
+# Requests a second each account may send to Workspace, e.g. its API gateway's limit (default: none;
+# the gateway's 429 answers set the pace). [sources.workspace_images.accounts.NAME] may set its own.
+# rate_limit = 10
+
 # Seconds a run waits for another program holding the DuckDB file (default {DEFAULT_LOCK_TIMEOUT:g}).
 lock_timeout = {DEFAULT_LOCK_TIMEOUT:g}
 

@@ -117,6 +117,8 @@ def summary_json(result: Optional[RunResult], exit_code: int, error: Optional[st
             "retries": result.retries,
             "seconds": round(result.seconds, 3),
         })
+        if result.throttling:
+            summary["throttled"] = result.throttled_summary()
     if error is not None:
         summary["error"] = safe_text(error)
     text = json.dumps(summary, ensure_ascii=False, default=str)

@@ -16,6 +16,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from workspace_images.credentials import credentials_from
 from workspace_images.source import ConfigError, DiscoveryFailed, Progress, workspace_images
+from workspace_images.outcomes import throttling_text
+from workspace_images.throttle import ThrottleStats
 from workspace_images.config import env_name
 from workspace_images.failures import failure_text
 from workspace_images.settings import SOURCE_SECTION
@@ -61,6 +63,8 @@ class RunResult:
     retired: int = 0
     seconds: float = 0.0
     models: Optional[ModelsResult] = None
+    throttling: Dict[str, ThrottleStats] = field(default_factory=dict)
+    """Each account that was throttled or waited for its pace, by name (empty when none was)."""
 
     @property
     def failed(self) -> List[Dict[str, Any]]:
@@ -83,8 +87,21 @@ class RunResult:
         return (
             f"run {self.run_id[:12]} as of {self.as_of:%Y-%m-%d %H:%M:%S}Z: {ok}/{len(self.projects)} projects ok, "
             f"{self.images:,} images, {self.new_versions:,} new versions, {self.retired:,} retired, "
-            f"{self.retries} retries, {self.seconds:.1f}s -> {self.target.label}"
+            f"{self.retries} retries{throttling_text(self.throttling, ', ')}, {self.seconds:.1f}s -> {self.target.label}"
         )
+
+    def throttled_summary(self) -> Dict[str, Dict[str, Any]]:
+        """`--json`'s `throttled`: per account its 429s, seconds waited, pace reached, and the 429s of each
+        of its projects that met any (`{"default": {"throttled": 12, ..., "projects": {"cn-north-4:ab12": 3}}}`)."""
+        return {
+            name: {
+                "throttled": stats.throttled, "waited": round(stats.waited, 3),
+                "rate": round(stats.rate, 3) if stats.rate is not None else None,
+                "projects": {f"{p['region']}:{p['project_id']}": p["throttled"] for p in self.projects
+                             if p.get("account") == name and p.get("throttled")},
+            }
+            for name, stats in self.throttling.items()
+        }
 
 
 def failure_of(project: Mapping[str, Any]) -> str:
@@ -116,6 +133,7 @@ def run(
     on_progress: Optional[Callable[[Progress], None]] = None,
     models: bool = True,
     project_timeout: Optional[float] = None,
+    rate_limit: Optional[float] = None,
     lock_timeout: Optional[float] = None,
     duckdb_storage_version: Optional[str] = None,
 ) -> RunResult:
@@ -162,6 +180,7 @@ def run(
         "filters": filters,
         "concurrency": concurrency,
         "project_timeout": project_timeout,
+        "rate_limit": rate_limit,
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if token is not None:
@@ -220,6 +239,7 @@ def run(
                 "as loaded; run again"
             )
         result.projects = after.projects
+        result.throttling = dict(fetched[0].throttling) if fetched else {}
         result.new_versions, result.retired = after.versions - before.versions, after.retired - before.retired
         if models:
             try:

@@ -17,7 +17,16 @@ from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from requests import Request, RequestException, Response, Session
 
 from .auth import CredentialsRejected, IamError, IamTokenProvider, iam_url
-from .config import ConfigError, Project, env_name, init_hint, parse_projects, parse_regions, settings_files
+from .config import (
+    ConfigError,
+    Project,
+    check_rate_limit,
+    env_name,
+    init_hint,
+    parse_projects,
+    parse_regions,
+    settings_files,
+)
 from .credentials import WorkspaceCredentials, checked_credentials, credentials_from, section_credentials
 from .failures import error_text, redirect_target
 from .fetch import Target
@@ -69,6 +78,8 @@ class Account:
     discover: bool = False
     regions: List[str] = field(default_factory=list)
     provider: Optional[IamTokenProvider] = None
+    rate_limit: Optional[float] = None
+    """Requests a second the account's Workspace requests keep to (None: its gateway's 429s set the pace)."""
     rejected: List[ProjectOutcome] = field(default_factory=list)
     """Discovered projects whose id is unfit to use (not letters, digits, `-`, `_`): never
     requested, recorded as failed with `WI.INVALID_PROJECT`."""
@@ -235,7 +246,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
-ACCOUNT_SETTINGS = ("projects", "discover_projects", "regions", "credentials")
+ACCOUNT_SETTINGS = ("projects", "discover_projects", "regions", "credentials", "rate_limit")
 """What an entry of `accounts` may hold."""
 
 
@@ -259,7 +270,7 @@ def _account_settings(name: str, given: Any) -> Dict[str, Any]:
     """
     section = section_of(name)
     settings: Dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
-    for key in ("projects", "discover_projects", "regions"):
+    for key in ("projects", "discover_projects", "regions", "rate_limit"):
         if key not in settings:
             try:
                 value = dlt.config.get(f"{section}.{key}", bool) if key == "discover_projects" else \
@@ -299,13 +310,15 @@ def resolve_accounts(
     discover_projects: bool,
     regions: Any,
     accounts: Optional[Mapping[str, Any]],
+    rate_limit: Optional[float] = None,
 ) -> List[Account]:
     """The accounts of a run, checked without any request.
 
     The top-level `projects` / `discover_projects` / `credentials` (as dlt resolved the
     source's argument, see `checked_credentials`) form the account `default`; each entry of `accounts` is one more, with its own `projects`,
-    `discover_projects`, `regions` and `credentials`, completed from dlt's providers
-    (`_account_settings`).
+    `discover_projects`, `regions`, `credentials` and `rate_limit`, completed from dlt's providers
+    (`_account_settings`). An account without a `rate_limit` of its own keeps to the top-level
+    one (`rate_limit`, already checked), each account at that rate.
 
     Raises:
         ConfigError: a setting is missing, malformed or conflicting.
@@ -315,7 +328,7 @@ def resolve_accounts(
     top_projects = parse_projects(projects, region_filter)
     if top_projects or discover_projects or not accounts:
         result.append(Account(DEFAULT_ACCOUNT, checked_credentials(credentials), top_projects,
-                              bool(discover_projects), region_filter))
+                              bool(discover_projects), region_filter, rate_limit=rate_limit))
     for name, settings in accounts_table(accounts).items():
         if not re.fullmatch(ACCOUNT_NAME_PATTERN, str(name)) or name == DEFAULT_ACCOUNT:
             raise ConfigError(f"invalid account name {name!r}: use letters, digits and '_' (not 'default')")
@@ -324,11 +337,13 @@ def resolve_accounts(
         if unknown:
             raise ConfigError(f"account {name}: unknown setting(s) {', '.join(unknown)}")
         own_regions = parse_regions(settings.get("regions")) or region_filter
+        own_rate = check_rate_limit(settings.get("rate_limit"), f"account {name}: rate_limit")
         result.append(Account(
             name, credentials_from(settings["credentials"], section_of(name)),
             parse_projects(settings.get("projects"), own_regions, account=name),
             bool(settings.get("discover_projects", False)),
             own_regions,
+            rate_limit=own_rate if own_rate is not None else rate_limit,
         ))
     for account in result:
         if not account.projects and not account.discover:

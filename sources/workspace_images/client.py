@@ -32,15 +32,17 @@ class ImagesClient(RESTClient):
 
 
 def make_rest_client(
-    base_url: str, auth: AuthBase, deadline: Optional[float] = None, sessions: Optional[ThreadSessions] = None
+    base_url: str, auth: AuthBase, deadline: Optional[float] = None, sessions: Optional[ThreadSessions] = None,
+    account: Optional[str] = None,
 ) -> tuple[ImagesClient, RequestCounter]:
     """An ImagesClient on this thread's session of `sessions` (a new ThreadSessions when not given),
-    counting its requests; none is sent past `deadline`.
+    counting its requests; none is sent past `deadline`, each at `account`'s pace (its limiter of
+    `sessions`).
 
     Call it in the thread that uses the client: dlt's sessions are per thread.
     """
     sessions = sessions or ThreadSessions()
-    session, adapter = sessions.for_project(deadline)
+    session, adapter = sessions.for_project(deadline, account)
     client = ImagesClient(
         base_url=base_url, headers=dict(REQUEST_HEADERS), auth=auth, session=session, data_selector="images",
         config=sessions.config,

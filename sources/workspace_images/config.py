@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -197,6 +198,20 @@ def check_max_new_fields(value: Any) -> int:
     if number is None or not low <= number <= high:
         raise ConfigError(f"max_new_fields must be a whole number of columns from {low} to {high}, got {value!r}")
     return number
+
+
+def check_rate_limit(value: Any, name: str = "rate_limit") -> Optional[float]:
+    """Requests a second an account may send: a number above 0, as written in TOML or an environment
+    variable; None (no limit) when not set. `name` is the setting as the message names it."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        rate = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ConfigError(f"{name} must be a number of requests a second above 0, got {value!r}")
+    return rate
 
 
 def check_max_answer_bytes(value: Any) -> int:

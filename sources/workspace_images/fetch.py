@@ -23,6 +23,7 @@ from .outcomes import ProjectOutcome, Progress
 from .pages import check_status
 from .rows import BadRecord, images_table
 from .sessions import ThreadSessions
+from .throttle import Limiters, ThrottleTimedOut
 from .values import fit_value, json_text
 from .settings import (
     DEFAULT_MAX_ANSWER_BYTES,
@@ -33,6 +34,7 @@ from .settings import (
     ERR_CREDENTIALS,
     ERR_DUPLICATE_ID,
     ERR_PAGING_UNSTABLE,
+    ERR_THROTTLED,
     ERR_TIMEOUT,
     ERR_TOKEN_EXPIRED,
     ERR_UNEXPECTED,
@@ -69,13 +71,16 @@ def fetch_project(
     With IAM password tokens, a 401 that says the token must be updated renews the
     token and goes on from the refused page, as often as paging makes progress in
     between. No request is sent once `project_timeout` seconds have passed, and
-    no retry waits past them (`WI.TIMEOUT`, at once). New API fields are named and typed by `plan`, shared by the
+    no retry waits past them (`WI.TIMEOUT`, at once). Its requests keep to its account's pace (the
+    account's limiter of `sessions`): a 429 is waited out, and the project fails on throttling only
+    when its turn would come past `project_timeout` (`WI.THROTTLED`). New API fields are named and typed by `plan`, shared by the
     projects of a run. Requests go through this thread's session of `sessions`, shared by
     the projects of a run. Any error fails this project only.
     """
     outcome = ProjectOutcome(project=project)
     client, counter = make_rest_client(
-        base_url(endpoint, project.region), auth, deadline=time.monotonic() + project_timeout, sessions=sessions
+        base_url(endpoint, project.region), auth, deadline=time.monotonic() + project_timeout, sessions=sessions,
+        account=project.account,
     )
     path = IMAGES_PATH.format(project_id=project.project_id)
     params = page_params(filters)
@@ -152,6 +157,9 @@ def fetch_project(
         outcome.status = "ok"
     except FetchError as exc:
         outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, exc.error_msg
+    except ThrottleTimedOut:
+        outcome.http_status = 429 if counter.pacing.throttled else None
+        outcome.error_code, outcome.error_msg = ERR_THROTTLED, counter.pacing.failure()[:MAX_ERROR_MSG]
     except ProjectTimedOut as exc:
         outcome.http_status, outcome.error_code = exc.http_status, ERR_TIMEOUT
         outcome.error_msg = f"{exc.reason(project_timeout)}; {outcome.pages} page(s) read"
@@ -171,6 +179,7 @@ def fetch_project(
         outcome.error_msg = f"{exc.__class__.__name__}: {first_line(exc, 'no message')}"[:MAX_ERROR_MSG]
     finally:
         outcome.requests, outcome.retries = counter.attempts, counter.retries
+        outcome.throttled = counter.pacing.throttled
         outcome.finished_at = datetime.now(timezone.utc)
     if not outcome.ok:
         outcome.table = None
@@ -233,6 +242,7 @@ class ProjectFetcher:
         project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
         rejected: Optional[List[ProjectOutcome]] = None,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        rate_limits: Optional[Dict[str, Optional[float]]] = None,
     ) -> None:
         self.targets = targets
         self.project_timeout = project_timeout
@@ -248,9 +258,11 @@ class ProjectFetcher:
         self._on_progress = on_progress
         self.gate = CpuGate(concurrency)
         """How many of the `concurrency` threads fetch at a time."""
-        self.sessions = ThreadSessions(max_answer_bytes)
-        """One session per fetching thread, with dlt's `[runtime]` settings (retries, timeouts) resolved once
-        and answers read no further than `max_answer_bytes`, decoded."""
+        self.limiters = Limiters(rate_limits)
+        """One limiter per account, paced from the start at its `rate_limit` when `rate_limits` has one."""
+        self.sessions = ThreadSessions(max_answer_bytes, self.limiters)
+        """One session per fetching thread, with dlt's `[runtime]` settings (retries, timeouts) resolved once,
+        answers read no further than `max_answer_bytes`, decoded, and each project at its account's pace."""
         self._lock = threading.Lock()
         self._futures: List[Future[ProjectOutcome]] = []
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -321,6 +333,7 @@ class ProjectFetcher:
             progress.images += outcome.images
             progress.retries += outcome.retries
             progress.failed += 0 if outcome.ok else 1
+            progress.throttling = self.limiters.stats()
             if self._on_progress:
                 self._on_progress(progress)
         return outcome

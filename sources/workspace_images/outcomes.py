@@ -12,6 +12,7 @@ import pyarrow as pa
 from .config import Project
 from .failures import failure_text
 from .safe_text import safe_text
+from .throttle import ThrottleStats
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ProjectOutcome:
     pages: int = 0
     requests: int = 0
     retries: int = 0
+    throttled: int = 0
     http_status: Optional[int] = None
     error_code: Optional[str] = None
     error_msg: Optional[str] = None
@@ -60,6 +62,7 @@ class ProjectOutcome:
             "pages": self.pages,
             "requests": self.requests,
             "retries": self.retries,
+            "throttled": self.throttled,
             "http_status": self.http_status,
             "error_code": self.error_code,
             "error_msg": safe_text(self.error_msg) if self.error_msg is not None else None,
@@ -76,9 +79,18 @@ class Progress:
     retries: int = 0
     failed: int = 0
     started: float = field(default_factory=time.monotonic)
+    throttling: Dict[str, ThrottleStats] = field(default_factory=dict)
+    """Each account that was throttled or waited for its pace, by name."""
 
     def line(self) -> str:
+        """`3/6 projects, 600 images, 2 retries, 0 failed, 1.2s`, then each throttled account:
+        `; account default throttled 4 times, waited 2.1s, rate 4.8/s`."""
         return (
             f"{self.done}/{self.total} projects, {self.images:,} images, {self.retries} retries, "
-            f"{self.failed} failed, {time.monotonic() - self.started:.1f}s"
+            f"{self.failed} failed, {time.monotonic() - self.started:.1f}s" + throttling_text(self.throttling, "; ")
         )
+
+
+def throttling_text(throttling: Dict[str, ThrottleStats], lead: str) -> str:
+    """`<lead>account default throttled 4 times, waited 2.1s, rate 4.8/s` for each account; `` for none."""
+    return "".join(f"{lead}account {name} {stats.text()}" for name, stats in throttling.items())

@@ -26,6 +26,7 @@ PROJECT_RUNS_COLUMNS: TTableSchemaColumns = {
     "pages": {"data_type": "bigint"},
     "requests": {"data_type": "bigint"},
     "retries": {"data_type": "bigint"},
+    "throttled": {"data_type": "bigint"},
     "http_status": {"data_type": "bigint"},
     "error_code": {"data_type": "text"},
     "error_msg": {"data_type": "text"},

@@ -3,6 +3,7 @@ redirects, one session per thread."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import re
@@ -32,6 +33,7 @@ from dlt.sources.helpers.requests.retry import (
 
 from .failures import AnswerTooLarge, ProjectTimedOut, failure_text, parse_error_body
 from .settings import DEFAULT_MAX_ANSWER_BYTES, READ_CHUNK
+from .throttle import Limiters, Pacing
 
 
 class _Watch:
@@ -216,7 +218,8 @@ class BoundedAdapter(HTTPAdapter):
     `[runtime] request_timeout`) bounds the whole exchange, connect to last body
     byte, and past `deadline` (the project's budget, `time.monotonic()` based, set by
     ThreadSessions.for_project) no request is sent at all. An answer is read in chunks,
-    decoded, and no further than `max_answer_bytes` (AnswerTooLarge).
+    decoded, and no further than `max_answer_bytes` (AnswerTooLarge). With a limiter in
+    `pacing` (the project's account's), each attempt first waits for its turn.
     """
 
     def __init__(self, *args: Any, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES, **kwargs: Any) -> None:
@@ -225,6 +228,7 @@ class BoundedAdapter(HTTPAdapter):
         self.sent = 0
         self.asked = 0
         self.deadline: Optional[float] = None
+        self.pacing = Pacing()
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         self.pool_args = {"num_pools": connections, "maxsize": maxsize, "block": block}
@@ -244,6 +248,7 @@ class BoundedAdapter(HTTPAdapter):
     def send(  # type: ignore[override]  # HTTPAdapter.send's other arguments pass on through **kwargs
         self, request: PreparedRequest, stream: bool = False, timeout: TimeoutArg = None, **kwargs: Any
     ) -> Response:
+        self.pacing.acquire(self.deadline)
         limit = _whole_limit(timeout)
         by_deadline = False  # whether the project's time left is what bounds this request
         if self.deadline is not None:
@@ -285,7 +290,8 @@ class BoundedSession(Session):
     credentials (token, signature, password) to whatever address the redirect names.
 
     Its `adapter` counts what is asked (`asked`, one per `send`) and what goes on the wire
-    (`sent`, one per attempt). Use it from one thread at a time.
+    (`sent`, one per attempt). Use it from one thread at a time. With a limiter in the adapter's
+    `pacing`, a 429 is none of dlt's retries: `Pacing.send` waits it out within the deadline.
     """
 
     def __init__(self, config: RuntimeConfiguration, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
@@ -295,20 +301,24 @@ class BoundedSession(Session):
         self.mount("https://", self.adapter)
         # the retry policy of dlt's `Client` (its status codes, exceptions, Retry-After and
         # back-off), with the deadline check before each wait
-        self.retrying = Retrying(
+        self.retrying, self.paced = (Retrying(
             wait=wait_exponential_retry_after(
                 multiplier=config.request_backoff_factor, max=config.request_max_retry_delay),
-            retry=retry_any(retry_if_status(DEFAULT_RETRY_STATUS), retry_if_exception_type(DEFAULT_RETRY_EXCEPTIONS)),
+            retry=retry_any(retry_if_status(statuses), retry_if_exception_type(DEFAULT_RETRY_EXCEPTIONS)),
             stop=stop_after_attempt(config.request_max_attempts),
             reraise=True,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             before_sleep=self.before_sleep,
-        )
+        ) for statuses in (DEFAULT_RETRY_STATUS, [status for status in DEFAULT_RETRY_STATUS if status != 429]))
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
-        """Send `request`, retried as dlt would, never following a redirect."""
+        """Send `request`, retried as dlt would (429s waited out at the account's pace when paced),
+        never following a redirect."""
         self.adapter.asked += 1
         kwargs["allow_redirects"] = False
+        if self.adapter.pacing.limiter is not None:
+            attempt = functools.partial(super().send, request, **kwargs)
+            return self.adapter.pacing.send(lambda: self.paced.copy()(attempt))
         response: Response = self.retrying.copy()(super().send, request, **kwargs)
         return response
 
@@ -369,6 +379,8 @@ class RequestCounter:
     def __init__(self, adapter: BoundedAdapter) -> None:
         self._adapter = adapter
         self._asked, self._sent = adapter.asked, adapter.sent
+        self.pacing = adapter.pacing.since()
+        """The project's 429s and waits for its account's pace (`PacingCounts.throttled`, `.waited`)."""
 
     @property
     def logical(self) -> int:
@@ -386,17 +398,20 @@ class RequestCounter:
 class ThreadSessions:
     """One session per thread for every project of a run, so the projects a thread fetches one
     after the other share its connections (keep-alive) and dlt's `[runtime]` settings are
-    resolved once. A thread fetches one project at a time: `for_project` sets its deadline.
-    No answer is read past `max_answer_bytes`, decoded."""
+    resolved once. A thread fetches one project at a time: `for_project` sets its deadline and,
+    with `limiters`, its account's limiter. No answer is read past `max_answer_bytes`, decoded."""
 
-    def __init__(self, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
+    def __init__(self, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES, limiters: Optional[Limiters] = None) -> None:
         self.max_answer_bytes = max_answer_bytes
+        self.limiters = limiters
         self.config = resolve_configuration(RuntimeConfiguration())
         self._local = threading.local()
 
-    def for_project(self, deadline: Optional[float]) -> Tuple[BoundedSession, BoundedAdapter]:
+    def for_project(self, deadline: Optional[float],
+                    account: Optional[str] = None) -> Tuple[BoundedSession, BoundedAdapter]:
         session: Optional[BoundedSession] = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = BoundedSession(self.config, self.max_answer_bytes)
         session.adapter.deadline = deadline
+        session.adapter.pacing.limiter = self.limiters.of(account) if self.limiters is not None and account else None
         return session, session.adapter

@@ -19,6 +19,7 @@ from .config import (
     check_max_answer_bytes,
     check_max_new_fields,
     check_project_timeout,
+    check_rate_limit,
     parse_filters,
 )
 from .credentials import AccountCredentials, AkSkCredentials, PasswordCredentials, TokenCredentials
@@ -72,6 +73,7 @@ def workspace_images(
     project_timeout: float = DEFAULT_PROJECT_TIMEOUT,
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     max_new_fields: int = DEFAULT_MAX_NEW_FIELDS,
+    rate_limit: Optional[Any] = None,
     as_of: Optional[datetime] = None,
     run_id: Optional[str] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
@@ -113,6 +115,11 @@ def workspace_images(
         max_new_fields: Columns `images` may get for API fields the source does not know,
             in all; a field first seen past them gets none, and its values are kept in
             `raw_values` (with a warning).
+        rate_limit: Requests a second each account's Workspace requests keep to, a number above
+            0 (an account's own `rate_limit` under `accounts` replaces it for that account). Unset,
+            an account goes unpaced until its API gateway answers 429, then at the pace the
+            gateway's answers teach (`throttle.AccountLimiter`). A 429 is waited out; a project
+            fails on throttling only when its `project_timeout` would pass (`WI.THROTTLED`).
         as_of: Validity timestamp of this load (`_dlt_valid_from` of new versions and
             `_dlt_valid_to` of retired ones); now when not given.
         run_id: Identifies this run in `project_runs`; a new UUID when not given.
@@ -121,7 +128,8 @@ def workspace_images(
     Returns:
         The `images` (SCD2 history) and `project_runs` resources.
     """
-    account_list = resolve_accounts(projects, credentials, discover_projects, regions, accounts)
+    account_list = resolve_accounts(projects, credentials, discover_projects, regions, accounts,
+                                    check_rate_limit(rate_limit))
     endpoint = check_endpoint(endpoint, "endpoint")
     iam_endpoint = check_endpoint(iam_endpoint, "iam_endpoint")
     page_filters = parse_filters(filters)
@@ -138,7 +146,8 @@ def workspace_images(
     if not targets and not rejected:
         raise ConfigError("no projects to load: discovery found none"
                           + (" in the selected regions" if any(a.regions for a in account_list) else ""))
-    fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected, answer_limit)
+    fetcher = ProjectFetcher(targets, endpoint, page_filters, workers, on_progress, budget, rejected, answer_limit,
+                             {account.name: account.rate_limit for account in account_list})
     logged = False  # whether `project_runs` wrote the run log
 
     @dlt.resource(
