@@ -224,7 +224,7 @@ def test_a_project_fails_with_wi_throttled_when_its_turn_would_come_past_its_dea
         slow.project_id, 429, "WI.THROTTLED", 1)
     assert failed["error_msg"] == (
         "throttled 1 time (APIGW.0308: The throttling threshold has been reached: policy user over ratelimit,"
-        "limit:0.5,time:1 second), waited 0s, last at 0.5 requests/s; the project's time ran out")
+        "limit:0.5,time:1 second), waited 0s, last at 0.5 requests/s; the next request would wait 2s more, past the project's time")
     rows = project_runs(db, result.run_id)
     assert sorted((account, status, count) for account, status, count, _, _ in rows.values()) == [
         ("acme", "ok", 0), ("acme", "ok", 0), ("default", "failed", 1)]

@@ -38,7 +38,7 @@ def test_a_retry_after_longer_than_the_time_left_fails_the_project_at_once(sim: 
     assert said == [
         f"failed: cn-east-3:{throttled.project_id}: HTTP 429 WI.THROTTLED: throttled 1 time (APIG.0308: The "
         "throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 minute), waited 0s, "
-        "last at 1.6 requests/s; the project's time ran out"
+        "last at 1.6 requests/s; the next request would wait 999999s more, past the project's time"
     ], proc.stderr
     db = tmp_path / "x.duckdb"
     (run_id,) = query(db, "select distinct run_id from workspace_images.project_runs")[0]

@@ -157,9 +157,9 @@ def fetch_project(
         outcome.status = "ok"
     except FetchError as exc:
         outcome.http_status, outcome.error_code, outcome.error_msg = exc.http_status, exc.error_code, exc.error_msg
-    except ThrottleTimedOut:
+    except ThrottleTimedOut as exc:
         outcome.http_status = 429 if counter.pacing.throttled else None
-        outcome.error_code, outcome.error_msg = ERR_THROTTLED, counter.pacing.failure()[:MAX_ERROR_MSG]
+        outcome.error_code, outcome.error_msg = ERR_THROTTLED, counter.pacing.failure(exc.seconds)[:MAX_ERROR_MSG]
     except ProjectTimedOut as exc:
         outcome.http_status, outcome.error_code = exc.http_status, ERR_TIMEOUT
         outcome.error_msg = f"{exc.reason(project_timeout)}; {outcome.pages} page(s) read"

@@ -68,12 +68,13 @@ class ThrottleTimedOut(ProjectTimedOut):
     """Waiting for the account's pace or pause would pass the project's deadline.
 
     Args:
-        wait: Seconds the request would have waited.
+        wait: Seconds the request would have waited (kept as `seconds`).
         rate: The account's pace then, requests a second (None: none).
     """
 
     def __init__(self, wait: float, rate: Optional[float]) -> None:
         super().__init__(f"the account's pace would make the request wait {wait:.1f}s")
+        self.seconds = wait
         self.rate = rate
 
 
@@ -341,9 +342,9 @@ class PacingCounts:
         """The pace of the account now (None: none)."""
         return self._pacing.limiter.rate if self._pacing.limiter is not None else None
 
-    def failure(self) -> str:
-        """The error_msg of the project when its time ran out waiting for the pace."""
-        return throttled_message(self.throttled, self.last_throttle, self.waited, self.rate)
+    def failure(self, wait: float) -> str:
+        """The error_msg of the project when its next request would have waited `wait` seconds, past its time."""
+        return throttled_message(self.throttled, self.last_throttle, self.waited, self.rate, wait)
 
 
 def throttle_text(response: Response) -> str:
@@ -352,9 +353,11 @@ def throttle_text(response: Response) -> str:
     return failure_text(None, code, message)
 
 
-def throttled_message(count: int, last: Optional[str], waited: float, rate: Optional[float]) -> str:
-    """The error_msg of a project whose time ran out while throttled:
-    `throttled 12 times (APIGW.0308: ...), waited 41s, last at 4.8 requests/s; the project's time ran out`."""
+def throttled_message(count: int, last: Optional[str], waited: float, rate: Optional[float], wait: float) -> str:
+    """The error_msg of a project whose next request would wait `wait` seconds, past its time:
+    `throttled 12 times (APIGW.0308: ...), waited 41s, last at 4.8 requests/s; the next request would
+    wait 3s more, past the project's time`."""
     said = f" ({safe_text(last)})" if count and last else ""
     pace = f"last at {rate:.1f} requests/s" if rate is not None else "unpaced"
-    return f"throttled {times(count)}{said}, waited {waited:.0f}s, {pace}; the project's time ran out"
+    return (f"throttled {times(count)}{said}, waited {waited:.0f}s, {pace}; "
+            f"the next request would wait {wait:.0f}s more, past the project's time")
