@@ -95,6 +95,7 @@ bench: install timer
 	$(BIN)/python -m bench.run_load --repeat 3
 	$(BIN)/python -m bench.growth
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.throttle
 	$(BIN)/python -m bench.fetch_breakdown
 	$(BIN)/python -m bench.row_paths
 	$(BIN)/python -m bench.models_rebuild --repeat 3

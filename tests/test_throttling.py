@@ -14,7 +14,7 @@ from requests import Response
 
 from workspace_images.simulator import DEFAULT_DOMAIN, Simulator
 from workspace_images.simulator.throttle import throttle_message
-from workspace_images.throttle import AccountLimiter, ThrottleTimedOut
+from workspace_images.throttle import AccountLimiter, AccountTurns, ThrottleTimedOut
 from tests.helpers import cli, load, one_line, query, run_args, targets
 
 ACME = "acme"
@@ -255,6 +255,26 @@ def test_two_accounts_with_limits_of_their_own_load_side_by_side(sim: Simulator,
         ("default", by_account["default"], 5.7), ("acme", by_account["acme"], 3.8)) if count}
     assert throttled == expected
     assert summary["retries"] == by_account["default"] + by_account["acme"]
+
+
+def test_turns_go_to_the_account_with_fewest_projects_in_flight_then_fewest_taken() -> None:
+    turns = AccountTurns(["default", "default", "default", "acme", "acme"])
+    assert [turns.take() for _ in range(3)] == [0, 3, 1]
+    turns.done(0)  # one in flight each; acme has taken fewer
+    assert turns.take() == 4
+    assert turns.take() == 2  # only default has projects left
+
+
+def test_a_free_thread_takes_a_project_of_the_account_it_fetches_least_so_accounts_go_side_by_side(
+        sim: Simulator, db: Path) -> None:
+    default = [sim.add_project("cn-north-4", images=30) for _ in range(3)]
+    sim.iam.add_account(ACME)
+    acme = [sim.add_project("cn-east-3", images=30, account=ACME) for _ in range(2)]
+    result = load(db, sim, projects=targets(sim), concurrency=1, iam_endpoint=sim.url,
+                  accounts={ACME: acme_settings(sim)})
+    assert result.exit_code == 0, result.failed
+    asked = [r.project_id for r in sim.requests if r.project_id is not None]
+    assert asked == [p.project_id for p in (default[0], acme[0], default[1], acme[1], default[2])]
 
 
 def test_rate_limit_per_account_keeps_each_account_under_its_gateway_limit(sim: Simulator, db: Path) -> None:

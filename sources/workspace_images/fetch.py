@@ -23,7 +23,7 @@ from .outcomes import ProjectOutcome, Progress
 from .pages import check_status
 from .rows import BadRecord, images_table
 from .sessions import ThreadSessions
-from .throttle import Limiters, ThrottleTimedOut
+from .throttle import AccountTurns, Limiters, ThrottleTimedOut
 from .values import fit_value, json_text
 from .settings import (
     DEFAULT_MAX_ANSWER_BYTES,
@@ -263,8 +263,11 @@ class ProjectFetcher:
         self.sessions = ThreadSessions(max_answer_bytes, self.limiters)
         """One session per fetching thread, with dlt's `[runtime]` settings (retries, timeouts) resolved once,
         answers read no further than `max_answer_bytes`, decoded, and each project at its account's pace."""
+        self.turns = AccountTurns([target.project.account for target in targets])
+        """Which project a free thread takes: one of the account it fetches least, so accounts go side by side."""
         self._lock = threading.Lock()
         self._futures: List[Future[ProjectOutcome]] = []
+        self._outcomes: Dict[int, ProjectOutcome] = {}
         self._executor: Optional[ThreadPoolExecutor] = None
         self._probes: Dict[str, _Probe] = {}
         self._probe_targets: Dict[str, int] = {}
@@ -287,7 +290,7 @@ class ProjectFetcher:
             logger.info("fetching %d project(s), %d at a time", len(self.targets), self.concurrency)
             if self._on_progress:
                 self._on_progress(self.progress)
-            self._futures = [self._executor.submit(self._fetch, i) for i in range(len(self.targets))]
+            self._futures = [self._executor.submit(self._fetch) for _ in self.targets]
             self._executor.shutdown(wait=False)
 
     def _fetch_one(self, target: Target) -> ProjectOutcome:
@@ -325,9 +328,15 @@ class ProjectFetcher:
             finished_at=datetime.now(timezone.utc),
         )
 
-    def _fetch(self, index: int) -> ProjectOutcome:
-        outcome = self._fetch_gated(index)
+    def _fetch(self) -> ProjectOutcome:
+        """Fetch the project whose turn it is (each call takes one)."""
+        index = self.turns.take()
+        try:
+            outcome = self._fetch_gated(index)
+        finally:
+            self.turns.done(index)
         with self._lock:
+            self._outcomes[index] = outcome
             progress = self.progress
             progress.done += 1
             progress.images += outcome.images
@@ -352,4 +361,6 @@ class ProjectFetcher:
     def outcomes(self) -> List[ProjectOutcome]:
         """Every outcome: the rejected projects, then the targets in the order given (waits for all)."""
         self.start()
-        return self.rejected + [future.result() for future in self._futures]
+        for future in self._futures:
+            future.result()
+        return self.rejected + [self._outcomes[index] for index in range(len(self.targets))]

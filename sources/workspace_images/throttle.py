@@ -38,7 +38,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, Mapping, Optional
+from typing import Callable, Deque, Dict, Mapping, Optional, Sequence
 
 from requests import HTTPError, Response
 
@@ -270,6 +270,40 @@ class Limiters:
             limiters = list(self._limiters.values())
         found = {limiter.name: limiter.stats() for limiter in limiters}
         return {name: stats for name, stats in sorted(found.items()) if stats.throttled or stats.waited}
+
+
+class AccountTurns:
+    """Which project a free thread fetches next: one of the account with the fewest projects in flight,
+    then the fewest taken, then the first in the order given. Accounts with limits of their own are
+    so fetched side by side, each at its own pace, instead of one after the other; one account's
+    projects go in the order given. Thread-safe.
+
+    Args:
+        accounts: The account of each project, in the order given.
+    """
+
+    def __init__(self, accounts: Sequence[str]) -> None:
+        self._accounts = list(accounts)
+        self._left: Dict[str, Deque[int]] = {}
+        for index, account in enumerate(self._accounts):
+            self._left.setdefault(account, collections.deque()).append(index)
+        self._rank = {account: (0, 0, order) for order, account in enumerate(self._left)}
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        """The index of the next project to fetch, counted in flight until `done` (one take per project)."""
+        with self._lock:
+            account = min((name for name, left in self._left.items() if left), key=self._rank.__getitem__)
+            flying, taken, order = self._rank[account]
+            self._rank[account] = (flying + 1, taken + 1, order)
+            return self._left[account].popleft()
+
+    def done(self, index: int) -> None:
+        """The project `take` gave as `index` is done."""
+        with self._lock:
+            account = self._accounts[index]
+            flying, taken, order = self._rank[account]
+            self._rank[account] = (flying - 1, taken, order)
 
 
 class Pacing:
