@@ -26,10 +26,11 @@ def finished_runs(session: Session) -> str:
     return f"({staging_select('stg_project_runs', session.dialect, DATASET_NAME)}) as finished"
 
 
-def unfinished_runs(session: Session) -> str:
-    """`from ... where ...` of the `project_runs` rows of load packages dlt never finished."""
+def unfinished_runs(finished: str) -> str:
+    """`from ... where ...` of the `project_runs` rows of load packages dlt never finished, given
+    `finished_runs`' relation (rendered once by the caller)."""
     return (f"from {DATASET_NAME}.project_runs where _dlt_load_id not in "
-            f"(select _dlt_load_id from {finished_runs(session)})")
+            f"(select _dlt_load_id from {finished})")
 
 
 def drop_unfinished_run_log(target: Target, pipeline: Optional[dlt.Pipeline] = None) -> int:
@@ -41,7 +42,7 @@ def drop_unfinished_run_log(target: Target, pipeline: Optional[dlt.Pipeline] = N
     """
     try:
         with connect(target, pipeline=pipeline) as session:
-            unfinished = unfinished_runs(session)
+            unfinished = unfinished_runs(finished_runs(session))
             gone = session.value(f"select count(*) {unfinished}")
             session.execute(f"delete {unfinished}")
     except Exception as exc:
@@ -81,7 +82,7 @@ def read_history(target: Target | Path, run_id: Optional[str] = None,
                 # only rows of loads dlt finished: a pending or aborted package vouches for nothing
                 runs = finished_runs(session)
                 state.latest_as_of = session.value(f"select max(as_of) from {runs}")
-                state.unfinished = session.value(f"select count(*) {unfinished_runs(session)}")
+                state.unfinished = session.value(f"select count(*) {unfinished_runs(runs)}")
                 if run_id is not None:
                     names, rows = session.fetch(
                         f"select * from {runs} where run_id = {literal(run_id)} order by region, project_id"
